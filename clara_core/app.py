@@ -1,0 +1,103 @@
+"""Composition root: build Clara from settings, run her, shut her down cleanly.
+
+Start-up order matters and is deliberate:
+1. storage (embedded servers or external ones),
+2. migrations to head (alembic is the only schema path),
+3. the checks that need a complete configuration (token, LLM key): they come
+   *after* migrating so that a first run prepares the data directory,
+4. adapters (Discord), which retry their connection on their own.
+Shutdown runs the same list backwards; embedded servers stop last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from storage import migrations
+from storage.services import Storage
+
+from .config import Settings
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StartupTimings:
+    storage_s: float = 0.0
+    migrate_s: float = 0.0
+    details: dict[str, float] = field(default_factory=dict)
+
+
+class Clara:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.storage: Storage | None = None
+        self.started_at = time.time()
+        self.timings = StartupTimings()
+        self._stop = asyncio.Event()
+        self._discord = None
+
+    async def open_storage(self) -> Storage:
+        s = self.settings
+        t0 = time.monotonic()
+        self.storage = await Storage.open(
+            s.clara_data_dir,
+            database_url=s.database_url.get_secret_value() if s.database_url else None,
+            redis_url=s.redis_url.get_secret_value() if s.redis_url else None,
+        )
+        self.timings.storage_s = time.monotonic() - t0
+        self.timings.details.update(self.storage.timings)
+        t0 = time.monotonic()
+        await migrations.upgrade(self.storage.engine)
+        self.timings.migrate_s = time.monotonic() - t0
+        log.info(
+            "storage ready (%s) in %.2fs, migrations %.2fs",
+            "embedded" if self.storage.embedded else "external",
+            self.timings.storage_s,
+            self.timings.migrate_s,
+        )
+        return self.storage
+
+    async def run(self, *, on_started: Callable[[], None] | None = None) -> None:
+        """Run until ``request_stop()``; raises ``ConfigError`` for missing settings."""
+        try:
+            await self.open_storage()
+            problems = self.settings.missing_for_discord()
+            if problems:
+                raise ConfigError(problems, headline="Clara needs a little more configuration:")
+            from .discord_adapter.runner import DiscordRunner
+
+            self._discord = DiscordRunner(self.settings)
+            discord_task = asyncio.create_task(self._discord.run(), name="discord")
+            if on_started is not None:
+                on_started()
+            log.info("Clara is running")
+            stop_task = asyncio.create_task(self._stop.wait(), name="stop-wait")
+            done, _ = await asyncio.wait(
+                {discord_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if discord_task in done:
+                stop_task.cancel()
+                discord_task.result()  # re-raise a fatal adapter error (e.g. bad token)
+            else:
+                log.info("shutting down")
+                await self._discord.close()
+                await discord_task
+        finally:
+            await self.close()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def close(self) -> None:
+        if self._discord is not None:
+            await self._discord.close()
+        if self.storage is not None:
+            storage, self.storage = self.storage, None
+            await storage.close()
+        log.info("Clara stopped")

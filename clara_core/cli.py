@@ -1,0 +1,195 @@
+"""Command line: ``python discord_bot.py [run|doctor|migrate] [--daemon|--status|--stop]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .config import Settings, load_settings, secret_values
+from .errors import ClaraError, ConfigError, DaemonError
+from .logging_setup import configure_logging
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="discord_bot.py",
+        description="Clara, a Discord AI companion. With no command, runs Clara.",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--daemon", action="store_true", help="run in the background (pidfile + logfile)")
+    mode.add_argument("--status", action="store_true", help="is Clara running? (exit 0 yes, 1 stale pidfile, 3 no)")
+    mode.add_argument("--stop", action="store_true", help="stop a running Clara (SIGTERM, then SIGKILL)")
+    p.add_argument("--pidfile", type=Path, help="pidfile (default: CLARA_DATA_DIR/clara.pid)")
+    p.add_argument("--logfile", type=Path, help="daemon log file (default: CLARA_DATA_DIR/clara.log)")
+    p.add_argument("--stop-timeout", type=float, default=30.0, help="seconds --stop waits before SIGKILL")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="run Clara (the default)")
+    sub.add_parser("doctor", help="check configuration and every connection")
+    mig = sub.add_parser("migrate", help="database migrations (alembic)")
+    mig_sub = mig.add_subparsers(dest="migrate_action", metavar="ACTION")
+    mig_sub.add_parser("status", help="current and pending revisions (default)")
+    up = mig_sub.add_parser("upgrade", help="upgrade to a revision (default head)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = mig_sub.add_parser("downgrade", help="downgrade to a revision (e.g. -1 or base)")
+    down.add_argument("revision")
+    return p
+
+
+def _data_dir_fallback() -> Path:
+    # --status/--stop must work even when the rest of the configuration is broken.
+    return Path(os.environ.get("CLARA_DATA_DIR", "data")).resolve()
+
+
+def _pidfile(args: argparse.Namespace, settings: Settings | None) -> Path:
+    if args.pidfile:
+        return args.pidfile.resolve()
+    data_dir = settings.clara_data_dir if settings else _data_dir_fallback()
+    return data_dir / "clara.pid"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings: Settings | None = load_settings().resolve_paths()
+        config_error: ConfigError | None = None
+    except ConfigError as exc:
+        settings, config_error = None, exc
+
+    from . import daemon
+
+    if args.status:
+        code, message = daemon.status(_pidfile(args, settings))
+        print(message)
+        return code
+    if args.stop:
+        code, message = daemon.stop(_pidfile(args, settings), timeout=args.stop_timeout)
+        print(message, file=sys.stdout if code == 0 else sys.stderr)
+        return code
+
+    command = args.command or "run"
+    if command == "doctor":
+        from .doctor import run_doctor
+
+        configure_logging("WARNING")
+        return asyncio.run(run_doctor(settings, config_error))
+
+    if config_error is not None:
+        print(config_error.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    assert settings is not None
+
+    if command == "migrate":
+        configure_logging(settings.log_level, secrets=secret_values(settings))
+        return asyncio.run(_migrate(settings, args))
+
+    return _run(settings, args)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from .daemon import PidFile, StartupPipe, daemonize
+
+    pidfile = PidFile(_pidfile(args, settings))
+    pipe: StartupPipe | None = None
+    if args.daemon:
+        # Refuse before forking, so the user sees it in their terminal.
+        if pidfile.is_locked():
+            info = pidfile.read()
+            print(f"Clara is already running (pid {info.pid if info else '?'})", file=sys.stderr)
+            return EXIT_FAILURE
+        logfile = (args.logfile or settings.clara_data_dir / "clara.log").resolve()
+        pipe = daemonize(logfile)
+        configure_logging(settings.log_level, secrets=secret_values(settings), logfile=logfile)
+    else:
+        configure_logging(settings.log_level, secrets=secret_values(settings))
+    try:
+        pidfile.acquire()
+    except DaemonError as exc:
+        log.error("%s", exc)
+        if pipe:
+            pipe.failed(EXIT_FAILURE, str(exc))
+        return EXIT_FAILURE
+    try:
+        code = asyncio.run(_serve(settings, pipe))
+    finally:
+        pidfile.release()
+    return code
+
+
+async def _serve(settings: Settings, pipe) -> int:
+    from .app import Clara
+
+    clara = Clara(settings)
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.info("received %s; shutting down gracefully", signal.Signals(signum).name)
+            clara.request_stop()
+        elif main_task is not None:
+            log.warning("second signal; cancelling immediately")
+            main_task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await clara.run(on_started=pipe.ready if pipe else None)
+        return EXIT_OK
+    except ConfigError as exc:
+        message = exc.render()
+        print(message, file=sys.stderr)
+        if pipe:
+            pipe.failed(EXIT_CONFIG, message)
+        return EXIT_CONFIG
+    except ClaraError as exc:
+        log.error("%s", exc)
+        print(f"Clara could not start: {exc}", file=sys.stderr)
+        if pipe:
+            pipe.failed(EXIT_FAILURE, f"Clara could not start: {exc}")
+        return EXIT_FAILURE
+    except asyncio.CancelledError:
+        return EXIT_FAILURE
+
+
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from storage import migrations
+    from storage.services import Storage
+
+    s = settings
+    storage = await Storage.open(
+        s.clara_data_dir,
+        database_url=s.database_url.get_secret_value() if s.database_url else None,
+        redis_url=s.redis_url.get_secret_value() if s.redis_url else None,
+        attach=True,
+    )
+    try:
+        action = args.migrate_action or "status"
+        if action == "upgrade":
+            st = await migrations.upgrade(storage.engine, args.revision)
+        elif action == "downgrade":
+            st = await migrations.downgrade(storage.engine, args.revision)
+        else:
+            st = await migrations.status(storage.engine)
+        print(f"current: {st.current or '(empty database)'}")
+        print(f"head:    {st.head}")
+        print("pending: " + (", ".join(st.pending) if st.pending else "none"))
+        return EXIT_OK
+    except ClaraError as exc:
+        print(f"migration failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        await storage.close()

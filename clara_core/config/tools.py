@@ -1,0 +1,50 @@
+"""Tool settings: code sandbox, local files, GitHub, web search, MCP."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from ._types import ByteSize
+from .base import ClaraSettingsBase
+
+_DOCKER_MEM_RE = re.compile(r"^\d+[bkmg]?$", re.IGNORECASE)
+
+
+class ToolSettings(ClaraSettingsBase):
+    sandbox_mode: Literal["auto", "local", "remote", "bwrap"] = Field(
+        "auto",
+        description="Code sandbox: local (Docker), remote (sandbox service), bwrap (bubblewrap) or auto.",
+    )
+    docker_sandbox_image: str = Field("python:3.12-slim", description="Image for Docker sandboxes.")
+    docker_sandbox_timeout: int = Field(
+        900, ge=10, description="Seconds an idle sandbox container lives before it is removed."
+    )
+    docker_sandbox_memory: str = Field("512m", description="Memory limit per sandbox, Docker syntax (512m, 1g).")
+    docker_sandbox_cpu: float = Field(1.0, gt=0, le=64, description="CPU limit per sandbox (cores).")
+    sandbox_api_url: str | None = Field(None, description="URL of a remote sandbox service.")
+    sandbox_api_key: SecretStr | None = Field(None, description="API key for the remote sandbox service.")
+    sandbox_timeout: int = Field(60, ge=1, description="Seconds a remote sandbox request may take.")
+
+    clara_files_dir: Path = Field(Path("clara_files"), description="Per-user local file storage.")
+    clara_max_file_size: ByteSize = Field(
+        50 * 1024 * 1024, gt=0, description="Largest file Clara stores, in bytes (accepts 50MB, 512KiB)."
+    )
+    github_token: SecretStr | None = Field(None, description="GitHub token for the GitHub tools.")
+    tavily_api_key: SecretStr | None = Field(None, description="Tavily API key for web search.")
+    mcp_servers_dir: Path = Field(Path(".mcp_servers"), description="Where installed MCP servers live.")
+
+    @field_validator("sandbox_mode", mode="before")
+    @classmethod
+    def _lower_mode(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("docker_sandbox_memory")
+    @classmethod
+    def _docker_memory(cls, v: str) -> str:
+        if not _DOCKER_MEM_RE.match(v.strip()):
+            raise ValueError("use Docker's memory syntax, e.g. 512m or 1g")
+        return v.strip().lower()

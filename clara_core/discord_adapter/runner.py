@@ -1,0 +1,130 @@
+"""Keep a discord.py client connected for as long as Clara runs.
+
+discord.py reconnects by itself once connected; what it does not do is
+survive the *first* connection failing (Discord down, DNS hiccup, a proxy in
+the way).  The runner retries with capped exponential backoff and jitter,
+says plainly in the log what is wrong, and treats a rejected token as a
+configuration error instead of retrying it forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+
+import aiohttp
+import discord
+
+from clara_core.config import Settings
+from clara_core.errors import ConfigError
+
+from .endpoints import configure_discord_endpoints
+
+log = logging.getLogger(__name__)
+
+
+def default_intents() -> discord.Intents:
+    intents = discord.Intents.default()
+    intents.message_content = True  # privileged: enable it in the Developer Portal
+    return intents
+
+
+class ClaraDiscordClient(discord.Client):
+    """discord.py client; conversation handling is attached by the pipeline."""
+
+    def __init__(self, *, on_connected: Callable[[], None] | None = None, **kwargs) -> None:
+        super().__init__(intents=default_intents(), **kwargs)
+        self._on_connected = on_connected
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info(
+            "connected to Discord as %s (id %s) in %d server(s)",
+            self.user,
+            self.user.id,
+            len(self.guilds),
+        )
+        if self._on_connected is not None:
+            self._on_connected()
+
+    async def on_resumed(self) -> None:
+        log.info("Discord session resumed")
+
+    async def on_disconnect(self) -> None:
+        log.warning("disconnected from Discord; reconnecting")
+
+
+class DiscordRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_factory: Callable[..., ClaraDiscordClient] | None = None,
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.client_factory = client_factory or ClaraDiscordClient
+        self.max_backoff = max_backoff
+        self.client: ClaraDiscordClient | None = None
+        self.connected = asyncio.Event()
+        self.attempts = 0
+        self._stopping = False
+
+    async def run(self) -> None:
+        """Connect, and reconnect after failures, until ``close()`` is called."""
+        token = self.settings.discord_bot_token
+        assert token is not None, "checked by Settings.missing_for_discord()"
+        configure_discord_endpoints(self.settings.discord_api_base, self.settings.discord_gateway_url)
+        delay = 1.0
+        while not self._stopping:
+            self.attempts += 1
+            self.client = self.client_factory(on_connected=self.connected.set)
+            try:
+                await self.client.login(token.get_secret_value())
+                await self.client.connect(reconnect=True)
+            except discord.LoginFailure:
+                raise ConfigError(
+                    [
+                        "DISCORD_BOT_TOKEN was rejected by Discord (401 Unauthorized): reset the "
+                        "token in the Developer Portal (Bot > Reset Token) and set it again."
+                    ],
+                    headline="Clara could not log in to Discord:",
+                ) from None
+            except discord.PrivilegedIntentsRequired:
+                raise ConfigError(
+                    [
+                        "the bot needs the Message Content intent: enable it in the Developer "
+                        "Portal (Bot > Privileged Gateway Intents)."
+                    ],
+                    headline="Clara could not log in to Discord:",
+                ) from None
+            except (OSError, aiohttp.ClientError, discord.DiscordException, TimeoutError) as exc:
+                if self._stopping:
+                    break
+                wait = min(delay, self.max_backoff) * random.uniform(0.8, 1.2)
+                log.warning(
+                    "cannot reach Discord (%s: %s); retrying in %.0fs",
+                    type(exc).__name__,
+                    exc,
+                    wait,
+                )
+                await self._close_client()
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            else:
+                # connect() returned: close() was called.
+                break
+            finally:
+                if self._stopping:
+                    await self._close_client()
+
+    async def _close_client(self) -> None:
+        if self.client is not None and not self.client.is_closed():
+            await self.client.close()
+
+    async def close(self) -> None:
+        self._stopping = True
+        await self._close_client()

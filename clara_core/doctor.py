@@ -1,0 +1,164 @@
+"""``python discord_bot.py doctor``: check configuration and every connection.
+
+Each check prints one line, ``ok`` or ``FAIL`` with what to do.  Exit code 0
+only when everything needed to run is in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+
+from .config import PROVIDERS, Settings
+from .errors import ClaraError, ConfigError
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+async def _check_storage(settings: Settings) -> list[Check]:
+    from sqlalchemy import text
+
+    from storage import migrations
+    from storage.services import Storage
+
+    checks: list[Check] = []
+    try:
+        storage = await Storage.open(
+            settings.clara_data_dir,
+            database_url=settings.database_url.get_secret_value() if settings.database_url else None,
+            redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+            attach=True,
+        )
+    except ClaraError as exc:
+        return [Check("storage", False, str(exc))]
+    except Exception as exc:
+        return [Check("storage", False, f"{type(exc).__name__}: {exc}")]
+    kind = "embedded" if storage.embedded else "external"
+    try:
+        try:
+            async with storage.engine.connect() as conn:
+                version = (await conn.execute(text("SHOW server_version"))).scalar_one()
+                vector = (
+                    await conn.execute(
+                        text(
+                            "SELECT coalesce(installed_version, default_version) "
+                            "FROM pg_available_extensions WHERE name = 'vector'"
+                        )
+                    )
+                ).scalar_one_or_none()
+            checks.append(Check("postgres", True, f"{kind} PostgreSQL {version}"))
+            checks.append(
+                Check(
+                    "pgvector",
+                    vector is not None,
+                    f"pgvector {vector}" if vector else "the vector extension is not installed on "
+                    "the server; install pgvector (https://github.com/pgvector/pgvector)",
+                )
+            )
+            st = await migrations.status(storage.engine)
+            checks.append(
+                Check(
+                    "migrations",
+                    st.up_to_date,
+                    f"at {st.current}" if st.up_to_date else f"at {st.current or 'empty'}, "
+                    f"pending {', '.join(st.pending)} (Clara applies them on start, or run "
+                    "`python discord_bot.py migrate upgrade`)",
+                    required=False,
+                )
+            )
+        except Exception as exc:
+            checks.append(Check("postgres", False, f"cannot query PostgreSQL: {exc}"))
+        try:
+            info = await storage.redis.info("server")
+            persistence = await storage.redis.info("persistence")
+            durable = persistence.get("aof_enabled") == 1 or bool(
+                (await storage.redis.config_get("save")).get("save")
+            )
+            checks.append(Check("redis", True, f"{kind} Redis {info.get('redis_version')}"))
+            checks.append(
+                Check(
+                    "redis persistence",
+                    durable,
+                    "AOF/RDB enabled" if durable else "neither AOF nor RDB snapshots are enabled: "
+                    "hot memory is lost when Redis restarts (enable appendonly yes)",
+                    required=False,
+                )
+            )
+        except Exception as exc:
+            checks.append(Check("redis", False, f"cannot talk to Redis: {exc}"))
+    finally:
+        await storage.close()
+    return checks
+
+
+async def _check_http(name: str, url: str, headers: dict[str, str], ok_hint: str) -> Check:
+    try:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async with http.get(url, headers=headers) as resp:
+                if resp.status == 200:
+                    return Check(name, True, ok_hint)
+                if resp.status in (401, 403):
+                    return Check(name, False, f"credentials rejected ({resp.status}) by {url}")
+                return Check(name, False, f"{url} answered HTTP {resp.status}")
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return Check(name, False, f"cannot reach {url}: {type(exc).__name__} {exc}")
+
+
+async def _check_discord(settings: Settings) -> Check:
+    if settings.discord_bot_token is None:
+        return Check("discord", False, "DISCORD_BOT_TOKEN is not set")
+    token = settings.discord_bot_token.get_secret_value()
+    return await _check_http(
+        "discord",
+        f"{settings.discord_api_base}/users/@me",
+        {"Authorization": f"Bot {token}"},
+        f"token accepted by {settings.discord_api_base}",
+    )
+
+
+async def _check_llm(settings: Settings) -> list[Check]:
+    checks = []
+    for name in [settings.llm_provider, *settings.llm_fallback_providers]:
+        fields = PROVIDERS[name]
+        key = settings.provider_api_key(name)
+        if key is None:
+            checks.append(Check(f"llm:{name}", False, f"{fields.api_key.upper()} is not set"))
+            continue
+        base = getattr(settings, fields.base_url) or "https://api.anthropic.com"
+        if fields.wire_api == "anthropic":
+            url = base.rstrip("/") + ("/models" if base.rstrip("/").endswith("/v1") else "/v1/models")
+            headers = {"x-api-key": key.get_secret_value(), "anthropic-version": "2023-06-01"}
+        else:
+            url = base.rstrip("/") + "/models"
+            headers = {"Authorization": f"Bearer {key.get_secret_value()}"}
+        checks.append(await _check_http(f"llm:{name}", url, headers, f"{name} reachable at {base}"))
+    return checks
+
+
+async def run_doctor(settings: Settings | None, config_error: ConfigError | None) -> int:
+    checks: list[Check] = []
+    if config_error is not None or settings is None:
+        problems = config_error.problems if config_error else ["could not load settings"]
+        checks += [Check("config", False, p) for p in problems]
+    else:
+        checks.append(Check("config", True, "all settings valid"))
+        storage_checks, discord_check, llm_checks = await asyncio.gather(
+            _check_storage(settings), _check_discord(settings), _check_llm(settings)
+        )
+        checks += [*storage_checks, discord_check, *llm_checks]
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+        print(f"[{mark}] {c.name.ljust(width)}  {c.detail}")
+    failed = [c for c in checks if c.required and not c.ok]
+    print(f"\n{len(checks) - len(failed)} of {len(checks)} checks passed" + ("" if not failed else f"; {len(failed)} need attention"))
+    return 0 if not failed else 1

@@ -1,0 +1,56 @@
+"""Clara's exception tree.
+
+One root, ``ClaraError``; its families are named for *who can act on them*:
+
+- ``ConfigError``: the operator fixes the environment / ``.env`` (exit code 2).
+- ``StorageError``: a database or cache is unreachable or misbehaving; Clara
+  degrades and retries, the operator may need to look at the server.
+- ``EmbeddedServerError``: the embedded Postgres/Redis could not start; the
+  message says what blocked it (permissions, ports, a foreign process).
+- ``DaemonError``: pidfile / process control problems for ``--daemon`` & co.
+
+Packages below ``clara_core`` (storage/, sandbox/, tools/) subclass these rather
+than inventing unrelated roots, so a caller can always ``except ClaraError``.
+"""
+
+from __future__ import annotations
+
+
+class ClaraError(Exception):
+    """Root of every error Clara raises on purpose."""
+
+
+class ConfigError(ClaraError):
+    """Configuration is invalid or incomplete. ``problems`` lists every issue."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str], *, headline: str | None = None) -> None:
+        self.problems = list(problems)
+        self.headline = headline or (
+            f"Clara's configuration has {len(self.problems)} "
+            f"problem{'s' if len(self.problems) != 1 else ''}:"
+        )
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [self.headline]
+        lines += [f"  - {p}" for p in self.problems]
+        lines.append("Set these in the environment or in .env (see .env.example), then start again.")
+        return "\n".join(lines)
+
+
+class StorageError(ClaraError):
+    """A storage backend (Postgres, Redis) failed."""
+
+
+class EmbeddedServerError(StorageError):
+    """The embedded Postgres or Redis server could not be started or stopped."""
+
+
+class MigrationError(StorageError):
+    """The database schema could not be brought to the expected revision."""
+
+
+class DaemonError(ClaraError):
+    """Daemon control (pidfile, signals) failed."""

@@ -1,0 +1,96 @@
+"""Run alembic programmatically on Clara's async engine.
+
+There is no alembic.ini: the configuration is built here, so ``python
+discord_bot.py migrate ...`` and Clara's own start-up share one code path.
+A transaction-level advisory lock serialises concurrent migrators (two Clara
+replicas starting at once).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from clara_core.errors import MigrationError
+
+log = logging.getLogger(__name__)
+
+ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
+_LOCK_KEY = 0x636C617261  # "clara"
+
+
+@dataclass
+class MigrationStatus:
+    current: str | None
+    head: str | None
+    pending: list[str]
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.pending
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
+    return cfg
+
+
+def _run_command(engine: AsyncEngine, fn_name: str, revision: str):
+    cfg = alembic_config()
+
+    def run(sync_conn: Connection) -> None:
+        sync_conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+        cfg.attributes["connection"] = sync_conn
+        getattr(command, fn_name)(cfg, revision)
+
+    async def go() -> None:
+        try:
+            async with engine.connect() as conn:
+                await conn.run_sync(run)
+                await conn.commit()
+        except SQLAlchemyError as exc:
+            raise MigrationError(f"{fn_name} to {revision} failed: {exc}") from exc
+
+    return go()
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> MigrationStatus:
+    before = await status(engine)
+    if before.pending or revision != "head":
+        await _run_command(engine, "upgrade", revision)
+        after = await status(engine)
+        log.info("database migrated %s -> %s", before.current or "empty", after.current)
+        return after
+    return before
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> MigrationStatus:
+    await _run_command(engine, "downgrade", revision)
+    return await status(engine)
+
+
+async def status(engine: AsyncEngine) -> MigrationStatus:
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+
+    def current(sync_conn: Connection) -> str | None:
+        return MigrationContext.configure(sync_conn).get_current_revision()
+
+    async with engine.connect() as conn:
+        cur = await conn.run_sync(current)
+    pending = [
+        rev.revision
+        for rev in reversed(list(script.iterate_revisions(head, cur)))
+        if rev.revision != cur
+    ] if head else []
+    return MigrationStatus(current=cur, head=head, pending=pending)

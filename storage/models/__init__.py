@@ -1,0 +1,8 @@
+"""SQLAlchemy models. Import this package to register every table on ``Base.metadata``."""
+
+from __future__ import annotations
+
+from .base import Base
+from .core import MESSAGE_ROLES, ChannelSummary, ConversationSession, Message, Project
+
+__all__ = ["MESSAGE_ROLES", "Base", "ChannelSummary", "ConversationSession", "Message", "Project"]

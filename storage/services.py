@@ -1,0 +1,125 @@
+"""Open Clara's storage: external servers when configured, embedded otherwise.
+
+``Storage.open()`` is the only place that decides between the two, so the
+rest of Clara sees one ``AsyncEngine`` and one Redis client either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .datadir import DataDirLock, Endpoints, clear_endpoints, read_endpoints, write_endpoints
+from .db import create_engine
+from .embedded import EmbeddedPostgres, EmbeddedRedis, _pid_alive
+from .redis import create_redis
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Storage:
+    database_url: str
+    redis_url: str
+    engine: AsyncEngine
+    redis: Redis
+    data_dir: Path
+    embedded_postgres: EmbeddedPostgres | None = None
+    embedded_redis: EmbeddedRedis | None = None
+    lock: DataDirLock | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return self.embedded_postgres is not None or self.embedded_redis is not None
+
+    @classmethod
+    async def open(
+        cls,
+        data_dir: Path,
+        *,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        attach: bool = False,
+    ) -> Storage:
+        """Connect to (and if needed start) Postgres and Redis.
+
+        With ``attach=True`` (CLI tools), a Clara already running on this data
+        directory is reused instead of refused.
+        """
+        data_dir = data_dir.resolve()
+        lock: DataDirLock | None = None
+        pg: EmbeddedPostgres | None = None
+        rd: EmbeddedRedis | None = None
+        timings: dict[str, float] = {}
+        if database_url is None or redis_url is None:
+            lock = DataDirLock(data_dir)
+            if not lock.try_acquire():
+                running = read_endpoints(data_dir)
+                if attach and running is not None and _pid_alive(running.pid):
+                    log.info("attaching to the servers of running Clara (pid %s)", running.pid)
+                    database_url = database_url or running.database_url
+                    redis_url = redis_url or running.redis_url
+                    lock = None
+                else:
+                    lock.acquire_or_raise()  # raises with the holder's pid
+        try:
+            if database_url is None:
+                pg = EmbeddedPostgres(data_dir)
+                t0 = time.monotonic()
+                database_url = await pg.start()
+                timings["postgres_start_s"] = time.monotonic() - t0
+            if redis_url is None:
+                rd = EmbeddedRedis(data_dir)
+                t0 = time.monotonic()
+                redis_url = await rd.start()
+                timings["redis_start_s"] = time.monotonic() - t0
+        except BaseException:
+            for server in (rd, pg):
+                if server is not None:
+                    await server.stop()
+            if lock is not None:
+                lock.release()
+            raise
+        if lock is not None:
+            write_endpoints(
+                data_dir,
+                Endpoints(
+                    os.getpid(),
+                    pg.url if pg else None,
+                    rd.url if rd else None,
+                ),
+            )
+        assert database_url is not None and redis_url is not None
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            engine=create_engine(database_url),
+            redis=create_redis(redis_url),
+            data_dir=data_dir,
+            embedded_postgres=pg,
+            embedded_redis=rd,
+            lock=lock,
+            timings=timings,
+        )
+
+    async def close(self) -> None:
+        """Close clients, then stop embedded servers (redis persists on SIGTERM)."""
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+        with contextlib.suppress(Exception):
+            await self.engine.dispose()
+        for server in (self.embedded_redis, self.embedded_postgres):
+            if server is not None:
+                await server.stop()
+        if self.lock is not None:
+            clear_endpoints(self.data_dir)
+            self.lock.release()
+            self.lock = None

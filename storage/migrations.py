@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -58,7 +59,7 @@ def _run_command(engine: AsyncEngine, fn_name: str, revision: str):
             async with engine.connect() as conn:
                 await conn.run_sync(run)
                 await conn.commit()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, CommandError) as exc:
             raise MigrationError(f"{fn_name} to {revision} failed: {exc}") from exc
 
     return go()

@@ -1,0 +1,66 @@
+"""Alembic is the only schema path: upgrade, downgrade, status, model parity."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from storage import migrations
+from storage.db import create_engine
+from storage.models import Base
+
+pytestmark = pytest.mark.storage
+
+CORE_TABLES = {"projects", "sessions", "messages", "channel_summaries"}
+
+
+async def _tables(engine) -> set[str]:
+    async with engine.connect() as conn:
+        return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+
+
+async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
+    engine = create_engine(empty_database_url, pool_size=1)
+    try:
+        st = await migrations.status(engine)
+        assert st.current is None and st.pending == ["0001"]
+
+        st = await migrations.upgrade(engine)
+        assert st.up_to_date and st.current == st.head == "0001"
+        assert CORE_TABLES <= await _tables(engine)
+        async with engine.connect() as conn:
+            ext = (
+                await conn.execute(text("SELECT extversion FROM pg_extension WHERE extname='vector'"))
+            ).scalar_one()
+        assert ext  # pgvector is enabled by the first migration
+
+        st = await migrations.downgrade(engine, "base")
+        assert st.current is None
+        assert not (CORE_TABLES & await _tables(engine))
+
+        st = await migrations.upgrade(engine)
+        assert st.current == "0001"
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_is_idempotent(engine):
+    first = await migrations.upgrade(engine)
+    second = await migrations.upgrade(engine)
+    assert first.current == second.current == "0001"
+
+
+async def test_models_match_migrations(engine):
+    """The ORM models and the migrations describe the same schema."""
+
+    def diff(sync_conn):
+        ctx = MigrationContext.configure(
+            sync_conn, opts={"compare_type": True, "compare_server_default": False}
+        )
+        return compare_metadata(ctx, Base.metadata)
+
+    async with engine.connect() as conn:
+        differences = await conn.run_sync(diff)
+    assert differences == []

@@ -1,0 +1,1 @@
+"""Shared test infrastructure: real servers, isolated databases, process helpers."""

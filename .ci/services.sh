@@ -235,7 +235,10 @@ if ! pg_running; then
         die "something else is already listening on 127.0.0.1:$PG_PORT (set PG_PORT)"
     fi
     log "starting postgres on 127.0.0.1:$PG_PORT (log: $PG_LOG)"
-    if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t 60 start >&2; then
+    # 3>&-: the server must not inherit our saved stdout, or a caller doing
+    # "$(bash services.sh)" would wait for EOF forever. (pg_ctl -l points the
+    # server's own stdout/stderr at the log file.)
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t 60 start </dev/null >&2 3>&-; then
         tail -n 50 "$PG_LOG" >&2 || true
         die "postgres failed to start"
     fi
@@ -268,6 +271,7 @@ SELECT 'version=' || extversion FROM pg_extension WHERE extname = 'vector';
 ROLLBACK;
 EOF
 )
+# shellcheck disable=SC2001
 echo "$verify_out" | sed 's/^/[services.sh]   /' >&2
 grep -qx 'dist=1' <<<"$verify_out" || die "pgvector distance check failed"
 grep -qx 'nearest=2' <<<"$verify_out" || die "pgvector HNSW query check failed"
@@ -298,9 +302,11 @@ else
     fi
     rm -f "$REDIS_PID"
     log "starting redis on 127.0.0.1:$REDIS_PORT (log: $REDIS_LOG)"
+    # shellcheck disable=SC2094  # --logfile is an argument, not a read
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
         --save "" --appendonly no --daemonize yes \
-        --pidfile "$REDIS_PID" --dir "$REDIS_DIR" --logfile "$REDIS_LOG"
+        --pidfile "$REDIS_PID" --dir "$REDIS_DIR" --logfile "$REDIS_LOG" \
+        </dev/null >>"$REDIS_LOG" 2>&1 3>&-   # hold no pipe of our caller open
     for _ in $(seq 1 100); do redis_ping && break; sleep 0.1; done
     redis_ping || { tail -n 50 "$REDIS_LOG" >&2 || true; die "redis failed to start"; }
 fi

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from alembic import context
 from sqlalchemy.engine import Connection
 
+from alembic import context
 from storage.db import create_engine
 from storage.models import Base
 

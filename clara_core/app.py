@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from storage import migrations
-from storage.services import Storage
+from storage.services import Storage, wait_until_reachable
 
 from .config import Settings
 from .errors import ConfigError
@@ -50,6 +50,12 @@ class Clara:
             database_url=s.database_url.get_secret_value() if s.database_url else None,
             redis_url=s.redis_url.get_secret_value() if s.redis_url else None,
         )
+        try:
+            await wait_until_reachable(self.storage, timeout=s.clara_startup_timeout)
+        except BaseException:
+            await self.storage.close()
+            self.storage = None
+            raise
         self.timings.storage_s = time.monotonic() - t0
         self.timings.details.update(self.storage.timings)
         t0 = time.monotonic()

@@ -27,12 +27,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Clara, a Discord AI companion. With no command, runs Clara.",
     )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--daemon", action="store_true", help="run in the background (pidfile + logfile)")
-    mode.add_argument("--status", action="store_true", help="is Clara running? (exit 0 yes, 1 stale pidfile, 3 no)")
-    mode.add_argument("--stop", action="store_true", help="stop a running Clara (SIGTERM, then SIGKILL)")
+    mode.add_argument(
+        "--daemon", action="store_true", help="run in the background (pidfile + logfile)"
+    )
+    mode.add_argument(
+        "--status",
+        action="store_true",
+        help="is Clara running? (exit 0 yes, 1 stale pidfile, 3 no)",
+    )
+    mode.add_argument(
+        "--stop", action="store_true", help="stop a running Clara (SIGTERM, then SIGKILL)"
+    )
     p.add_argument("--pidfile", type=Path, help="pidfile (default: CLARA_DATA_DIR/clara.pid)")
-    p.add_argument("--logfile", type=Path, help="daemon log file (default: CLARA_DATA_DIR/clara.log)")
-    p.add_argument("--stop-timeout", type=float, default=30.0, help="seconds --stop waits before SIGKILL")
+    p.add_argument(
+        "--logfile", type=Path, help="daemon log file (default: CLARA_DATA_DIR/clara.log)"
+    )
+    p.add_argument(
+        "--stop-timeout", type=float, default=30.0, help="seconds --stop waits before SIGKILL"
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="run Clara (the default)")
     sub.add_parser("doctor", help="check configuration and every connection")

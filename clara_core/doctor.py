@@ -33,7 +33,9 @@ async def _check_storage(settings: Settings) -> list[Check]:
     try:
         storage = await Storage.open(
             settings.clara_data_dir,
-            database_url=settings.database_url.get_secret_value() if settings.database_url else None,
+            database_url=settings.database_url.get_secret_value()
+            if settings.database_url
+            else None,
             redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
             attach=True,
         )
@@ -59,7 +61,9 @@ async def _check_storage(settings: Settings) -> list[Check]:
                 Check(
                     "pgvector",
                     vector is not None,
-                    f"pgvector {vector}" if vector else "the vector extension is not installed on "
+                    f"pgvector {vector}"
+                    if vector
+                    else "the vector extension is not installed on "
                     "the server; install pgvector (https://github.com/pgvector/pgvector)",
                 )
             )
@@ -68,7 +72,9 @@ async def _check_storage(settings: Settings) -> list[Check]:
                 Check(
                     "migrations",
                     st.up_to_date,
-                    f"at {st.current}" if st.up_to_date else f"at {st.current or 'empty'}, "
+                    f"at {st.current}"
+                    if st.up_to_date
+                    else f"at {st.current or 'empty'}, "
                     f"pending {', '.join(st.pending)} (Clara applies them on start, or run "
                     "`python discord_bot.py migrate upgrade`)",
                     required=False,
@@ -87,7 +93,9 @@ async def _check_storage(settings: Settings) -> list[Check]:
                 Check(
                     "redis persistence",
                     durable,
-                    "AOF/RDB enabled" if durable else "neither AOF nor RDB snapshots are enabled: "
+                    "AOF/RDB enabled"
+                    if durable
+                    else "neither AOF nor RDB snapshots are enabled: "
                     "hot memory is lost when Redis restarts (enable appendonly yes)",
                     required=False,
                 )
@@ -102,13 +110,15 @@ async def _check_storage(settings: Settings) -> list[Check]:
 async def _check_http(name: str, url: str, headers: dict[str, str], ok_hint: str) -> Check:
     try:
         timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            async with http.get(url, headers=headers) as resp:
-                if resp.status == 200:
-                    return Check(name, True, ok_hint)
-                if resp.status in (401, 403):
-                    return Check(name, False, f"credentials rejected ({resp.status}) by {url}")
-                return Check(name, False, f"{url} answered HTTP {resp.status}")
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.get(url, headers=headers) as resp,
+        ):
+            if resp.status == 200:
+                return Check(name, True, ok_hint)
+            if resp.status in (401, 403):
+                return Check(name, False, f"credentials rejected ({resp.status}) by {url}")
+            return Check(name, False, f"{url} answered HTTP {resp.status}")
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return Check(name, False, f"cannot reach {url}: {type(exc).__name__} {exc}")
 
@@ -135,7 +145,9 @@ async def _check_llm(settings: Settings) -> list[Check]:
             continue
         base = getattr(settings, fields.base_url) or "https://api.anthropic.com"
         if fields.wire_api == "anthropic":
-            url = base.rstrip("/") + ("/models" if base.rstrip("/").endswith("/v1") else "/v1/models")
+            url = base.rstrip("/") + (
+                "/models" if base.rstrip("/").endswith("/v1") else "/v1/models"
+            )
             headers = {"x-api-key": key.get_secret_value(), "anthropic-version": "2023-06-01"}
         else:
             url = base.rstrip("/") + "/models"
@@ -160,5 +172,8 @@ async def run_doctor(settings: Settings | None, config_error: ConfigError | None
         mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
         print(f"[{mark}] {c.name.ljust(width)}  {c.detail}")
     failed = [c for c in checks if c.required and not c.ok]
-    print(f"\n{len(checks) - len(failed)} of {len(checks)} checks passed" + ("" if not failed else f"; {len(failed)} need attention"))
+    print(
+        f"\n{len(checks) - len(failed)} of {len(checks)} checks passed"
+        + ("" if not failed else f"; {len(failed)} need attention")
+    )
     return 0 if not failed else 1

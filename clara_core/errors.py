@@ -36,7 +36,9 @@ class ConfigError(ClaraError):
     def render(self) -> str:
         lines = [self.headline]
         lines += [f"  - {p}" for p in self.problems]
-        lines.append("Set these in the environment or in .env (see .env.example), then start again.")
+        lines.append(
+            "Set these in the environment or in .env (see .env.example), then start again."
+        )
         return "\n".join(lines)
 
 

@@ -19,9 +19,15 @@ _PATTERNS = [
     # scheme://user:password@host -> scheme://user:***@host
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/\s@]*:)([^@\s]+)(@)", re.I), r"\1***\3"),
     # Discord bot tokens: base64 id . timestamp . hmac
-    (re.compile(r"\b[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,}\b"), "[redacted-token]"),
+    (
+        re.compile(r"\b[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,}\b"),
+        "[redacted-token]",
+    ),
     # Common API key prefixes (OpenAI/Anthropic/OpenRouter/GitHub/Tavily)
-    (re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|tvly-[A-Za-z0-9]{16,})\b"), "[redacted-key]"),
+    (
+        re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|tvly-[A-Za-z0-9]{16,})\b"),
+        "[redacted-key]",
+    ),
     (re.compile(r"(Authorization:\s*(?:Bot|Bearer)\s+)\S+", re.I), r"\1[redacted]"),
 ]
 

@@ -114,7 +114,9 @@ def _pid_alive(pid: int) -> bool:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -316,7 +318,9 @@ class EmbeddedPostgres(_ChildServer):
             info = self._postmaster_pid()
             if info is not None and info[0] == self._server_pid() and info[1] == "ready":
                 try:
-                    conn = await psycopg.AsyncConnection.connect(self.admin_conninfo(), connect_timeout=2)
+                    conn = await psycopg.AsyncConnection.connect(
+                        self.admin_conninfo(), connect_timeout=2
+                    )
                 except psycopg.OperationalError:
                     pass
                 else:
@@ -339,7 +343,9 @@ class EmbeddedPostgres(_ChildServer):
         async with await psycopg.AsyncConnection.connect(
             self.admin_conninfo(), autocommit=True
         ) as conn:
-            cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
+            cur = await conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            )
             if await cur.fetchone() is None:
                 await conn.execute(f'CREATE DATABASE "{self.database}"')
 
@@ -389,7 +395,9 @@ class EmbeddedRedis(_ChildServer):
         conf = self.redis_dir / "redis.conf"
         conf.write_text(self._config())
         t0 = time.monotonic()
-        await self._spawn([*_launcher("TERM", drop_root=False), str(redis_server_binary()), str(conf)])
+        await self._spawn(
+            [*_launcher("TERM", drop_root=False), str(redis_server_binary()), str(conf)]
+        )
         await self._wait_ready(timeout=30)
         log.info("embedded Redis ready in %.2fs at %s", time.monotonic() - t0, self.socket_path)
         return self.url

@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -21,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alembic import command
 from clara_core.errors import MigrationError
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,13 @@ async def status(engine: AsyncEngine) -> MigrationStatus:
 
     async with engine.connect() as conn:
         cur = await conn.run_sync(current)
-    pending = [
-        rev.revision
-        for rev in reversed(list(script.iterate_revisions(head, cur)))
-        if rev.revision != cur
-    ] if head else []
+    pending = (
+        [
+            rev.revision
+            for rev in reversed(list(script.iterate_revisions(head, cur)))
+            if rev.revision != cur
+        ]
+        if head
+        else []
+    )
     return MigrationStatus(current=cur, head=head, pending=pending)

@@ -6,6 +6,7 @@ rest of Clara sees one ``AsyncEngine`` and one Redis client either way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -14,10 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clara_core.errors import StorageError
+
 from .datadir import DataDirLock, Endpoints, clear_endpoints, read_endpoints, write_endpoints
-from .db import create_engine
+from .db import create_engine, redact_url
 from .embedded import EmbeddedPostgres, EmbeddedRedis, _pid_alive
 from .redis import create_redis
 
@@ -123,3 +129,46 @@ class Storage:
             clear_endpoints(self.data_dir)
             self.lock.release()
             self.lock = None
+
+
+async def wait_until_reachable(storage: Storage, *, timeout: float) -> None:
+    """Wait for both servers to answer, with backoff; raise a plain error at the deadline.
+
+    External servers may come up after Clara (compose, a restarting database);
+    waiting here turns a start-up race into a short delay instead of a crash.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.25
+    attempt = 0
+    while True:
+        attempt += 1
+        problems: list[str] = []
+        try:
+            async with storage.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            problems.append(
+                f"PostgreSQL at {redact_url(storage.database_url)}: {_first_line(exc)}"
+            )
+        try:
+            await storage.redis.ping()
+        except (RedisError, OSError) as exc:
+            problems.append(f"Redis at {redact_url(storage.redis_url)}: {_first_line(exc)}")
+        if not problems:
+            if attempt > 1:
+                log.info("storage reachable after %d attempts", attempt)
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise StorageError(
+                "cannot reach " + "; ".join(problems) + ". Check that the server runs and the "
+                "URL is right, or unset DATABASE_URL/REDIS_URL to use the embedded servers"
+            )
+        log.warning("waiting for %s (retrying in %.1fs)", "; ".join(problems), min(delay, remaining))
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 2, 5.0)
+
+
+def _first_line(exc: BaseException) -> str:
+    text_ = str(exc).strip().splitlines()
+    return text_[0] if text_ else type(exc).__name__

@@ -19,8 +19,14 @@ class CompanionSettings(ClaraSettingsBase):
     ors_min_speak_gap_hours: float = Field(
         2, ge=0, description="Least hours between two proactive messages to one user."
     )
-    ors_active_days: int = Field(7, ge=1, description="Only users active within this many days are considered.")
-    ors_note_decay_days: int = Field(7, ge=1, description="Days until an ORS note's relevance decays to zero.")
+    ors_active_days: int = Field(
+        7, ge=1, description="Only users active within this many days are considered."
+    )
+    ors_note_decay_days: int = Field(
+        7, ge=1, description="Days until an ORS note's relevance decays to zero."
+    )
     ors_idle_timeout_minutes: int = Field(
-        30, ge=1, description="Minutes of silence before a conversation summary is extracted for ORS."
+        30,
+        ge=1,
+        description="Minutes of silence before a conversation summary is extracted for ORS.",
     )

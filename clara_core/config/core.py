@@ -29,8 +29,14 @@ class CoreSettings(ClaraSettingsBase):
         description="Redis URL, e.g. redis://localhost:6379/0. "
         "Unset: Clara starts an embedded, persistent Redis under CLARA_DATA_DIR.",
     )
+    clara_startup_timeout: float = Field(
+        60,
+        ge=0,
+        description="Seconds Clara waits at start for an external PostgreSQL/Redis to become reachable.",
+    )
     clara_timezone: str = Field(
-        "UTC", description="IANA time zone Clara lives in, e.g. Europe/Berlin (used for time of day)."
+        "UTC",
+        description="IANA time zone Clara lives in, e.g. Europe/Berlin (used for time of day).",
     )
     user_id: str = Field(
         "demo-user", description="User id for single-user surfaces such as the console chat."
@@ -72,5 +78,7 @@ class CoreSettings(ClaraSettingsBase):
         try:
             zoneinfo.ZoneInfo(v)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}; use an IANA name like Europe/Berlin") from exc
+            raise ValueError(
+                f"unknown time zone {v!r}; use an IANA name like Europe/Berlin"
+            ) from exc
         return v

@@ -10,7 +10,8 @@ from .base import ClaraSettingsBase
 
 class DiscordSettings(ClaraSettingsBase):
     discord_bot_token: SecretStr | None = Field(
-        None, description="Discord bot token (Developer Portal > Bot > Reset Token). Required to run on Discord."
+        None,
+        description="Discord bot token (Developer Portal > Bot > Reset Token). Required to run on Discord.",
     )
     discord_client_id: int | None = Field(
         None, description="Application (client) id, used to print an invite link."
@@ -23,7 +24,8 @@ class DiscordSettings(ClaraSettingsBase):
         default_factory=list, description="Comma list of channel ids Clara answers in (empty: all)."
     )
     discord_allowed_roles: SnowflakeList = Field(
-        default_factory=list, description="Comma list of role ids allowed to talk to Clara (empty: everyone)."
+        default_factory=list,
+        description="Comma list of role ids allowed to talk to Clara (empty: everyone).",
     )
     discord_max_messages: int = Field(
         25, ge=1, le=200, description="Most messages followed back through a reply chain."
@@ -50,7 +52,9 @@ class DiscordSettings(ClaraSettingsBase):
         description="Discord gateway URL; change only for Discord-compatible servers or tests.",
     )
     session_idle_minutes: int = Field(
-        30, ge=1, description="Minutes of silence after which a conversation session is closed and summarised."
+        30,
+        ge=1,
+        description="Minutes of silence after which a conversation session is closed and summarised.",
     )
 
     @field_validator("discord_api_base")

@@ -33,18 +33,30 @@ class ProviderFields:
 
 PROVIDERS: dict[str, ProviderFields] = {
     "openrouter": ProviderFields(
-        "openrouter", "openai", "openrouter_api_key", "openrouter_model", "openrouter_base_url",
+        "openrouter",
+        "openai",
+        "openrouter_api_key",
+        "openrouter_model",
+        "openrouter_base_url",
         "openrouter_model",
     ),
     "nanogpt": ProviderFields(
         "nanogpt", "openai", "nanogpt_api_key", "nanogpt_model", "nanogpt_base_url", "nanogpt_model"
     ),
     "openai": ProviderFields(
-        "openai", "openai", "custom_openai_api_key", "custom_openai_model",
-        "custom_openai_base_url", "custom_openai_model",
+        "openai",
+        "openai",
+        "custom_openai_api_key",
+        "custom_openai_model",
+        "custom_openai_base_url",
+        "custom_openai_model",
     ),
     "anthropic": ProviderFields(
-        "anthropic", "anthropic", "anthropic_api_key", "anthropic_model", "anthropic_base_url",
+        "anthropic",
+        "anthropic",
+        "anthropic_api_key",
+        "anthropic_model",
+        "anthropic_base_url",
         "anthropic_model",
     ),
 }
@@ -52,7 +64,8 @@ PROVIDERS: dict[str, ProviderFields] = {
 
 class LLMSettings(ClaraSettingsBase):
     llm_provider: ProviderName = Field(
-        "openrouter", description="Chat provider: openrouter, nanogpt, openai (any OpenAI-compatible endpoint) or anthropic."
+        "openrouter",
+        description="Chat provider: openrouter, nanogpt, openai (any OpenAI-compatible endpoint) or anthropic.",
     )
     llm_fallback_providers: CommaList = Field(
         default_factory=list,
@@ -67,12 +80,20 @@ class LLMSettings(ClaraSettingsBase):
     openrouter_model_high: str | None = Field(None, description="OpenRouter model for !high.")
     openrouter_model_mid: str | None = Field(None, description="OpenRouter model for !mid.")
     openrouter_model_low: str | None = Field(None, description="OpenRouter model for !low.")
-    openrouter_site: str | None = Field(None, description="Optional HTTP-Referer header sent to OpenRouter.")
-    openrouter_title: str | None = Field(None, description="Optional X-Title header sent to OpenRouter.")
+    openrouter_site: str | None = Field(
+        None, description="Optional HTTP-Referer header sent to OpenRouter."
+    )
+    openrouter_title: str | None = Field(
+        None, description="Optional X-Title header sent to OpenRouter."
+    )
 
     nanogpt_api_key: SecretStr | None = Field(None, description="NanoGPT API key.")
-    nanogpt_base_url: str = Field("https://nano-gpt.com/api/v1", description="NanoGPT API base URL.")
-    nanogpt_model: str = Field("moonshotai/Kimi-K2-Instruct-0905", description="NanoGPT chat model.")
+    nanogpt_base_url: str = Field(
+        "https://nano-gpt.com/api/v1", description="NanoGPT API base URL."
+    )
+    nanogpt_model: str = Field(
+        "moonshotai/Kimi-K2-Instruct-0905", description="NanoGPT chat model."
+    )
     nanogpt_model_high: str | None = Field(None, description="NanoGPT model for !high.")
     nanogpt_model_mid: str | None = Field(None, description="NanoGPT model for !mid.")
     nanogpt_model_low: str | None = Field(None, description="NanoGPT model for !low.")
@@ -84,11 +105,14 @@ class LLMSettings(ClaraSettingsBase):
         "https://api.openai.com/v1", description="Base URL of the OpenAI-compatible endpoint."
     )
     custom_openai_model: str = Field("gpt-4o", description="Chat model on the custom endpoint.")
-    custom_openai_model_high: str | None = Field(None, description="Custom endpoint model for !high.")
+    custom_openai_model_high: str | None = Field(
+        None, description="Custom endpoint model for !high."
+    )
     custom_openai_model_mid: str | None = Field(None, description="Custom endpoint model for !mid.")
     custom_openai_model_low: str | None = Field(None, description="Custom endpoint model for !low.")
     cf_access_client_id: str | None = Field(
-        None, description="Cloudflare Access service-token client id (endpoints behind cloudflared)."
+        None,
+        description="Cloudflare Access service-token client id (endpoints behind cloudflared).",
     )
     cf_access_client_secret: SecretStr | None = Field(
         None, description="Cloudflare Access service-token client secret."
@@ -104,15 +128,21 @@ class LLMSettings(ClaraSettingsBase):
     anthropic_model_low: str | None = Field(None, description="Anthropic model for !low.")
 
     model_tier: Tier | None = Field(
-        None, description="Default tier (high, mid or low) when a message names none; unset: the base model."
+        None,
+        description="Default tier (high, mid or low) when a message names none; unset: the base model.",
     )
     auto_tier_selection: bool = Field(
         False, description="Let the low model pick the tier from the message and recent context."
     )
-    tool_api_key: SecretStr | None = Field(None, description="API key override for tool-calling requests.")
-    tool_base_url: str | None = Field(None, description="Base URL override for tool-calling requests.")
+    tool_api_key: SecretStr | None = Field(
+        None, description="API key override for tool-calling requests."
+    )
+    tool_base_url: str | None = Field(
+        None, description="Base URL override for tool-calling requests."
+    )
     openai_api_key: SecretStr | None = Field(
-        None, description="OpenAI API key, used for OpenAI embeddings when memory is configured to use them."
+        None,
+        description="OpenAI API key, used for OpenAI embeddings when memory is configured to use them.",
     )
 
     @field_validator("model_tier", mode="before")

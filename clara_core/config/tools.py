@@ -23,19 +23,29 @@ class ToolSettings(ClaraSettingsBase):
     docker_sandbox_timeout: int = Field(
         900, ge=10, description="Seconds an idle sandbox container lives before it is removed."
     )
-    docker_sandbox_memory: str = Field("512m", description="Memory limit per sandbox, Docker syntax (512m, 1g).")
-    docker_sandbox_cpu: float = Field(1.0, gt=0, le=64, description="CPU limit per sandbox (cores).")
+    docker_sandbox_memory: str = Field(
+        "512m", description="Memory limit per sandbox, Docker syntax (512m, 1g)."
+    )
+    docker_sandbox_cpu: float = Field(
+        1.0, gt=0, le=64, description="CPU limit per sandbox (cores)."
+    )
     sandbox_api_url: str | None = Field(None, description="URL of a remote sandbox service.")
-    sandbox_api_key: SecretStr | None = Field(None, description="API key for the remote sandbox service.")
+    sandbox_api_key: SecretStr | None = Field(
+        None, description="API key for the remote sandbox service."
+    )
     sandbox_timeout: int = Field(60, ge=1, description="Seconds a remote sandbox request may take.")
 
     clara_files_dir: Path = Field(Path("clara_files"), description="Per-user local file storage.")
     clara_max_file_size: ByteSize = Field(
-        50 * 1024 * 1024, gt=0, description="Largest file Clara stores, in bytes (accepts 50MB, 512KiB)."
+        50 * 1024 * 1024,
+        gt=0,
+        description="Largest file Clara stores, in bytes (accepts 50MB, 512KiB).",
     )
     github_token: SecretStr | None = Field(None, description="GitHub token for the GitHub tools.")
     tavily_api_key: SecretStr | None = Field(None, description="Tavily API key for web search.")
-    mcp_servers_dir: Path = Field(Path(".mcp_servers"), description="Where installed MCP servers live.")
+    mcp_servers_dir: Path = Field(
+        Path(".mcp_servers"), description="Where installed MCP servers live."
+    )
 
     @field_validator("sandbox_mode", mode="before")
     @classmethod

@@ -76,7 +76,9 @@ class DiscordRunner:
         """Connect, and reconnect after failures, until ``close()`` is called."""
         token = self.settings.discord_bot_token
         assert token is not None, "checked by Settings.missing_for_discord()"
-        configure_discord_endpoints(self.settings.discord_api_base, self.settings.discord_gateway_url)
+        configure_discord_endpoints(
+            self.settings.discord_api_base, self.settings.discord_gateway_url
+        )
         delay = 1.0
         while not self._stopping:
             self.attempts += 1

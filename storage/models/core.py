@@ -90,9 +90,7 @@ class ConversationSession(Base):
 class Message(TimestampMixin, Base):
     __tablename__ = "messages"
     __table_args__ = (
-        CheckConstraint(
-            "role IN ('user', 'assistant', 'system', 'tool')", name="role_valid"
-        ),
+        CheckConstraint("role IN ('user', 'assistant', 'system', 'tool')", name="role_valid"),
         Index("ix_messages_session_created", "session_id", "created_at"),
     )
 

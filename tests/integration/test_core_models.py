@@ -29,10 +29,14 @@ async def _conversation(db, user: str, context: str = "dm:1") -> ConversationSes
 async def test_session_with_messages_round_trips(db):
     session = await _conversation(db, "u1")
     rows = (
-        await db.execute(
-            select(Message).where(Message.session_id == session.id).order_by(Message.id)
+        (
+            await db.execute(
+                select(Message).where(Message.session_id == session.id).order_by(Message.id)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     assert [(m.role, m.content) for m in rows] == [("user", "hi from u1"), ("assistant", "hello!")]
     assert rows[1].meta == {"tier": "mid"}
     assert rows[0].created_at.tzinfo is not None
@@ -65,7 +69,9 @@ async def test_deleting_a_project_cascades_to_sessions_and_messages(db):
 
 async def test_channel_summary_is_one_per_channel(db):
     cutoff = datetime(2026, 1, 1, tzinfo=UTC)
-    db.add(ChannelSummary(channel_id="c1", summary="they talked about cats", summary_cutoff_at=cutoff))
+    db.add(
+        ChannelSummary(channel_id="c1", summary="they talked about cats", summary_cutoff_at=cutoff)
+    )
     await db.commit()
     db.add(ChannelSummary(channel_id="c1", summary="dup"))
     with pytest.raises(IntegrityError):
@@ -89,7 +95,10 @@ async def test_delete_user_data_removes_only_that_user(db):
     remaining = (await db.execute(select(Message.user_id, Message.content))).all()
     assert all(user != "alice" for user, _ in remaining)
     assert ("bob", "hi from bob") in remaining
-    assert await db.scalar(select(func.count()).select_from(Project).where(Project.owner_id == "bob")) == 1
+    assert (
+        await db.scalar(select(func.count()).select_from(Project).where(Project.owner_id == "bob"))
+        == 1
+    )
 
 
 async def test_pgvector_distance_and_hnsw_index(engine):
@@ -100,6 +109,8 @@ async def test_pgvector_distance_and_hnsw_index(engine):
         )
         await conn.execute(text("CREATE INDEX ON vec_probe USING hnsw (v vector_cosine_ops)"))
         ids = (
-            await conn.execute(text("SELECT id FROM vec_probe ORDER BY v <=> '[1,0,0]' LIMIT 2"))
-        ).scalars().all()
+            (await conn.execute(text("SELECT id FROM vec_probe ORDER BY v <=> '[1,0,0]' LIMIT 2")))
+            .scalars()
+            .all()
+        )
     assert ids == [1, 3]

@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def _pg_exec(pg: EmbeddedPostgres, sql: str, dbname: str = "clara"):
-    async with await psycopg.AsyncConnection.connect(pg.admin_conninfo(dbname), autocommit=True) as c:
+    async with await psycopg.AsyncConnection.connect(
+        pg.admin_conninfo(dbname), autocommit=True
+    ) as c:
         cur = await c.execute(sql)
         return await cur.fetchall() if cur.description else None
 

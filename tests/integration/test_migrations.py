@@ -29,10 +29,12 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
 
         st = await migrations.upgrade(engine)
         assert st.up_to_date and st.current == st.head == "0001"
-        assert CORE_TABLES <= await _tables(engine)
+        assert await _tables(engine) >= CORE_TABLES
         async with engine.connect() as conn:
             ext = (
-                await conn.execute(text("SELECT extversion FROM pg_extension WHERE extname='vector'"))
+                await conn.execute(
+                    text("SELECT extversion FROM pg_extension WHERE extname='vector'")
+                )
             ).scalar_one()
         assert ext  # pgvector is enabled by the first migration
 

@@ -27,12 +27,16 @@ TEMPLATE_DB = "clara_test_template"
 
 def _conninfo(sqlalchemy_url: str, dbname: str) -> str:
     url = make_url(normalize_database_url(sqlalchemy_url)).set(database=dbname)
-    return url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    return url.render_as_string(hide_password=False).replace(
+        "postgresql+psycopg://", "postgresql://"
+    )
 
 
 def _with_database(sqlalchemy_url: str, dbname: str) -> str:
-    return make_url(normalize_database_url(sqlalchemy_url)).set(database=dbname).render_as_string(
-        hide_password=False
+    return (
+        make_url(normalize_database_url(sqlalchemy_url))
+        .set(database=dbname)
+        .render_as_string(hide_password=False)
     )
 
 
@@ -46,7 +50,9 @@ class PostgresForTests:
         return _conninfo(self.url, "postgres")
 
     async def prepare_template(self) -> None:
-        async with await psycopg.AsyncConnection.connect(self.admin_conninfo(), autocommit=True) as c:
+        async with await psycopg.AsyncConnection.connect(
+            self.admin_conninfo(), autocommit=True
+        ) as c:
             await c.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
             await c.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
         engine = create_engine(_with_database(self.url, TEMPLATE_DB), pool_size=1)
@@ -58,7 +64,9 @@ class PostgresForTests:
     async def create_database(self, *, migrated: bool = True) -> str:
         """A fresh database (a clone of the migrated template, or empty)."""
         name = f"clara_t_{uuid.uuid4().hex[:12]}"
-        async with await psycopg.AsyncConnection.connect(self.admin_conninfo(), autocommit=True) as c:
+        async with await psycopg.AsyncConnection.connect(
+            self.admin_conninfo(), autocommit=True
+        ) as c:
             template = f' TEMPLATE "{TEMPLATE_DB}"' if migrated else ""
             await c.execute(f'CREATE DATABASE "{name}"{template}')
         self.created.append(name)
@@ -66,14 +74,18 @@ class PostgresForTests:
 
     async def drop_database(self, url: str) -> None:
         name = make_url(url).database
-        async with await psycopg.AsyncConnection.connect(self.admin_conninfo(), autocommit=True) as c:
+        async with await psycopg.AsyncConnection.connect(
+            self.admin_conninfo(), autocommit=True
+        ) as c:
             await c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     async def close(self) -> None:
         if self.embedded is not None:
             await self.embedded.stop()
             return
-        async with await psycopg.AsyncConnection.connect(self.admin_conninfo(), autocommit=True) as c:
+        async with await psycopg.AsyncConnection.connect(
+            self.admin_conninfo(), autocommit=True
+        ) as c:
             for name in [*self.created, TEMPLATE_DB]:
                 await c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

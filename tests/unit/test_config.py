@@ -32,7 +32,11 @@ def test_spec_defaults():
     assert s.discord_summary_age_minutes == 30 and s.discord_channel_history_limit == 50
     assert s.session_idle_minutes == 30
     assert s.sandbox_mode == "auto" and s.docker_sandbox_image == "python:3.12-slim"
-    assert (s.docker_sandbox_timeout, s.docker_sandbox_memory, s.docker_sandbox_cpu) == (900, "512m", 1.0)
+    assert (s.docker_sandbox_timeout, s.docker_sandbox_memory, s.docker_sandbox_cpu) == (
+        900,
+        "512m",
+        1.0,
+    )
     assert s.sandbox_timeout == 60
     assert s.clara_max_file_size == 50 * 1024 * 1024
     assert s.ors_enabled is False and s.ors_base_interval_minutes == 15

@@ -13,7 +13,11 @@ LINE = re.compile(r"^([A-Z][A-Z0-9_]*)=")
 
 
 def _documented() -> list[str]:
-    return [m.group(1) for line in (ROOT / ".env.example").read_text().splitlines() if (m := LINE.match(line))]
+    return [
+        m.group(1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if (m := LINE.match(line))
+    ]
 
 
 def test_every_setting_is_in_env_example_and_vice_versa():

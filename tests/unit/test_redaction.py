@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from clara_core.logging_setup import Redactor, RedactingFilter
+from clara_core.logging_setup import RedactingFilter, Redactor
 
 
 def _emit(redactor: Redactor, msg: str, *args, exc: BaseException | None = None) -> str:
@@ -27,7 +27,13 @@ def test_configured_secrets_and_common_shapes_are_scrubbed():
         "sk-proj-abcdefghijklmnopqrstuv",
         "Authorization: Bot abc.def.ghi",
     )
-    for leaked in ("my-very-secret-value", "pa55word", token, "sk-proj-abcdefghijklmnopqrstuv", "abc.def.ghi"):
+    for leaked in (
+        "my-very-secret-value",
+        "pa55word",
+        token,
+        "sk-proj-abcdefghijklmnopqrstuv",
+        "abc.def.ghi",
+    ):
         assert leaked not in out
     assert "postgresql://clara:***@db:5432/clara" in out
 

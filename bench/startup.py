@@ -38,7 +38,11 @@ async def _servers_once(data_dir: Path) -> tuple[float, float]:
 
 
 def _process_once(data_dir: Path) -> float:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "DATABASE_URL", "REDIS_URL"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DISCORD_", "DATABASE_URL", "REDIS_URL"))
+    }
     env["CLARA_DATA_DIR"] = str(data_dir)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

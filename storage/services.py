@@ -147,9 +147,7 @@ async def wait_until_reachable(storage: Storage, *, timeout: float) -> None:
             async with storage.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as exc:
-            problems.append(
-                f"PostgreSQL at {redact_url(storage.database_url)}: {_first_line(exc)}"
-            )
+            problems.append(f"PostgreSQL at {redact_url(storage.database_url)}: {_first_line(exc)}")
         try:
             await storage.redis.ping()
         except (RedisError, OSError) as exc:
@@ -164,7 +162,9 @@ async def wait_until_reachable(storage: Storage, *, timeout: float) -> None:
                 "cannot reach " + "; ".join(problems) + ". Check that the server runs and the "
                 "URL is right, or unset DATABASE_URL/REDIS_URL to use the embedded servers"
             )
-        log.warning("waiting for %s (retrying in %.1fs)", "; ".join(problems), min(delay, remaining))
+        log.warning(
+            "waiting for %s (retrying in %.1fs)", "; ".join(problems), min(delay, remaining)
+        )
         await asyncio.sleep(min(delay, remaining))
         delay = min(delay * 2, 5.0)
 

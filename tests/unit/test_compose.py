@@ -30,9 +30,7 @@ def compose() -> dict:
 
 def _interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's ${VAR:-default} and $$ escaping, enough for this file."""
-    value = re.sub(
-        r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value
-    )
+    value = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
     return value.replace("$$", "$")
 
 
@@ -89,10 +87,14 @@ def _run_bot_command(compose, tmp_path, *, hosts: list[str], env: dict[str, str]
     bindir.mkdir()
     # Stands in for the container's Python: reports what it would have run with.
     shim = bindir / "python"
-    shim.write_text('#!/bin/sh\necho "ARGS=$*"\necho "DATABASE_URL=$DATABASE_URL"\necho "REDIS_URL=$REDIS_URL"\n')
+    shim.write_text(
+        '#!/bin/sh\necho "ARGS=$*"\necho "DATABASE_URL=$DATABASE_URL"\necho "REDIS_URL=$REDIS_URL"\n'
+    )
     shim.chmod(0o755)
     hosts_file = tmp_path / "hosts"
-    hosts_file.write_text("127.0.0.1 localhost\n" + "".join(f"10.9.0.{i + 2} {h}\n" for i, h in enumerate(hosts)))
+    hosts_file.write_text(
+        "127.0.0.1 localhost\n" + "".join(f"10.9.0.{i + 2} {h}\n" for i, h in enumerate(hosts))
+    )
     stack = {k: _interpolate(str(v), {}) for k, v in clara["environment"].items()}
     full_env = {"PATH": f"{bindir}:{os.environ['PATH']}", **stack, **env}
     wrapper = f'mount --bind {hosts_file} /etc/hosts && exec sh -c "$0"'

@@ -233,7 +233,7 @@ class FakeMessage:
         return int(self.reference["message_id"])
 
     @property
-    def created_at(self) -> float:
+    def sent_at(self) -> float:
         """``time.monotonic()`` of the original send."""
         return self.revisions[0].at
 
@@ -251,9 +251,7 @@ class FakeMessage:
         return bool(self.flags & MessageFlags.EPHEMERAL)
 
     def record_revision(self) -> None:
-        self.revisions.append(
-            MessageRevision(self.content, tuple(self.embeds), time.monotonic())
-        )
+        self.revisions.append(MessageRevision(self.content, tuple(self.embeds), time.monotonic()))
 
 
 @dataclass

@@ -162,9 +162,7 @@ def guild_payload(
 ) -> dict[str, Any]:
     """A full GUILD_CREATE guild.  Without the GUILD_MEMBERS intent Discord only
     includes the bot's own member; ``include_members=False`` gives that form."""
-    members = [
-        m for m in guild.members.values() if include_members or m.user_id == state.bot.id
-    ]
+    members = [m for m in guild.members.values() if include_members or m.user_id == state.bot.id]
     return {
         "id": str(guild.id),
         "name": guild.name,
@@ -266,7 +264,9 @@ def message_payload(
         "mention_everyone": message.mention_everyone,
         "mentions": mentions,
         "mention_roles": [str(r) for r in message.mention_role_ids],
-        "attachments": [] if strip_content else [attachment_payload(a) for a in message.attachments],
+        "attachments": []
+        if strip_content
+        else [attachment_payload(a) for a in message.attachments],
         "embeds": [] if strip_content else [dict(e) for e in message.embeds],
         "components": [] if strip_content else [dict(c) for c in message.components],
         "pinned": message.pinned,

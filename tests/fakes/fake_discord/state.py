@@ -115,7 +115,10 @@ class FakeState:
         self.guilds[guild_id] = guild
         # @everyone shares the guild's id.
         guild.roles[guild_id] = FakeRole(
-            id=guild_id, guild_id=guild_id, name="@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS
+            id=guild_id,
+            guild_id=guild_id,
+            name="@everyone",
+            permissions=DEFAULT_EVERYONE_PERMISSIONS,
         )
         bot_role = self.add_role(
             guild_id,
@@ -248,12 +251,12 @@ class FakeState:
             raise errors.unknown(errors.UNKNOWN_MEMBER, "Member") from None
 
     def message(self, channel_id: int, message_id: int) -> FakeMessage:
-        """A live (not deleted) message in ``channel_id``; 404 10008 otherwise."""
+        """A live, non-ephemeral message in ``channel_id``; 404 10008 otherwise."""
         try:
             message = self.messages[int(message_id)]
         except (KeyError, ValueError):
             raise errors.unknown(errors.UNKNOWN_MESSAGE, "Message") from None
-        if message.channel_id != int(channel_id) or message.deleted:
+        if message.channel_id != int(channel_id) or message.deleted or message.is_ephemeral:
             raise errors.unknown(errors.UNKNOWN_MESSAGE, "Message")
         return message
 
@@ -364,7 +367,11 @@ class FakeState:
 
     def reference_for(self, channel: FakeChannel, message_id: int) -> dict[str, Any]:
         """A ``message_reference`` pointing at ``message_id`` in ``channel``."""
-        ref: dict[str, Any] = {"type": 0, "message_id": str(message_id), "channel_id": str(channel.id)}
+        ref: dict[str, Any] = {
+            "type": 0,
+            "message_id": str(message_id),
+            "channel_id": str(channel.id),
+        }
         if channel.guild_id is not None:
             ref["guild_id"] = str(channel.guild_id)
         return ref

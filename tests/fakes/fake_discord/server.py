@@ -1,0 +1,698 @@
+"""``FakeDiscord``: a loopback Discord (REST + gateway) for end-to-end tests.
+
+The real, unmodified discord.py client connects to it once
+``configure_discord_endpoints(fake.api_base, fake.gateway_url)`` has pointed
+discord.py at it.  Tests then play the human side (``send_message``,
+``send_slash_command``, ...) and inspect what the bot did (``requests``,
+``messages_in``, ``message_history``, ``rate_limited_count``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from . import payloads
+from .config import FakeDiscordConfig, Intents
+from .errors import BASE_HEADERS
+from .gateway import Gateway, GatewayConnection, GatewaySession
+from .interactions import interaction_payload
+from .models import (
+    ChannelType,
+    FakeAttachment,
+    FakeChannel,
+    FakeGuild,
+    FakeInteraction,
+    FakeMember,
+    FakeMessage,
+    FakeRole,
+    FakeUser,
+    InteractionType,
+)
+from .ratelimit import RateLimiter, RateLimitStats
+from .rest import RecordedRequest, RestApi
+from .routes import ROUTE_KINDS, ROUTES
+from .snowflake import iso_timestamp
+from .state import FakeState
+
+#: ``(filename, data)`` or ``(filename, data, content_type)``.
+AttachmentSpec = tuple[str, bytes] | tuple[str, bytes, str]
+
+
+class FakeDiscord:
+    """A Discord API v10 server on 127.0.0.1 for discord.py to talk to.
+
+    ``config`` or keyword overrides (any :class:`FakeDiscordConfig` field) tune
+    the limits, e.g. ``FakeDiscord(heartbeat_interval_ms=500, message_rate_window=1.0)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_username: str = "Clara",
+        bot_id: int | None = None,
+        token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        config: FakeDiscordConfig | None = None,
+        **config_overrides: Any,
+    ) -> None:
+        self.config = dataclasses.replace(config) if config else FakeDiscordConfig()
+        for name, value in config_overrides.items():
+            if not hasattr(self.config, name):
+                raise TypeError(f"unknown FakeDiscord option {name!r}")
+            setattr(self.config, name, value)
+        self.state = FakeState(bot_username=bot_username, bot_id=bot_id, token=token)
+        self.limiter = RateLimiter(self.config)
+        self.gateway = Gateway(self.state, self.config)
+        self.rest = RestApi(self, ROUTES)
+        #: ``(channel_id, time.monotonic())`` for every typing request the bot made.
+        self.typing_events: list[tuple[int, float]] = []
+        self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
+        self._host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> FakeDiscord:
+        if self._runner is not None:
+            raise RuntimeError("FakeDiscord already started")
+        app = web.Application(client_max_size=self.config.attachment_size_limit * 4 + (8 << 20))
+        self.rest.install(app)
+        app.router.add_get("/gateway", self.gateway.handle)
+        app.router.add_get("/gateway-resume", self.gateway.handle)
+        app.router.add_get(
+            "/attachments/{channel_id}/{attachment_id}/{filename}", self._serve_attachment
+        )
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._requested_port)
+        await site.start()
+        self._runner = runner
+        self._port = runner.addresses[0][1]
+        self.gateway.resume_gateway_url = f"ws://{self._host}:{self._port}/gateway-resume"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is None:
+            return
+        await self.gateway.close()
+        await self._runner.cleanup()
+        self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeDiscord not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (attachments are served under it)."""
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base_url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self._host}:{self.port}/gateway"
+
+    # ---------------------------------------------------------------- model
+
+    @property
+    def bot(self) -> FakeUser:
+        return self.state.bot
+
+    @property
+    def token(self) -> str:
+        return self.state.token
+
+    @property
+    def application_id(self) -> int:
+        return self.state.application_id
+
+    @property
+    def guilds(self) -> dict[int, FakeGuild]:
+        return self.state.guilds
+
+    @property
+    def users(self) -> dict[int, FakeUser]:
+        return self.state.users
+
+    def add_user(
+        self,
+        username: str,
+        *,
+        global_name: str | None = None,
+        bot: bool = False,
+        user_id: int | None = None,
+        dms_open: bool = True,
+    ) -> FakeUser:
+        return self.state.add_user(
+            username, global_name=global_name, bot=bot, user_id=user_id, dms_open=dms_open
+        )
+
+    def add_guild(
+        self,
+        name: str = "Test Guild",
+        *,
+        owner_id: int | None = None,
+        guild_id: int | None = None,
+        channels: Iterable[str] = ("general",),
+        members: Iterable[int] = (),
+    ) -> FakeGuild:
+        """A guild with @everyone, the bot (as a member with its managed role), the
+        owner, ``members`` and a text channel per name in ``channels``.  Connected
+        sessions get GUILD_CREATE."""
+        guild = self.state.add_guild(name, owner_id=owner_id, guild_id=guild_id, channels=channels)
+        for user_id in members:
+            if user_id not in guild.members:
+                self.state.add_member(guild.id, user_id)
+        self.gateway.dispatch(
+            "GUILD_CREATE",
+            lambda session: self.gateway.guild_create_payload(session, guild.id),
+            intent=Intents.GUILDS,
+            guild_id=guild.id,
+        )
+        return guild
+
+    def add_channel(
+        self,
+        guild_id: int,
+        name: str,
+        *,
+        type: ChannelType = ChannelType.GUILD_TEXT,
+        topic: str | None = None,
+        parent_id: int | None = None,
+        nsfw: bool = False,
+    ) -> FakeChannel:
+        channel = self.state.add_channel(
+            guild_id, name, type=type, topic=topic, parent_id=parent_id, nsfw=nsfw
+        )
+        self.gateway.dispatch(
+            "CHANNEL_CREATE",
+            payloads.channel_payload(self.state, channel),
+            intent=Intents.GUILDS,
+            guild_id=guild_id,
+        )
+        return channel
+
+    def add_role(
+        self,
+        guild_id: int,
+        name: str,
+        *,
+        permissions: int = 0,
+        color: int = 0,
+        hoist: bool = False,
+        mentionable: bool = False,
+    ) -> FakeRole:
+        role = self.state.add_role(
+            guild_id,
+            name,
+            permissions=permissions,
+            color=color,
+            hoist=hoist,
+            mentionable=mentionable,
+        )
+        self.gateway.dispatch(
+            "GUILD_ROLE_CREATE",
+            {"guild_id": str(guild_id), "role": payloads.role_payload(role)},
+            intent=Intents.GUILDS,
+            guild_id=guild_id,
+        )
+        return role
+
+    def add_member(
+        self,
+        guild_id: int,
+        user_id: int,
+        *,
+        roles: Iterable[int] = (),
+        nick: str | None = None,
+    ) -> FakeMember:
+        member = self.state.add_member(guild_id, user_id, roles=roles, nick=nick)
+        self.gateway.dispatch(
+            "GUILD_MEMBER_ADD",
+            {**payloads.member_payload(self.state, member), "guild_id": str(guild_id)},
+            intent=Intents.GUILD_MEMBERS,
+            guild_id=guild_id,
+        )
+        return member
+
+    def add_dm_channel(self, user_id: int) -> FakeChannel:
+        """The bot's DM channel with ``user_id`` (Discord sends no event for it)."""
+        return self.state.add_dm_channel(user_id)
+
+    # ------------------------------------------------- messages (human side)
+
+    async def send_message(
+        self,
+        channel_id: int,
+        author_id: int,
+        content: str = "",
+        *,
+        reference_message_id: int | None = None,
+        mentions: Iterable[int | FakeUser] | None = None,
+        attachments: Sequence[AttachmentSpec] | None = None,
+        embeds: list[dict[str, Any]] | None = None,
+        mention_author: bool = True,
+    ) -> FakeMessage:
+        """A user posts a message: store it and dispatch MESSAGE_CREATE.
+
+        ``mentions`` adds to the ``<@id>`` mentions parsed from ``content``; a reply
+        (``reference_message_id``) also mentions the replied-to author unless
+        ``mention_author=False``, like the Discord client's reply ping.
+        """
+        channel = self.state.channel(channel_id)
+        author = self.state.user(author_id)
+        if (
+            channel.guild_id is not None
+            and author.id not in self.state.guilds[channel.guild_id].members
+        ):
+            raise ValueError(f"user {author.id} is not a member of guild {channel.guild_id}")
+        if channel.is_dm and author.id not in channel.recipient_ids:
+            raise ValueError(f"user {author.id} is not a recipient of DM channel {channel.id}")
+
+        user_ids, role_ids, everyone = self.state.mentions_in(content)
+        for extra in mentions or ():
+            user_ids.append(extra.id if isinstance(extra, FakeUser) else int(extra))
+        reference = None
+        if reference_message_id is not None:
+            referenced = self.state.message(channel.id, reference_message_id)
+            reference = self.state.reference_for(channel, referenced.id)
+            if mention_author and referenced.author_id != author.id:
+                user_ids.append(referenced.author_id)
+        stored: list[FakeAttachment] = []
+        for spec in attachments or ():
+            filename, data = spec[0], spec[1]
+            content_type = spec[2] if len(spec) > 2 else None  # type: ignore[misc]
+            stored.append(
+                self.state.store_attachment(
+                    channel.id, filename, data, base_url=self.base_url, content_type=content_type
+                )
+            )
+        message = self.state.store_message(
+            channel,
+            author.id,
+            content,
+            embeds=embeds,
+            attachments=stored,
+            mention_ids=user_ids,
+            mention_role_ids=role_ids,
+            mention_everyone=everyone,
+            reference=reference,
+        )
+        self.dispatch_message("MESSAGE_CREATE", message)
+        return message
+
+    async def edit_user_message(self, message_id: int, content: str) -> FakeMessage:
+        """A user edits their message: dispatch MESSAGE_UPDATE."""
+        message = self.get_message(message_id)
+        message.content = content
+        message.mention_ids, message.mention_role_ids, message.mention_everyone = (
+            self.state.mentions_in(content)
+        )
+        message.edited_timestamp = iso_timestamp()
+        message.record_revision()
+        self.dispatch_message("MESSAGE_UPDATE", message)
+        return message
+
+    async def delete_user_message(self, message_id: int) -> None:
+        """Someone deletes a message: dispatch MESSAGE_DELETE."""
+        self.delete_stored_message(self.get_message(message_id))
+
+    async def send_typing(self, channel_id: int, user_id: int) -> None:
+        """A user starts typing: dispatch TYPING_START."""
+        channel = self.state.channel(channel_id)
+        data: dict[str, Any] = {
+            "channel_id": str(channel.id),
+            "user_id": str(user_id),
+            "timestamp": int(time.time()),
+        }
+        if channel.guild_id is not None:
+            data["guild_id"] = str(channel.guild_id)
+            member = self.state.member(channel.guild_id, user_id)
+            data["member"] = payloads.member_payload(self.state, member)
+        self.gateway.dispatch(
+            "TYPING_START",
+            data,
+            intent=Intents.GUILD_MESSAGE_TYPING
+            if channel.guild_id
+            else Intents.DIRECT_MESSAGE_TYPING,
+            guild_id=channel.guild_id,
+        )
+
+    # --------------------------------------------------------- interactions
+
+    async def send_slash_command(
+        self,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        options: dict[str, Any] | list[dict[str, Any]] | None = None,
+    ) -> FakeInteraction:
+        """A user runs ``/name``: dispatch INTERACTION_CREATE.  The command must have
+        been registered (e.g. ``tree.sync()``), as on Discord.  ``options`` is
+        ``{"name": value}`` (type inferred) or raw option dicts."""
+        channel = self.state.channel(channel_id)
+        candidates = [
+            c
+            for c in self.state.commands.values()
+            if c.name == name
+            and c.data.get("type", 1) == 1
+            and c.guild_id in (None, channel.guild_id)
+        ]
+        if not candidates:
+            raise LookupError(f"slash command /{name} is not registered with the fake")
+        command = sorted(candidates, key=lambda c: c.guild_id is None)[0]
+        data: dict[str, Any] = {
+            "id": str(command.id),
+            "name": name,
+            "type": 1,
+            "options": _option_payloads(options),
+        }
+        if command.guild_id is not None:
+            data["guild_id"] = str(command.guild_id)
+        return self._create_interaction(InteractionType.APPLICATION_COMMAND, channel, user_id, data)
+
+    async def click_component(
+        self,
+        message_id: int,
+        custom_id: str,
+        user_id: int,
+        *,
+        component_type: int = 2,
+        values: list[str] | None = None,
+    ) -> FakeInteraction:
+        """A user clicks a button (or picks ``values`` in a select) on a message."""
+        message = self.get_message(message_id)
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
+        if values is not None:
+            data["values"] = values
+        return self._create_interaction(
+            InteractionType.MESSAGE_COMPONENT,
+            self.state.channel(message.channel_id),
+            user_id,
+            data,
+            message_id=message.id,
+        )
+
+    def _create_interaction(
+        self,
+        type: InteractionType,
+        channel: FakeChannel,
+        user_id: int,
+        data: dict[str, Any],
+        *,
+        message_id: int | None = None,
+    ) -> FakeInteraction:
+        interaction = FakeInteraction(
+            id=self.state.new_id(),
+            token=f"aW50ZXJhY3Rpb24.{secrets.token_urlsafe(48)}",
+            type=type,
+            application_id=self.state.application_id,
+            channel_id=channel.id,
+            user_id=self.state.user(user_id).id,
+            data=data,
+            guild_id=channel.guild_id,
+            message_id=message_id,
+        )
+        self.state.interactions[interaction.id] = interaction
+        self.gateway.dispatch(
+            "INTERACTION_CREATE",
+            interaction_payload(self, interaction),
+            guild_id=channel.guild_id,
+        )
+        return interaction
+
+    # ------------------------------------------------------------- dispatch
+
+    def _session_can_read(self, session: GatewaySession, message: FakeMessage) -> bool:
+        """The MESSAGE_CONTENT rule: without the intent, content is blank except in
+        DMs, the bot's own messages and messages mentioning the bot."""
+        return session.has_intent(Intents.MESSAGE_CONTENT) or self._content_exempt(message)
+
+    def _content_exempt(self, message: FakeMessage) -> bool:
+        return (
+            message.guild_id is None
+            or message.author_id == self.state.bot.id
+            or self.state.bot.id in message.mention_ids
+        )
+
+    def rest_can_read(self, message: FakeMessage) -> bool:
+        """REST reads follow the application's (portal) message-content setting."""
+        return bool(
+            self.config.privileged_intents & Intents.MESSAGE_CONTENT
+        ) or self._content_exempt(message)
+
+    def dispatch_message(self, event: str, message: FakeMessage) -> int:
+        """Dispatch MESSAGE_CREATE / MESSAGE_UPDATE (ephemeral messages are not)."""
+        if message.is_ephemeral:
+            return 0
+
+        def data_for(session: GatewaySession) -> dict[str, Any]:
+            return payloads.message_payload(
+                self.state,
+                message,
+                gateway=True,
+                strip_content=not self._session_can_read(session, message),
+            )
+
+        return self.gateway.dispatch(
+            event,
+            data_for,
+            intent=Intents.GUILD_MESSAGES if message.guild_id else Intents.DIRECT_MESSAGES,
+            guild_id=message.guild_id,
+        )
+
+    def delete_stored_message(self, message: FakeMessage) -> None:
+        """Mark deleted (kept for inspection) and dispatch MESSAGE_DELETE."""
+        message.deleted = True
+        message.deleted_at = time.monotonic()
+        if message.is_ephemeral:
+            return
+        data: dict[str, Any] = {"id": str(message.id), "channel_id": str(message.channel_id)}
+        if message.guild_id is not None:
+            data["guild_id"] = str(message.guild_id)
+        self.gateway.dispatch(
+            "MESSAGE_DELETE",
+            data,
+            intent=Intents.GUILD_MESSAGES if message.guild_id else Intents.DIRECT_MESSAGES,
+            guild_id=message.guild_id,
+        )
+
+    def find_recent_nonce(self, channel_id: int, nonce: Any) -> FakeMessage | None:
+        found = self._nonces.get((channel_id, str(nonce)))
+        if found is None or time.monotonic() - found[1] > self.config.nonce_window:
+            return None
+        message = self.state.messages.get(found[0])
+        return None if message is None or message.deleted else message
+
+    def note_nonce(self, message: FakeMessage) -> None:
+        if message.nonce is not None:
+            self._nonces[(message.channel_id, str(message.nonce))] = (message.id, time.monotonic())
+
+    async def _serve_attachment(self, request: web.Request) -> web.StreamResponse:
+        try:
+            attachment = self.state.attachments[int(request.match_info["attachment_id"])]
+        except (KeyError, ValueError):
+            raise web.HTTPNotFound() from None
+        if str(attachment.channel_id) != request.match_info["channel_id"]:
+            raise web.HTTPNotFound()
+        return web.Response(
+            body=attachment.data,
+            content_type=attachment.content_type or "application/octet-stream",
+            headers=dict(BASE_HEADERS),
+        )
+
+    # ------------------------------------------------------ gateway control
+
+    @property
+    def gateway_connections(self) -> list[GatewayConnection]:
+        """Every websocket so far, open or closed, oldest first."""
+        return list(self.gateway.connections)
+
+    @property
+    def identify_count(self) -> int:
+        return self.gateway.identify_count
+
+    @property
+    def resume_count(self) -> int:
+        return self.gateway.resume_count
+
+    @property
+    def heartbeat_count(self) -> int:
+        return self.gateway.heartbeat_count
+
+    async def disconnect_all(self, code: int = 4000, reason: str = "") -> int:
+        """Close every gateway websocket with ``code``.  4000 (default) keeps the
+        sessions resumable, so discord.py RESUMEs; 1000/4004/4007/4009-4014 end them."""
+        return await self.gateway.disconnect_all(code, reason)
+
+    def drop_connections(self) -> int:
+        """Abort every gateway TCP connection without a close frame."""
+        return self.gateway.drop_all()
+
+    def send_reconnect(self) -> int:
+        """Send op 7 RECONNECT to every connection."""
+        return self.gateway.send_reconnect()
+
+    def invalidate_sessions(self, *, resumable: bool = False) -> int:
+        """Send op 9 INVALID_SESSION (``resumable`` is its ``d``)."""
+        return self.gateway.invalidate_sessions(resumable=resumable)
+
+    async def flush(self) -> None:
+        """Wait until every queued gateway frame has been written to its socket."""
+        await self.gateway.flush()
+
+    # ------------------------------------------------------ fault injection
+
+    def inject_429(
+        self,
+        route_kind: str | None = None,
+        count: int = 1,
+        retry_after: float = 0.1,
+        *,
+        is_global: bool = False,
+        channel_id: int | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests of ``route_kind`` (None: any) with 429."""
+        _check_kind(route_kind)
+        self.limiter.inject_429(
+            route_kind, count, retry_after, is_global=is_global, channel_id=channel_id
+        )
+
+    def inject_error(
+        self,
+        status: int,
+        route_kind: str | None = None,
+        count: int = 1,
+        *,
+        code: int = 0,
+        message: str | None = None,
+        channel_id: int | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests of ``route_kind`` with ``status``.
+        discord.py retries 500/502/504 (sleeping 1 s, 3 s, ...) and raises on others."""
+        _check_kind(route_kind)
+        self.limiter.inject_error(
+            status, route_kind, count, code=code, message=message, channel_id=channel_id
+        )
+
+    # ------------------------------------------------------------ recording
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self.rest.requests
+
+    @property
+    def unknown_routes(self) -> list[RecordedRequest]:
+        return self.rest.unknown_routes
+
+    @property
+    def internal_errors(self) -> list[str]:
+        return self.rest.internal_errors
+
+    @property
+    def rate_limited_count(self) -> RateLimitStats:
+        """429s served: ``.injected``, ``.earned``, ``.earned_global``, ``.total``."""
+        return self.limiter.stats
+
+    def requests_for(self, route_kind: str, *, outcome: str | None = None) -> list[RecordedRequest]:
+        _check_kind(route_kind)
+        return [
+            r
+            for r in self.requests
+            if r.route_kind == route_kind and (outcome is None or r.outcome == outcome)
+        ]
+
+    def get_message(self, message_id: int) -> FakeMessage:
+        """Any stored message, deleted ones included."""
+        try:
+            return self.state.messages[int(message_id)]
+        except KeyError:
+            raise KeyError(f"no message {message_id}") from None
+
+    def message_history(self, message_id: int) -> list[str]:
+        """Every content the message had, in order (original first)."""
+        return [r.content for r in self.get_message(message_id).revisions]
+
+    def messages_in(self, channel_id: int, *, include_deleted: bool = False) -> list[FakeMessage]:
+        """Messages of a channel, oldest first."""
+        return [
+            m
+            for m in (
+                self.state.messages[i] for i in self.state.channel_messages.get(channel_id, [])
+            )
+            if include_deleted or not m.deleted
+        ]
+
+    def bot_messages(self, channel_id: int, *, include_deleted: bool = False) -> list[FakeMessage]:
+        return [
+            m
+            for m in self.messages_in(channel_id, include_deleted=include_deleted)
+            if m.author_id == self.state.bot.id
+        ]
+
+    def assert_clean(self) -> None:
+        """Fail if the bot called an unknown route or the fake itself crashed."""
+        problems = [f"unknown route: {r.method} {r.path}" for r in self.unknown_routes]
+        problems += [f"fake Discord internal error: {e}" for e in self.internal_errors]
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    async def wait_until(
+        self,
+        predicate: Callable[[], object],
+        timeout: float = 5.0,
+        *,
+        interval: float = 0.01,
+        what: str = "condition",
+    ) -> None:
+        """Poll ``predicate`` until truthy; ``TimeoutError`` after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fake Discord: timed out after {timeout}s waiting for {what}")
+            await asyncio.sleep(interval)
+
+
+def _check_kind(route_kind: str | None) -> None:
+    if route_kind is not None and route_kind not in ROUTE_KINDS:
+        raise ValueError(f"unknown route kind {route_kind!r}; known: {sorted(ROUTE_KINDS)}")
+
+
+def _option_payloads(options: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    if options is None:
+        return []
+    if isinstance(options, list):
+        return options
+    result = []
+    for name, value in options.items():
+        if isinstance(value, bool):
+            kind = 5
+        elif isinstance(value, int):
+            kind = 4
+        elif isinstance(value, float):
+            kind = 10
+        else:
+            kind, value = 3, str(value)
+        result.append({"name": name, "type": kind, "value": value})
+    return result

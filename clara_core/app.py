@@ -41,6 +41,7 @@ class Clara:
         self.timings = StartupTimings()
         self._stop = asyncio.Event()
         self._discord = None
+        self.llm = None  # LLMService, once build_pipeline() ran
 
     async def open_storage(self) -> Storage:
         s = self.settings
@@ -97,12 +98,52 @@ class Clara:
         finally:
             await self.close()
 
+    def build_pipeline(self):
+        """The conversation pipeline: LLM service, tools, prompt, turn runner."""
+        from tools.builtin import register_builtin_tools
+        from tools.registry import ToolRegistry
+
+        from .llm.service import LLMService
+        from .pipeline.prompt import PromptBuilder, clock_section
+        from .pipeline.turn import TurnRunner
+
+        s = self.settings
+        self.llm = LLMService(s)
+        self.tools = ToolRegistry()
+        register_builtin_tools(self.tools, timezone=s.clara_timezone)
+        self.prompt = PromptBuilder()
+        self.prompt.add_contributor(clock_section(s.clara_timezone))
+        return TurnRunner(
+            self.llm,
+            self.tools,
+            self.prompt,
+            max_tool_iterations=s.llm_max_tool_iterations,
+            default_tier=s.model_tier,
+            auto_tier=s.auto_tier_selection,
+        )
+
+    async def run_console(self) -> int:
+        """Chat in the terminal with the same pipeline (no Discord token needed)."""
+        from .console import ConsoleChat
+
+        try:
+            await self.open_storage()
+            problems = self.settings.missing_llm_keys()
+            if problems:
+                raise ConfigError(problems, headline="The console needs an LLM key:")
+            runner = self.build_pipeline()
+            return await ConsoleChat(runner, user_id=self.settings.user_id).run()
+        finally:
+            await self.close()
+
     def request_stop(self) -> None:
         self._stop.set()
 
     async def close(self) -> None:
         if self._discord is not None:
             await self._discord.close()
+        if self.llm is not None:
+            await self.llm.aclose()
         if self.storage is not None:
             storage, self.storage = self.storage, None
             await storage.close()

@@ -101,6 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     assert settings is not None
 
+    if args.console:
+        # Logs go to a file so they don't interleave with the conversation.
+        configure_logging(
+            settings.log_level,
+            secrets=secret_values(settings),
+            logfile=settings.clara_data_dir / "console.log",
+        )
+        return asyncio.run(_console(settings))
+
     if command == "migrate":
         configure_logging(settings.log_level, secrets=secret_values(settings))
         return asyncio.run(_migrate(settings, args))
@@ -174,6 +183,19 @@ async def _serve(settings: Settings, pipe) -> int:
             pipe.failed(EXIT_FAILURE, f"Clara could not start: {exc}")
         return EXIT_FAILURE
     except asyncio.CancelledError:
+        return EXIT_FAILURE
+
+
+async def _console(settings: Settings) -> int:
+    from .app import Clara
+
+    try:
+        return await Clara(settings).run_console()
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    except ClaraError as exc:
+        print(f"Clara could not start: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 
 

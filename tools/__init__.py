@@ -1,0 +1,1 @@
+"""The model's tools: one registry, built-ins registered like plug-ins."""

@@ -29,35 +29,47 @@ class ProviderFields:
     model: str
     base_url: str
     tier_prefix: str  # e.g. "openrouter_model" -> openrouter_model_high/_mid/_low
+    # HTTP header -> settings field, sent when that field is set
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 PROVIDERS: dict[str, ProviderFields] = {
     "openrouter": ProviderFields(
-        "openrouter",
-        "openai",
-        "openrouter_api_key",
-        "openrouter_model",
-        "openrouter_base_url",
-        "openrouter_model",
+        name="openrouter",
+        wire_api="openai",
+        api_key="openrouter_api_key",
+        model="openrouter_model",
+        base_url="openrouter_base_url",
+        tier_prefix="openrouter_model",
+        headers=(("HTTP-Referer", "openrouter_site"), ("X-Title", "openrouter_title")),
     ),
     "nanogpt": ProviderFields(
-        "nanogpt", "openai", "nanogpt_api_key", "nanogpt_model", "nanogpt_base_url", "nanogpt_model"
+        name="nanogpt",
+        wire_api="openai",
+        api_key="nanogpt_api_key",
+        model="nanogpt_model",
+        base_url="nanogpt_base_url",
+        tier_prefix="nanogpt_model",
     ),
     "openai": ProviderFields(
-        "openai",
-        "openai",
-        "custom_openai_api_key",
-        "custom_openai_model",
-        "custom_openai_base_url",
-        "custom_openai_model",
+        name="openai",
+        wire_api="openai",
+        api_key="custom_openai_api_key",
+        model="custom_openai_model",
+        base_url="custom_openai_base_url",
+        tier_prefix="custom_openai_model",
+        headers=(
+            ("CF-Access-Client-Id", "cf_access_client_id"),
+            ("CF-Access-Client-Secret", "cf_access_client_secret"),
+        ),
     ),
     "anthropic": ProviderFields(
-        "anthropic",
-        "anthropic",
-        "anthropic_api_key",
-        "anthropic_model",
-        "anthropic_base_url",
-        "anthropic_model",
+        name="anthropic",
+        wire_api="anthropic",
+        api_key="anthropic_api_key",
+        model="anthropic_model",
+        base_url="anthropic_base_url",
+        tier_prefix="anthropic_model",
     ),
 }
 
@@ -139,6 +151,21 @@ class LLMSettings(ClaraSettingsBase):
     )
     tool_base_url: str | None = Field(
         None, description="Base URL override for tool-calling requests."
+    )
+    llm_max_tool_iterations: int = Field(
+        10, ge=1, le=50, description="Most model/tool round trips in one reply."
+    )
+    llm_max_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="Retries of a failing model call (429, 5xx, timeouts) before falling back.",
+    )
+    llm_timeout: float = Field(
+        120, gt=0, description="Seconds a model call may stay silent before it counts as failed."
+    )
+    llm_max_tokens: int = Field(
+        4096, ge=16, description="Most tokens the model may write in one call."
     )
     openai_api_key: SecretStr | None = Field(
         None,

@@ -1,0 +1,141 @@
+"""``python discord_bot.py --console``: chat with Clara in the terminal.
+
+The same pipeline as Discord (tiers, tools, streaming).  Ctrl-C while Clara
+answers cancels that answer (the model stream and running tools stop at
+once); Ctrl-C at the prompt, ``/quit`` or end of input exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import TextIO
+
+from clara_core.llm.types import Message
+from clara_core.pipeline.events import (
+    Done,
+    Failed,
+    TextDelta,
+    TierChosen,
+    ToolFinished,
+    ToolStarted,
+)
+from clara_core.pipeline.turn import TurnInput, TurnRunner
+from tools.registry import ToolContext
+
+log = logging.getLogger(__name__)
+
+HISTORY_MESSAGES = 40
+
+
+class ConsoleChat:
+    def __init__(
+        self, runner: TurnRunner, *, user_id: str, out: TextIO | None = None, prompt: str = "you> "
+    ) -> None:
+        self.runner = runner
+        self.user_id = user_id
+        self.out = out or sys.stdout
+        self.prompt = prompt
+        self.history: list[Message] = []
+        self._turn: asyncio.Task[None] | None = None
+        self._exit = asyncio.Event()
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def on_interrupt(self) -> None:
+        if self._turn is not None and not self._turn.done():
+            self._turn.cancel()
+        else:
+            self._exit.set()
+
+    async def _answer(self, text: str) -> None:
+        turn = TurnInput(
+            text=text,
+            context=ToolContext(user_id=self.user_id, platform="console", is_admin=True),
+            history=self.history[-HISTORY_MESSAGES:],
+        )
+        answer: Done | None = None
+        started = False
+        async for event in self.runner.run(turn):
+            if isinstance(event, TierChosen):
+                if event.explicit or event.auto:
+                    how = "auto" if event.auto else "asked"
+                    self._write(f"[{event.tier or 'base'} tier, {how}: {event.model}]\n")
+            elif isinstance(event, TextDelta):
+                if not started:
+                    self._write("clara> ")
+                    started = True
+                self._write(event.text)
+            elif isinstance(event, ToolStarted):
+                self._write(f"\n  ... running {event.name}\n")
+            elif isinstance(event, ToolFinished):
+                mark = "done" if event.ok else "failed"
+                self._write(f"  ... {event.name} {mark} ({event.duration_s:.1f}s)\n")
+            elif isinstance(event, Done):
+                answer = event
+            elif isinstance(event, Failed):
+                self._write(f"\n[{event.message}]\n")
+        self._write("\n")
+        if answer is not None:
+            self.history += [Message.text("user", text), Message.text("assistant", answer.text)]
+
+    async def run(self, reader: asyncio.StreamReader | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, self.on_interrupt)
+        reader = reader or await _stdin_reader()
+        self._write("Clara console. Ctrl-C stops an answer; Ctrl-C again (or /quit) exits.\n")
+        try:
+            while not self._exit.is_set():
+                self._write(self.prompt)
+                read = asyncio.create_task(reader.readline())
+                exit_wait = asyncio.create_task(self._exit.wait())
+                done, _ = await asyncio.wait({read, exit_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if read not in done:
+                    read.cancel()
+                    break
+                exit_wait.cancel()
+                raw = read.result()
+                if not raw:  # end of input
+                    break
+                text = raw.decode(errors="replace").strip()
+                if not text:
+                    continue
+                if text in ("/quit", "/exit"):
+                    break
+                self._turn = asyncio.create_task(self._answer(text))
+                try:
+                    await self._turn
+                except asyncio.CancelledError:
+                    if not self._turn.cancelled():
+                        raise  # we ourselves are being cancelled
+                    self._write("\n[stopped]\n")
+                finally:
+                    self._turn = None
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+        self._write("\nbye\n")
+        return 0
+
+
+async def _stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    except ValueError:
+        # A regular file on stdin can't be a pipe transport: feed it from a thread.
+        async def pump() -> None:
+            while line := await asyncio.to_thread(sys.stdin.buffer.readline):
+                reader.feed_data(line)
+            reader.feed_eof()
+
+        # Keep a reference: a task only weakly held can be garbage-collected.
+        reader._clara_pump = loop.create_task(pump())  # type: ignore[attr-defined]
+    return reader

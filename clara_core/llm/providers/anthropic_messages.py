@@ -1,0 +1,244 @@
+"""Anthropic Messages wire (Anthropic, and proxies such as clewdr).
+
+We iterate the *raw* stream events and assemble tool calls ourselves rather
+than using the SDK's accumulating helper: a model or proxy that emits
+malformed ``input_json_delta`` must give the pipeline a readable tool error,
+not crash the stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import httpx2
+
+from ..errors import LLMError, ProviderAuthError, ProviderRequestError, ProviderUnavailable
+from ..types import (
+    Completion,
+    CompletionRequest,
+    FinishReason,
+    ImagePart,
+    Message,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from .base import ChatProvider, Endpoint
+from .openai_chat import _retry_after
+
+_FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "refusal": "content_filter",
+    "pause_turn": "other",
+}
+
+
+def _image_block(part: ImagePart) -> dict[str, Any]:
+    if part.url:
+        return {"type": "image", "source": {"type": "url", "url": part.url}}
+    assert part.data is not None
+    return {
+        "type": "image",
+        "source": {
+            "type": "base64",
+            "media_type": part.media_type,
+            "data": base64.b64encode(part.data).decode(),
+        },
+    }
+
+
+def _tool_input(call: ToolCall) -> dict[str, Any]:
+    try:
+        return call.arguments
+    except ValueError:
+        # The model produced broken JSON earlier; the tool result already says
+        # so. Replaying it as an empty object keeps the conversation valid.
+        return {}
+
+
+def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Clara's messages -> Anthropic's: tool results become user content blocks.
+
+    Consecutive messages of the same role are merged, so tool results of one
+    step and a following user message form one valid user turn.
+    """
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue  # passed separately as `system`
+        role = "assistant" if m.role == "assistant" else "user"
+        blocks: list[dict[str, Any]] = []
+        if m.role == "tool":
+            blocks.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": m.tool_call_id,
+                    "content": m.plain_text,
+                    **({"is_error": True} if m.is_error else {}),
+                }
+            )
+        else:
+            for p in m.content:
+                if isinstance(p, TextPart):
+                    if p.text:
+                        blocks.append({"type": "text", "text": p.text})
+                else:
+                    blocks.append(_image_block(p))
+            for call in m.tool_calls:
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.id,
+                        "name": call.name,
+                        "input": _tool_input(call),
+                    }
+                )
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == role:
+            # Tool results directly follow their assistant turn, so any text
+            # merged in comes after them, as the API requires.
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    return out
+
+
+def translate_error(exc: Exception, provider: str) -> LLMError:
+    status = getattr(exc, "status_code", None)
+    message = f"{provider}: {type(exc).__name__}: {getattr(exc, 'message', exc)}"
+    if isinstance(exc, (anthropic.AuthenticationError, anthropic.PermissionDeniedError)):
+        err: LLMError = ProviderAuthError(message, provider=provider, status=status)
+    elif isinstance(exc, (anthropic.RateLimitError, anthropic.InternalServerError)) or (
+        isinstance(exc, anthropic.APIStatusError) and (status or 0) >= 500
+    ):
+        err = ProviderUnavailable(message, provider=provider, status=status)
+    elif isinstance(exc, (anthropic.APIConnectionError, httpx2.TransportError)):
+        err = ProviderUnavailable(message, provider=provider)
+    elif isinstance(exc, anthropic.APIStatusError):
+        # 529 "overloaded" arrives as an APIStatusError subclass on some versions
+        err = (ProviderUnavailable if status == 529 else ProviderRequestError)(
+            message, provider=provider, status=status
+        )
+    else:
+        err = ProviderUnavailable(message, provider=provider)
+    response = getattr(exc, "response", None)
+    err.retry_after = _retry_after(response.headers) if response is not None else None  # type: ignore[attr-defined]
+    return err
+
+
+class AnthropicMessagesProvider(ChatProvider):
+    wire = "anthropic"
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.client = anthropic.AsyncAnthropic(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            default_headers=endpoint.headers or None,
+            max_retries=0,
+            timeout=httpx2.Timeout(endpoint.timeout, connect=10.0),
+        )
+
+    def _params(self, request: CompletionRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "messages": to_anthropic_messages(request.messages),
+        }
+        if request.system:
+            params["system"] = request.system
+        if request.tools:
+            params["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in request.tools
+            ]
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        return params
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        name = self.endpoint.provider
+        try:
+            stream = await self.client.messages.create(**self._params(request), stream=True)
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, name) from exc
+        text: list[str] = []
+        blocks: dict[int, dict[str, Any]] = {}
+        usage = Usage()
+        stop_reason: str | None = None
+        finished = False
+        model = request.model
+        async with stream:
+            try:
+                async for event in stream:
+                    kind = event.type
+                    if kind == "message_start":
+                        model = event.message.model or model
+                        u = event.message.usage
+                        usage = Usage(u.input_tokens or 0, u.output_tokens or 0)
+                    elif kind == "content_block_start":
+                        block = event.content_block
+                        if block.type == "tool_use":
+                            blocks[event.index] = {"id": block.id, "name": block.name, "json": []}
+                            yield ToolCallDelta(event.index, block.id, block.name, "")
+                        elif block.type == "text" and block.text:
+                            text.append(block.text)
+                            yield TextDelta(block.text)
+                    elif kind == "content_block_delta":
+                        delta = event.delta
+                        if delta.type == "text_delta" and delta.text:
+                            text.append(delta.text)
+                            yield TextDelta(delta.text)
+                        elif delta.type == "input_json_delta" and event.index in blocks:
+                            blocks[event.index]["json"].append(delta.partial_json)
+                            yield ToolCallDelta(event.index, arguments_delta=delta.partial_json)
+                    elif kind == "message_delta":
+                        stop_reason = event.delta.stop_reason or stop_reason
+                        if event.usage is not None:
+                            usage = Usage(usage.input_tokens, event.usage.output_tokens or 0)
+                    elif kind == "message_stop":
+                        finished = True
+            except anthropic.AnthropicError as exc:
+                raise translate_error(exc, name) from exc
+            except httpx2.TransportError as exc:
+                raise translate_error(exc, name) from exc
+        if not finished:
+            raise ProviderUnavailable(f"{name}: stream ended before message_stop", provider=name)
+        calls = [
+            ToolCall(id=b["id"], name=b["name"], raw_arguments="".join(b["json"]) or "{}")
+            for _, b in sorted(blocks.items())
+        ]
+        yield Completion(
+            "".join(text), calls, _FINISH.get(stop_reason or "", "other"), usage, model
+        )
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        name = self.endpoint.provider
+        try:
+            msg = await self.client.messages.create(**self._params(request))
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, name) from exc
+        text = "".join(b.text for b in msg.content if b.type == "text")
+        calls = [
+            ToolCall(id=b.id, name=b.name, raw_arguments=json.dumps(b.input))
+            for b in msg.content
+            if b.type == "tool_use"
+        ]
+        usage = Usage(msg.usage.input_tokens or 0, msg.usage.output_tokens or 0)
+        return Completion(
+            text, calls, _FINISH.get(msg.stop_reason or "", "other"), usage, msg.model
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()

@@ -1,0 +1,238 @@
+"""OpenAI Chat Completions wire (OpenRouter, NanoGPT, OpenAI, any compatible server)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import openai
+
+from ..errors import LLMError, ProviderAuthError, ProviderRequestError, ProviderUnavailable
+from ..types import (
+    Completion,
+    CompletionRequest,
+    FinishReason,
+    ImagePart,
+    Message,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from .base import ChatProvider, Endpoint
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "length": "length",
+    "content_filter": "content_filter",
+}
+
+
+def _image_url(part: ImagePart) -> str:
+    if part.url:
+        return part.url
+    assert part.data is not None
+    return f"data:{part.media_type};base64,{base64.b64encode(part.data).decode()}"
+
+
+def to_openai_messages(system: str | None, messages: list[Message]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if system:
+        out.append({"role": "system", "content": system})
+    for m in messages:
+        if m.role == "tool":
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.plain_text})
+        elif m.role == "assistant":
+            entry: dict[str, Any] = {"role": "assistant", "content": m.plain_text or None}
+            if m.tool_calls:
+                entry["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.raw_arguments or "{}"},
+                    }
+                    for c in m.tool_calls
+                ]
+            out.append(entry)
+        elif m.images:
+            parts: list[dict[str, Any]] = []
+            for p in m.content:
+                if isinstance(p, TextPart):
+                    parts.append({"type": "text", "text": p.text})
+                else:
+                    parts.append({"type": "image_url", "image_url": {"url": _image_url(p)}})
+            out.append({"role": m.role, "content": parts})
+        else:
+            out.append({"role": m.role, "content": m.plain_text})
+    return out
+
+
+def translate_error(exc: Exception, provider: str) -> LLMError:
+    """SDK exceptions -> Clara's, keeping status and Retry-After."""
+    status = getattr(exc, "status_code", None)
+    message = f"{provider}: {type(exc).__name__}: {getattr(exc, 'message', exc)}"
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        err: LLMError = ProviderAuthError(message, provider=provider, status=status)
+    elif isinstance(exc, (openai.RateLimitError, openai.InternalServerError)) or (
+        isinstance(exc, openai.APIStatusError) and (status or 0) >= 500
+    ):
+        err = ProviderUnavailable(message, provider=provider, status=status)
+    elif isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
+        err = ProviderUnavailable(message, provider=provider)
+    elif isinstance(exc, openai.APIStatusError):
+        err = ProviderRequestError(message, provider=provider, status=status)
+    else:
+        err = ProviderUnavailable(message, provider=provider)
+    response = getattr(exc, "response", None)
+    err.retry_after = _retry_after(response.headers) if response is not None else None  # type: ignore[attr-defined]
+    return err
+
+
+def _retry_after(headers: httpx2.Headers) -> float | None:
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            import email.utils
+            import time
+
+            parsed = email.utils.parsedate_to_datetime(value)
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    return None
+
+
+class OpenAIChatProvider(ChatProvider):
+    wire = "openai"
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.client = openai.AsyncOpenAI(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            default_headers=endpoint.headers or None,
+            max_retries=0,
+            timeout=httpx2.Timeout(endpoint.timeout, connect=10.0),
+        )
+
+    def _params(self, request: CompletionRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": request.model,
+            "messages": to_openai_messages(request.system, request.messages),
+            "max_tokens": request.max_tokens,
+        }
+        if request.tools:
+            params["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in request.tools
+            ]
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        return params
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        name = self.endpoint.provider
+        try:
+            stream = await self.client.chat.completions.create(
+                **self._params(request), stream=True, stream_options={"include_usage": True}
+            )
+        except openai.OpenAIError as exc:
+            raise translate_error(exc, name) from exc
+        text: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
+        finish: str | None = None
+        usage = Usage()
+        model = request.model
+        # `async with` closes the HTTP response on cancellation or error.
+        async with stream:
+            try:
+                async for chunk in stream:
+                    model = chunk.model or model
+                    if chunk.usage is not None:
+                        usage = Usage(
+                            chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0
+                        )
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        if delta is not None and delta.content:
+                            text.append(delta.content)
+                            yield TextDelta(delta.content)
+                        for tc in (delta.tool_calls if delta is not None else None) or []:
+                            slot = calls.setdefault(tc.index, {"id": None, "name": "", "args": []})
+                            fn = tc.function
+                            if tc.id:
+                                slot["id"] = tc.id
+                            if fn is not None and fn.name:
+                                slot["name"] += fn.name
+                            if fn is not None and fn.arguments:
+                                slot["args"].append(fn.arguments)
+                            yield ToolCallDelta(
+                                tc.index,
+                                tc.id,
+                                fn.name if fn is not None else None,
+                                (fn.arguments or "") if fn is not None else "",
+                            )
+                        if choice.finish_reason:
+                            finish = choice.finish_reason
+            except openai.OpenAIError as exc:
+                raise translate_error(exc, name) from exc
+            except httpx2.TransportError as exc:
+                raise translate_error(exc, name) from exc
+        tool_calls = [
+            ToolCall(id=s["id"] or f"call_{i}", name=s["name"], raw_arguments="".join(s["args"]))
+            for i, s in sorted(calls.items())
+        ]
+        reason = _FINISH.get(finish or "", "other")
+        if tool_calls and reason == "stop":
+            reason = "tool_calls"  # some compatible servers say "stop" with tool calls
+        if finish is None:
+            raise ProviderUnavailable(
+                f"{name}: stream ended without a finish reason", provider=name
+            )
+        yield Completion("".join(text), tool_calls, reason, usage, model)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        name = self.endpoint.provider
+        try:
+            resp = await self.client.chat.completions.create(**self._params(request))
+        except openai.OpenAIError as exc:
+            raise translate_error(exc, name) from exc
+        if not resp.choices:
+            raise ProviderUnavailable(f"{name}: empty response", provider=name)
+        choice = resp.choices[0]
+        msg = choice.message
+        calls = [
+            ToolCall(id=c.id, name=c.function.name, raw_arguments=c.function.arguments or "")
+            for c in (msg.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        reason = _FINISH.get(choice.finish_reason or "", "other")
+        if calls and reason == "stop":
+            reason = "tool_calls"
+        usage = Usage()
+        if resp.usage is not None:
+            usage = Usage(resp.usage.prompt_tokens or 0, resp.usage.completion_tokens or 0)
+        return Completion(msg.content or "", calls, reason, usage, resp.model or request.model)
+
+    async def aclose(self) -> None:
+        await self.client.close()

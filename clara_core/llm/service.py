@@ -1,0 +1,198 @@
+"""``LLMService``: the one object the pipeline uses to talk to models.
+
+It resolves (tier, tools?) to routes (primary provider, then each of
+LLM_FALLBACK_PROVIDERS), retries transient failures with backoff that honours
+Retry-After, falls back when a provider keeps failing, and never retries once
+output has reached the user (a half-streamed answer cannot be un-sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from clara_core.config import Settings
+
+from .errors import LLMError, ProviderAuthError, ProviderUnavailable, StreamInterrupted
+from .models import ModelCapabilities, capabilities_for
+from .providers.base import ChatProvider, Endpoint
+from .registry import endpoint_for, model_for, wire_class
+from .retry import RetryPolicy
+from .tiers import CLASSIFIER_SYSTEM, Tier, parse_tier_answer
+from .types import Completion, CompletionRequest, Message, StreamEvent, ToolSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    provider: str
+    endpoint: Endpoint
+    model: str
+    tier: Tier | None
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        return capabilities_for(self.model)
+
+
+@dataclass
+class ChatRequest:
+    """A model call before a route (and so a model) is chosen."""
+
+    messages: list[Message]
+    system: str | None = None
+    tools: list[ToolSpec] = field(default_factory=list)
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+class LLMService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.policy = RetryPolicy(max_retries=settings.llm_max_retries)
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self._providers: dict[Endpoint, ChatProvider] = {}
+
+    # -- routing ------------------------------------------------------------
+
+    def routes(self, tier: Tier | None, *, with_tools: bool) -> list[Route]:
+        """Primary route first, then fallbacks. Tools never run on the low tier."""
+        if with_tools and tier == "low":
+            tier = None  # the provider's base model
+        primary = self.settings.llm_provider
+        names = [primary, *self.settings.llm_fallback_providers]
+        out = []
+        for name in dict.fromkeys(names):
+            out.append(
+                Route(
+                    provider=name,
+                    # TOOL_API_KEY/TOOL_BASE_URL describe the main provider's
+                    # tool endpoint; a fallback may not even speak the same wire.
+                    endpoint=endpoint_for(
+                        self.settings, name, for_tools=with_tools and name == primary
+                    ),
+                    model=model_for(self.settings, name, tier),
+                    tier=tier,
+                )
+            )
+        return out
+
+    def primary_route(self, tier: Tier | None, *, with_tools: bool) -> Route:
+        return self.routes(tier, with_tools=with_tools)[0]
+
+    def _provider(self, endpoint: Endpoint) -> ChatProvider:
+        provider = self._providers.get(endpoint)
+        if provider is None:
+            provider = wire_class(endpoint.wire)(endpoint)
+            self._providers[endpoint] = provider
+        return provider
+
+    def _request(self, req: ChatRequest, route: Route) -> CompletionRequest:
+        caps = route.capabilities
+        return CompletionRequest(
+            model=route.model,
+            messages=req.messages,
+            system=req.system,
+            tools=req.tools,
+            max_tokens=min(req.max_tokens or self.settings.llm_max_tokens, caps.max_output_tokens),
+            temperature=req.temperature,
+        )
+
+    # -- calls --------------------------------------------------------------
+
+    async def stream(
+        self, req: ChatRequest, *, tier: Tier | None, with_tools: bool | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream one model call with retries and fallback; ends with a ``Completion``."""
+        with_tools = bool(req.tools) if with_tools is None else with_tools
+        last: LLMError | None = None
+        for route in self.routes(tier, with_tools=with_tools):
+            provider = self._provider(route.endpoint)
+            attempt = 0
+            while True:
+                emitted = False
+                try:
+                    async for event in provider.stream(self._request(req, route)):
+                        emitted = True
+                        yield event
+                    return
+                except ProviderUnavailable as exc:
+                    if emitted:
+                        raise StreamInterrupted(str(exc), provider=route.provider) from exc
+                    attempt += 1
+                    delay = self.policy.delay(attempt, getattr(exc, "retry_after", None), self.rng)
+                    if delay is None:
+                        log.warning(
+                            "%s: giving up after %d attempt(s): %s", route.provider, attempt, exc
+                        )
+                        last = exc
+                        break
+                    log.warning("%s: %s; retry %d in %.1fs", route.provider, exc, attempt, delay)
+                    await self.sleep(delay)
+                except ProviderAuthError as exc:
+                    log.error("%s rejected the API key: %s", route.provider, exc)
+                    last = exc
+                    break
+        assert last is not None
+        raise last
+
+    async def complete(self, req: ChatRequest, *, tier: Tier | None) -> Completion:
+        """A non-streamed call (classification, summaries) with the same policy."""
+        last: LLMError | None = None
+        for route in self.routes(tier, with_tools=bool(req.tools)):
+            provider = self._provider(route.endpoint)
+            attempt = 0
+            while True:
+                try:
+                    return await provider.complete(self._request(req, route))
+                except ProviderUnavailable as exc:
+                    attempt += 1
+                    delay = self.policy.delay(attempt, getattr(exc, "retry_after", None), self.rng)
+                    if delay is None:
+                        last = exc
+                        break
+                    await self.sleep(delay)
+                except ProviderAuthError as exc:
+                    last = exc
+                    break
+        assert last is not None
+        raise last
+
+    async def choose_tier(self, text: str, recent: list[Message]) -> Tier:
+        """Ask the low model how hard the message is; unclear or failing -> mid."""
+        context = "\n".join(
+            f"{m.name or m.role}: {m.plain_text[:500]}" for m in recent[-4:] if m.plain_text
+        )
+        prompt = (f"Recent conversation:\n{context}\n\n" if context else "") + (
+            f"Newest message:\n{text[:2000]}\n\nTier?"
+        )
+        try:
+            answer = await self.complete(
+                ChatRequest(
+                    messages=[Message.text("user", prompt)],
+                    system=CLASSIFIER_SYSTEM,
+                    max_tokens=16,
+                    temperature=0.0,
+                ),
+                tier="low",
+            )
+        except LLMError as exc:
+            log.warning("auto tier selection failed (%s); using mid", exc)
+            return "mid"
+        return parse_tier_answer(answer.text)
+
+    async def aclose(self) -> None:
+        providers, self._providers = list(self._providers.values()), {}
+        for p in providers:
+            await p.aclose()

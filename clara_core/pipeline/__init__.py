@@ -1,0 +1,1 @@
+"""The conversation pipeline: context -> model (streamed) -> tool loop -> events."""

@@ -1,0 +1,57 @@
+"""What a turn reports while it runs; adapters (Discord, console) render these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clara_core.llm.tiers import Tier
+from clara_core.llm.types import Usage
+
+
+@dataclass(frozen=True)
+class TierChosen:
+    tier: Tier | None  # None: the provider's base model
+    model: str
+    auto: bool  # picked by AUTO_TIER_SELECTION
+    explicit: bool  # the user asked with a !prefix
+    tool_model: str | None = None  # differs when the low tier hands tools to the base model
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolStarted:
+    call_id: str
+    name: str
+    step: int
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    call_id: str
+    name: str
+    step: int
+    ok: bool
+    duration_s: float
+    preview: str
+
+
+@dataclass(frozen=True)
+class Done:
+    text: str  # the final answer (text of the last model call)
+    model: str  # the model that produced it
+    tier: Tier | None
+    usage: Usage
+    tool_steps: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str  # plain language, for the user
+    detail: str  # for logs
+
+
+PipelineEvent = TierChosen | TextDelta | ToolStarted | ToolFinished | Done | Failed

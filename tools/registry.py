@@ -1,0 +1,178 @@
+"""Tool registry: what the model may call, and the one place calls are checked.
+
+Every tool, built-in or plug-in (MCP servers later), registers through
+``ToolRegistry.register``.  ``call()`` enforces what the model must not be
+trusted with: unknown names, admin-only tools for non-admins (checked here,
+server-side, not by hiding them from the prompt alone), malformed or
+schema-violating arguments, timeouts and crashes.  All of these come back to
+the model as *error results* it can react to; none escapes as an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from clara_core.errors import ClaraError
+from clara_core.llm.types import ToolCall, ToolSpec
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class ToolError(ClaraError):
+    """A tool failed in a way it wants to explain to the model (and user)."""
+
+
+@dataclass
+class ToolContext:
+    """Who is asking, so tools can scope data and permissions."""
+
+    user_id: str
+    channel_id: str | None = None
+    is_admin: bool = False
+    platform: str = "console"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ToolResult:
+    content: str
+    is_error: bool = False
+    duration_s: float = 0.0
+
+
+ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable["ToolResult | str"]]
+
+
+@dataclass
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    handler: ToolHandler
+    admin_only: bool = False
+    timeout: float = 120.0
+    source: str = "builtin"  # or "mcp:<server>", for listings
+
+    @property
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, self.parameters)
+
+
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "object": dict,
+    "array": list,
+}
+
+
+def validate_arguments(schema: dict[str, Any], args: dict[str, Any]) -> list[str]:
+    """Top-level checks the model gets wrong most: required keys and basic types."""
+    problems = []
+    props = schema.get("properties", {})
+    for key in schema.get("required", []):
+        if key not in args:
+            problems.append(f"missing required argument {key!r}")
+    for key, value in args.items():
+        if key not in props:
+            if schema.get("additionalProperties") is False:
+                problems.append(f"unknown argument {key!r}")
+            continue
+        expected = props[key].get("type")
+        py = _JSON_TYPES.get(expected) if isinstance(expected, str) else None
+        if py is not None:
+            ok = isinstance(value, py) and not (
+                expected in ("integer", "number") and isinstance(value, bool)
+            )
+            if not ok:
+                problems.append(f"argument {key!r} must be {expected}, got {type(value).__name__}")
+        enum = props[key].get("enum")
+        if enum is not None and value not in enum:
+            problems.append(f"argument {key!r} must be one of {enum}")
+    return problems
+
+
+class ToolRegistry:
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+
+    def register(self, tool: Tool, *, replace: bool = False) -> None:
+        if not NAME_RE.match(tool.name):
+            raise ValueError(f"tool name {tool.name!r} must match {NAME_RE.pattern}")
+        if tool.parameters.get("type") != "object":
+            raise ValueError(f"tool {tool.name!r}: parameters must be a JSON object schema")
+        if tool.name in self._tools and not replace:
+            raise ValueError(f"tool {tool.name!r} is already registered")
+        self._tools[tool.name] = tool
+
+    def unregister(self, name: str) -> None:
+        self._tools.pop(name, None)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def available(self, ctx: ToolContext) -> list[Tool]:
+        return [t for t in self._tools.values() if ctx.is_admin or not t.admin_only]
+
+    def specs(self, ctx: ToolContext) -> list[ToolSpec]:
+        return [t.spec for t in self.available(ctx)]
+
+    async def call(self, call: ToolCall, ctx: ToolContext) -> ToolResult:
+        t0 = time.monotonic()
+        result = await self._call(call, ctx)
+        result.duration_s = time.monotonic() - t0
+        return result
+
+    async def _call(self, call: ToolCall, ctx: ToolContext) -> ToolResult:
+        tool = self._tools.get(call.name)
+        if tool is None:
+            known = ", ".join(sorted(t.name for t in self.available(ctx))) or "none"
+            return ToolResult(
+                f"Error: there is no tool named {call.name!r}. Available: {known}.", True
+            )
+        if tool.admin_only and not ctx.is_admin:
+            log.warning("user %s tried admin-only tool %s", ctx.user_id, tool.name)
+            return ToolResult(
+                f"Error: {tool.name} is restricted to server admins, and this user is not one.",
+                True,
+            )
+        try:
+            args = call.arguments
+        except ValueError as exc:
+            return ToolResult(
+                f"Error: the call to {tool.name} could not be run: {exc}. Retry with valid JSON.",
+                True,
+            )
+        problems = validate_arguments(tool.parameters, args)
+        if problems:
+            return ToolResult(
+                f"Error: invalid arguments for {tool.name}: {'; '.join(problems)}.", True
+            )
+        try:
+            async with asyncio.timeout(tool.timeout):
+                out = await tool.handler(args, ctx)
+        except TimeoutError:
+            return ToolResult(
+                f"Error: {tool.name} took longer than {tool.timeout:.0f}s and was stopped.", True
+            )
+        except ToolError as exc:
+            return ToolResult(f"Error: {exc}", True)
+        except Exception as exc:  # a tool bug must not end the conversation
+            log.exception("tool %s crashed", tool.name)
+            return ToolResult(
+                f"Error: {tool.name} failed unexpectedly ({type(exc).__name__}).", True
+            )
+        return out if isinstance(out, ToolResult) else ToolResult(str(out))

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--stop", action="store_true", help="stop a running Clara (SIGTERM, then SIGKILL)"
     )
+    mode.add_argument("--console", action="store_true", help="chat with Clara in this terminal")
     p.add_argument("--pidfile", type=Path, help="pidfile (default: CLARA_DATA_DIR/clara.pid)")
     p.add_argument(
         "--logfile", type=Path, help="daemon log file (default: CLARA_DATA_DIR/clara.log)"

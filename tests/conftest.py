@@ -14,6 +14,17 @@ from storage.redis import create_redis
 from tests.support.servers import PostgresForTests, RedisForTests, start_postgres, start_redis
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_outside_clara_settings():
+    """A developer's shell (or .env-exporting tool) must not change test results."""
+    from clara_core.config import env_names
+
+    names = set(env_names().values()) | {"PROACTIVE_ENABLED"}
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k in names}
+    yield
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 async def postgres_server(tmp_path_factory) -> AsyncIterator[PostgresForTests]:
     # Short base path: unix socket paths are limited to ~100 bytes.

@@ -64,7 +64,7 @@ def endpoint_for(settings: Settings, provider: str, *, for_tools: bool = False) 
         wire=fields.wire_api,
         base_url=base_url,
         api_key=api_key,
-        headers=headers,
+        headers=tuple(headers.items()),
         timeout=settings.llm_timeout,
     )
 

@@ -57,9 +57,10 @@ class LLMService:
         *,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.policy = RetryPolicy(max_retries=settings.llm_max_retries)
+        self.policy = policy or RetryPolicy(max_retries=settings.llm_max_retries)
         self.rng = rng or random.Random()
         self.sleep = sleep
         self._providers: dict[Endpoint, ChatProvider] = {}

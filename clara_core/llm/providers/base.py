@@ -17,8 +17,8 @@ class Endpoint:
     provider: str  # "openrouter", "anthropic", ... (for messages and logs only)
     wire: str  # which adapter speaks to it: "openai" or "anthropic"
     base_url: str | None
-    api_key: str
-    headers: dict[str, str] = field(default_factory=dict)
+    api_key: str = field(repr=False)  # never in logs or error messages
+    headers: tuple[tuple[str, str], ...] = ()  # hashable: endpoints key the client cache
     timeout: float = 120.0
 
 

@@ -123,7 +123,7 @@ class OpenAIChatProvider(ChatProvider):
         self.client = openai.AsyncOpenAI(
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
-            default_headers=endpoint.headers or None,
+            default_headers=dict(endpoint.headers) or None,
             max_retries=0,
             timeout=httpx2.Timeout(endpoint.timeout, connect=10.0),
         )

@@ -15,7 +15,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def available() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(HERE.glob("*.py")) if p.stem not in {"run", "common"}}
+    return {
+        p.stem: p
+        for p in sorted(HERE.glob("*.py"))
+        if p.stem not in {"run", "common"} and not p.stem.startswith("_")
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -40,6 +40,12 @@ class DiscordSettings(ClaraSettingsBase):
     discord_channel_history_limit: int = Field(
         50, ge=0, le=500, description="Most recent channel messages read for context."
     )
+    discord_edit_interval_seconds: float = Field(
+        1.2,
+        ge=0.2,
+        le=10,
+        description="Least seconds between two message writes in a channel while a reply streams.",
+    )
     discord_log_channel_id: int | None = Field(
         None, description="Channel id that mirrors Clara's logs (secrets redacted)."
     )

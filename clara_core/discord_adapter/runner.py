@@ -19,7 +19,9 @@ import discord
 
 from clara_core.config import Settings
 from clara_core.errors import ConfigError
+from clara_core.pipeline.turn import TurnRunner
 
+from .conversation import ConversationHandler
 from .endpoints import configure_discord_endpoints
 
 log = logging.getLogger(__name__)
@@ -32,11 +34,30 @@ def default_intents() -> discord.Intents:
 
 
 class ClaraDiscordClient(discord.Client):
-    """discord.py client; conversation handling is attached by the pipeline."""
+    """discord.py client; messages go to the ConversationHandler when one is attached."""
 
-    def __init__(self, *, on_connected: Callable[[], None] | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        on_connected: Callable[[], None] | None = None,
+        runner: TurnRunner | None = None,
+        settings: Settings | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(intents=default_intents(), **kwargs)
         self._on_connected = on_connected
+        self.conversation: ConversationHandler | None = None
+        if runner is not None and settings is not None:
+            self.conversation = ConversationHandler(self, runner, settings)
+
+    async def on_message(self, message: discord.Message) -> None:
+        if self.conversation is not None:
+            await self.conversation.on_message(message)
+
+    async def close(self) -> None:
+        if self.conversation is not None:
+            await self.conversation.close()
+        await super().close()
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -53,7 +74,8 @@ class ClaraDiscordClient(discord.Client):
         log.info("Discord session resumed")
 
     async def on_disconnect(self) -> None:
-        log.warning("disconnected from Discord; reconnecting")
+        if not self.is_closed():
+            log.warning("disconnected from Discord; reconnecting")
 
 
 class DiscordRunner:
@@ -61,10 +83,12 @@ class DiscordRunner:
         self,
         settings: Settings,
         *,
+        runner: TurnRunner | None = None,
         client_factory: Callable[..., ClaraDiscordClient] | None = None,
         max_backoff: float = 60.0,
     ) -> None:
         self.settings = settings
+        self.runner = runner
         self.client_factory = client_factory or ClaraDiscordClient
         self.max_backoff = max_backoff
         self.client: ClaraDiscordClient | None = None
@@ -82,7 +106,9 @@ class DiscordRunner:
         delay = 1.0
         while not self._stopping:
             self.attempts += 1
-            self.client = self.client_factory(on_connected=self.connected.set)
+            self.client = self.client_factory(
+                on_connected=self.connected.set, runner=self.runner, settings=self.settings
+            )
             try:
                 await self.client.login(token.get_secret_value())
                 await self.client.connect(reconnect=True)

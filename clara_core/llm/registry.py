@@ -22,14 +22,15 @@ def register_wire(cls: type[ChatProvider]) -> type[ChatProvider]:
 
 
 def wire_class(wire: str) -> type[ChatProvider]:
-    _load_builtins()
+    load_builtins()
     try:
         return _WIRES[wire]
     except KeyError:
         raise ConfigError([f"no adapter registered for wire API {wire!r}"]) from None
 
 
-def _load_builtins() -> None:
+def load_builtins() -> None:
+    """Import the built-in adapters (and their SDKs, ~1 s) — at start-up, not mid-turn."""
     if not _WIRES:
         from .providers import anthropic_messages, openai_chat
 

@@ -19,7 +19,7 @@ from clara_core.config import Settings
 from .errors import LLMError, ProviderAuthError, ProviderUnavailable, StreamInterrupted
 from .models import ModelCapabilities, capabilities_for
 from .providers.base import ChatProvider, Endpoint
-from .registry import endpoint_for, model_for, wire_class
+from .registry import endpoint_for, load_builtins, model_for, wire_class
 from .retry import RetryPolicy
 from .tiers import CLASSIFIER_SYSTEM, Tier, parse_tier_answer
 from .types import Completion, CompletionRequest, Message, StreamEvent, ToolSpec
@@ -64,6 +64,8 @@ class LLMService:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self._providers: dict[Endpoint, ChatProvider] = {}
+        # SDK imports block for about a second: pay that here, never inside a turn.
+        load_builtins()
 
     # -- routing ------------------------------------------------------------
 

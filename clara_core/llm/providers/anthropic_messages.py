@@ -32,6 +32,7 @@ from ..types import (
 )
 from .base import ChatProvider, Endpoint
 from .openai_chat import _retry_after
+from .sse import iter_sse
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -148,6 +149,7 @@ class AnthropicMessagesProvider(ChatProvider):
             default_headers=dict(endpoint.headers) or None,
             max_retries=0,
             timeout=httpx2.Timeout(endpoint.timeout, connect=10.0),
+            http_client=anthropic.DefaultAioHttpClient(),
         )
 
     def _params(self, request: CompletionRequest) -> dict[str, Any]:
@@ -169,50 +171,75 @@ class AnthropicMessagesProvider(ChatProvider):
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         name = self.endpoint.provider
-        try:
-            stream = await self.client.messages.create(**self._params(request), stream=True)
-        except anthropic.AnthropicError as exc:
-            raise translate_error(exc, name) from exc
         text: list[str] = []
         blocks: dict[int, dict[str, Any]] = {}
         usage = Usage()
         stop_reason: str | None = None
         finished = False
         model = request.model
-        async with stream:
+        try:
+            # Raw stream through the SDK's custom-request path (see openai_chat.py).
+            response = await self._gated_start(
+                self.client.post(
+                    "/v1/messages",
+                    cast_to=httpx2.Response,
+                    body={**self._params(request), "stream": True},
+                    stream=True,
+                )
+            )
             try:
-                async for event in stream:
-                    kind = event.type
+                async for sse in iter_sse(response.aiter_lines()):
+                    event = sse.json()
+                    kind = event.get("type")
                     if kind == "message_start":
-                        model = event.message.model or model
-                        u = event.message.usage
-                        usage = Usage(u.input_tokens or 0, u.output_tokens or 0)
+                        message = event.get("message") or {}
+                        model = message.get("model") or model
+                        u = message.get("usage") or {}
+                        usage = Usage(u.get("input_tokens") or 0, u.get("output_tokens") or 0)
                     elif kind == "content_block_start":
-                        block = event.content_block
-                        if block.type == "tool_use":
-                            blocks[event.index] = {"id": block.id, "name": block.name, "json": []}
-                            yield ToolCallDelta(event.index, block.id, block.name, "")
-                        elif block.type == "text" and block.text:
-                            text.append(block.text)
-                            yield TextDelta(block.text)
+                        index, block = event.get("index", 0), event.get("content_block") or {}
+                        if block.get("type") == "tool_use":
+                            blocks[index] = {
+                                "id": block.get("id"),
+                                "name": block.get("name"),
+                                "json": [],
+                            }
+                            yield ToolCallDelta(index, block.get("id"), block.get("name"), "")
+                        elif block.get("type") == "text" and block.get("text"):
+                            text.append(block["text"])
+                            yield TextDelta(block["text"])
                     elif kind == "content_block_delta":
-                        delta = event.delta
-                        if delta.type == "text_delta" and delta.text:
-                            text.append(delta.text)
-                            yield TextDelta(delta.text)
-                        elif delta.type == "input_json_delta" and event.index in blocks:
-                            blocks[event.index]["json"].append(delta.partial_json)
-                            yield ToolCallDelta(event.index, arguments_delta=delta.partial_json)
+                        index, delta = event.get("index", 0), event.get("delta") or {}
+                        if delta.get("type") == "text_delta" and delta.get("text"):
+                            text.append(delta["text"])
+                            yield TextDelta(delta["text"])
+                        elif delta.get("type") == "input_json_delta" and index in blocks:
+                            piece = delta.get("partial_json", "")
+                            blocks[index]["json"].append(piece)
+                            yield ToolCallDelta(index, arguments_delta=piece)
                     elif kind == "message_delta":
-                        stop_reason = event.delta.stop_reason or stop_reason
-                        if event.usage is not None:
-                            usage = Usage(usage.input_tokens, event.usage.output_tokens or 0)
+                        stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
+                        out_tokens = (event.get("usage") or {}).get("output_tokens")
+                        if out_tokens is not None:
+                            usage = Usage(usage.input_tokens, out_tokens)
                     elif kind == "message_stop":
                         finished = True
-            except anthropic.AnthropicError as exc:
-                raise translate_error(exc, name) from exc
-            except httpx2.TransportError as exc:
-                raise translate_error(exc, name) from exc
+                    elif kind == "error":
+                        err = event.get("error") or {}
+                        raise ProviderUnavailable(
+                            f"{name}: {err.get('type', 'error')}: {err.get('message', '')}",
+                            provider=name,
+                        )
+            finally:
+                await response.aclose()
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, name) from exc
+        except httpx2.TransportError as exc:
+            raise translate_error(exc, name) from exc
+        except ValueError as exc:
+            raise ProviderUnavailable(
+                f"{name}: malformed stream event ({exc})", provider=name
+            ) from exc
         if not finished:
             raise ProviderUnavailable(f"{name}: stream ended before message_stop", provider=name)
         calls = [

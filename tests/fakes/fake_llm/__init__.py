@@ -17,6 +17,35 @@ reject, and answers from a wire-neutral script.  Typical use::
         assert fake.requests[0].messages[-1]["content"] == "hi"
         await fake.wait_for_disconnect(timeout=1)
 
+Script: ``fake.enqueue(*responses)`` is consumed one per request (either wire), then
+``fake.default``, else a 500 "no scripted response" (sent with ``x-should-retry:
+false``).  Responses: :class:`Reply` (text and/or :class:`ToolCall` s, pacing via
+``chunk_delay`` / ``first_token_delay``), :class:`ErrorReply`, :class:`Hang`,
+:class:`Drop`, :class:`StreamError`, or a ``(RecordedRequest) -> Response`` factory.
+
+SDK behaviour worth knowing (openai 3.51 / anthropic 2.10, both on httpx2):
+
+* Both retry 408/409/429/5xx and connection errors (``max_retries``, default 2) and
+  obey ``x-should-retry``.  Both honour ``retry-after-ms`` then ``retry-after``
+  (float seconds or an HTTP date) when > 0; otherwise they back off
+  0.5 s * 2^n (jittered -25%, max 8 s).  openai refuses to retry at all when
+  Retry-After > 120 s; anthropic sleeps for any Retry-After, uncapped.
+* anthropic-python 2.x sends ``api_key`` as ``Authorization: Bearer``, not
+  ``x-api-key``; the fake accepts either on the Anthropic wire.
+* Mid-stream transport failures: openai raises ``APIConnectionError`` /
+  ``APITimeoutError`` (``__cause__`` is the httpx2 error); anthropic does NOT wrap
+  them — the raw ``httpx2.RemoteProtocolError`` / ``httpx2.ReadTimeout`` escapes the
+  stream iterator (before the stream starts both raise their ``APIConnectionError``).
+* In-stream error events: openai raises ``APIError`` (not a status error);
+  anthropic raises a plain ``APIStatusError`` whose ``status_code`` is the stream's 200.
+* To make the server see a disconnect, close the stream: ``await stream.close()``,
+  ``await stream.response.aclose()``, or cancel the consuming task (the SDK's
+  generator closes the response).  Merely ``break``-ing out of ``async for``
+  leaves the connection open until the stream object is garbage-collected.
+* The anthropic ``messages.stream()`` accumulator parses ``input_json_delta`` with
+  partial-mode jiter: truncated JSON becomes a partial dict, invalid JSON raises
+  ``ValueError("Unable to parse tool parameter JSON ...")``.
+
 Modules: :mod:`.server` (``FakeLLM``), :mod:`.responses` (the script types),
 :mod:`.records` (what was seen), :mod:`.openai_wire` / :mod:`.anthropic_wire`
 (rendering, auth, error bodies), :mod:`.openai_validation` /

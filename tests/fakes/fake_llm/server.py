@@ -21,7 +21,7 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from aiohttp import web
@@ -66,7 +66,7 @@ class FakeLLM:
     def __init__(
         self,
         *,
-        api_keys: set[str] | frozenset[str] | list[str] | None = None,
+        api_keys: Iterable[str] | None = None,
         models: list[str] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         validate: bool = True,
@@ -182,22 +182,26 @@ class FakeLLM:
     async def wait_for_disconnect(self, timeout: float = 5.0) -> Disconnect:
         """The next client disconnect not returned by an earlier call (waiting for it)."""
         index = self._disconnects_taken
-        await self._wait_until(lambda: len(self.disconnect_log) > index, timeout, "a disconnect")
+        await self.wait_until(lambda: len(self.disconnect_log) > index, timeout, "a disconnect")
         self._disconnects_taken = index + 1
         return self.disconnect_log[index]
 
     async def wait_for_requests(self, count: int, timeout: float = 5.0) -> RecordedRequest:
         """Wait until ``count`` requests arrived; returns the ``count``-th."""
-        await self._wait_until(lambda: len(self.requests) >= count, timeout, f"{count} requests")
+        await self.wait_until(lambda: len(self.requests) >= count, timeout, f"{count} requests")
         return self.requests[count - 1]
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until every recorded request has finished."""
-        await self._wait_until(
+        await self.wait_until(
             lambda: all(r.outcome != "pending" for r in self.requests), timeout, "idle"
         )
 
-    async def _wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+    async def wait_until(
+        self, ready: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+    ) -> None:
+        """Wait until ``ready()`` is true; it is re-checked whenever the fake's state
+        changes (a request arrives, a stream opens or ends, a disconnect, ...)."""
         deadline = time.monotonic() + timeout
         while not ready():
             remaining = deadline - time.monotonic()
@@ -404,6 +408,7 @@ class FakeLLM:
         try:
             await response.prepare(request)
             record.status = 200
+            self._notify()
             if plan.head:
                 await response.write(plan.head)
             start = last_write = time.monotonic()
@@ -424,17 +429,17 @@ class FakeLLM:
                 return response
             await response.write(plan.tail if ending == "complete" else final)
             await response.write_eof()
+            if ending == "complete":
+                record.outcome = "completed"
+                self.completed += 1
+            else:
+                record.outcome = "stream_error"
+            return response
         except ConnectionError:
             return self._interrupted(request, record, "gone", last_write, response)
         finally:
             self.active_streams -= 1
             self._notify()
-        if ending == "complete":
-            record.outcome = "completed"
-            self.completed += 1
-        else:
-            record.outcome = "stream_error"
-        return response
 
     async def _pause(self, request: web.Request, due: float) -> _Pause:
         """Wait until ``due`` (monotonic), returning early if the client leaves or the

@@ -1,0 +1,98 @@
+"""Conversation history from Discord: reply chains and DM continuity.
+
+Reply chains follow ``message.reference`` upwards (up to DISCORD_MAX_MESSAGES),
+using discord.py's resolved references and a bounded cache before fetching,
+so chains keep working after a restart.  In DMs, a message that replies to
+nothing continues the recent exchange.  When a chain is cut (deleted message,
+no access), the caller is told so it can say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import discord
+
+from clara_core.llm.types import Message
+
+log = logging.getLogger(__name__)
+
+_FOOTER_RE = re.compile(r"(?:\n-# [^\n]*)+\s*$")
+
+
+def strip_footer(text: str) -> str:
+    """Drop Clara's status/badge lines from her own messages."""
+    return _FOOTER_RE.sub("", text).rstrip()
+
+
+def strip_mention(text: str, bot_id: int) -> str:
+    return re.sub(rf"<@!?{bot_id}>", "", text).strip()
+
+
+class MessageCache:
+    """Bounded LRU of messages seen or fetched, to avoid refetching chains."""
+
+    def __init__(self, capacity: int = 2000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[int, discord.Message] = OrderedDict()
+
+    def put(self, message: discord.Message) -> None:
+        self._items[message.id] = message
+        self._items.move_to_end(message.id)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def get(self, message_id: int) -> discord.Message | None:
+        msg = self._items.get(message_id)
+        if msg is not None:
+            self._items.move_to_end(message_id)
+        return msg
+
+
+@dataclass
+class History:
+    messages: list[Message]
+    cut: bool  # the chain was broken (deleted or inaccessible message)
+
+
+def to_llm_message(msg: discord.Message, bot_id: int, *, group: bool) -> Message:
+    if msg.author.id == bot_id:
+        return Message.text("assistant", strip_footer(msg.content))
+    text = strip_mention(msg.content, bot_id)
+    name = msg.author.display_name
+    return Message.text("user", f"{name}: {text}" if group else text, name=name)
+
+
+async def build_history(
+    message: discord.Message, bot_id: int, *, max_messages: int, cache: MessageCache
+) -> History:
+    group = message.guild is not None
+    chain: list[discord.Message] = []
+    cut = False
+    current = message
+    while current.reference is not None and len(chain) < max_messages:
+        ref = current.reference
+        parent = ref.resolved if isinstance(ref.resolved, discord.Message) else None
+        if parent is None and ref.message_id is not None:
+            parent = cache.get(ref.message_id)
+        if parent is None and ref.message_id is not None:
+            try:
+                parent = await current.channel.fetch_message(ref.message_id)
+            except (discord.NotFound, discord.Forbidden):
+                cut = True
+                break
+        if parent is None:
+            cut = True
+            break
+        cache.put(parent)
+        chain.append(parent)
+        current = parent
+    if not chain and message.guild is None:
+        # DMs: continue the recent exchange when the user didn't reply to anything.
+        async for previous in message.channel.history(limit=max_messages, before=message):
+            chain.append(previous)
+    chain.reverse()
+    return History([to_llm_message(m, bot_id, group=group) for m in chain if m.content], cut)

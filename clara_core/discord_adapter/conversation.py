@@ -1,0 +1,199 @@
+"""From a Discord message to a streamed reply.
+
+Triggers: a mention of Clara, any DM, or a reply to one of Clara's messages;
+bots (and Clara herself) are ignored.  DISCORD_ALLOWED_SERVERS (which
+supersedes channels), DISCORD_ALLOWED_CHANNELS and DISCORD_ALLOWED_ROLES
+gate where and for whom she answers.  Stop phrases cancel the channel's
+running answer and clear its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+
+from clara_core.config import Settings
+from clara_core.pipeline.events import (
+    Done,
+    Failed,
+    TextDelta,
+    TierChosen,
+    ToolFinished,
+    ToolStarted,
+)
+from clara_core.pipeline.turn import TurnInput, TurnRunner
+from tools.registry import ToolContext
+
+from .chains import MessageCache, build_history, strip_mention
+from .pacing import ChannelPacer
+from .queue import ChannelQueue, QueuedJob
+from .streaming import StreamingReply
+
+log = logging.getLogger(__name__)
+
+ADMIN_ROLE = "Clara-Admin"
+
+
+def is_admin(member: discord.abc.User) -> bool:
+    if not isinstance(member, discord.Member):
+        return False
+    perms = member.guild_permissions
+    return (
+        perms.administrator
+        or perms.manage_channels
+        or any(r.name == ADMIN_ROLE for r in member.roles)
+    )
+
+
+class ConversationHandler:
+    def __init__(self, client: discord.Client, runner: TurnRunner, settings: Settings) -> None:
+        self.client = client
+        self.runner = runner
+        self.settings = settings
+        self.pacer = ChannelPacer(settings.discord_edit_interval_seconds)
+        self.queue = ChannelQueue()
+        self.cache = MessageCache()
+
+    # -- gates ---------------------------------------------------------------
+
+    def allowed(self, message: discord.Message) -> bool:
+        s = self.settings
+        if message.guild is not None:
+            if s.discord_allowed_servers:
+                if message.guild.id not in s.discord_allowed_servers:
+                    return False
+            elif s.discord_allowed_channels:
+                channel_ids = {message.channel.id, getattr(message.channel, "parent_id", None)}
+                if not channel_ids & set(s.discord_allowed_channels):
+                    return False
+            if (
+                s.discord_allowed_roles
+                and isinstance(message.author, discord.Member)
+                and not {r.id for r in message.author.roles} & set(s.discord_allowed_roles)
+            ):
+                return False
+        return True
+
+    def triggered(self, message: discord.Message) -> bool:
+        me = self.client.user
+        assert me is not None
+        if message.guild is None:
+            return True
+        if me in message.mentions:
+            return True
+        ref = message.reference
+        if ref is not None and isinstance(ref.resolved, discord.Message):
+            return ref.resolved.author.id == me.id
+        return False
+
+    def is_stop(self, text: str) -> bool:
+        normalized = " ".join(text.lower().replace("!", "").replace(".", "").split())
+        return any(
+            normalized == p or normalized.startswith(p + " ")
+            for p in self.settings.discord_stop_phrases
+        )
+
+    # -- events --------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.client.user
+        if me is None or message.author.bot or message.author.id == me.id:
+            if me is not None and message.author.id == me.id:
+                self.cache.put(message)
+            return
+        if not self.triggered(message) or not self.allowed(message):
+            return
+        self.cache.put(message)
+        text = strip_mention(message.content, me.id)
+        if self.is_stop(text):
+            await self._stop(message)
+            return
+        ahead = self.queue.submit(
+            message.channel.id,
+            QueuedJob(
+                run=lambda: self._answer(message, text),
+                on_start=(lambda: self._announce_start(message))
+                if self.queue.busy(message.channel.id)
+                else None,
+                label=str(message.id),
+            ),
+        )
+        if ahead:
+            await self._notice(
+                message, f"-# You're #{ahead + 1} in line; I'll get to you right after."
+            )
+
+    async def _notice(self, message: discord.Message, text: str) -> None:
+        try:
+            async with self.pacer.slot(message.channel.id):
+                await message.reply(text, mention_author=False)
+        except discord.HTTPException as exc:
+            log.warning("could not send notice: %s", exc)
+
+    async def _announce_start(self, message: discord.Message) -> None:
+        await self._notice(message, "-# Your turn — working on it now.")
+
+    async def _stop(self, message: discord.Message) -> None:
+        result = await self.queue.stop(message.channel.id)
+        if result.cancelled_active or result.cleared:
+            parts = ["Stopped."]
+            if result.cleared:
+                parts.append(
+                    f"Cleared {result.cleared} queued request{'s' if result.cleared != 1 else ''}."
+                )
+            await self._notice(message, " ".join(parts))
+        else:
+            await self._notice(message, "-# Nothing to stop.")
+
+    async def _answer(self, message: discord.Message, text: str) -> None:
+        me = self.client.user
+        assert me is not None
+        history = await build_history(
+            message, me.id, max_messages=self.settings.discord_max_messages, cache=self.cache
+        )
+        reply = StreamingReply(message, self.pacer)
+        reply.start()
+        footer: str | None = None
+        if history.cut:
+            footer = "earlier messages in this thread are unavailable"
+        turn = TurnInput(
+            text=text,
+            context=ToolContext(
+                user_id=str(message.author.id),
+                channel_id=str(message.channel.id),
+                is_admin=is_admin(message.author),
+                platform="discord",
+            ),
+            history=history.messages,
+            speaker=message.author.display_name if message.guild is not None else None,
+        )
+        badge: str | None = None
+        try:
+            async for event in self.runner.run(turn):
+                if isinstance(event, TierChosen) and (event.explicit or event.auto):
+                    how = "auto" if event.auto else "tier"
+                    badge = f"{how}: {event.tier or 'base'} · {event.model}"
+                elif isinstance(event, TextDelta):
+                    reply.append(event.text)
+                elif isinstance(event, ToolStarted):
+                    reply.set_status(f"⚙️ running {event.name}…")
+                elif isinstance(event, ToolFinished):
+                    mark = "✅" if event.ok else "⚠️"
+                    reply.set_status(f"{mark} {event.name} ({event.duration_s:.1f}s)")
+                elif isinstance(event, Done):
+                    footer_line = " · ".join(x for x in (badge, footer) if x) or None
+                    await reply.finish(event.text, footer=footer_line)
+                    for m in reply.messages:
+                        self.cache.put(m)
+                elif isinstance(event, Failed):
+                    await reply.finish(
+                        reply.text + ("\n\n" if reply.text else "") + f"⚠️ {event.message}"
+                    )
+        except asyncio.CancelledError:
+            await reply.abort("⏹ stopped")
+            raise
+
+    async def close(self) -> None:
+        await self.queue.close()

@@ -1,0 +1,187 @@
+"""Conversations through the real discord.py client, fake Discord and fake LLM."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.fakes.fake_llm import Hang, Reply
+from tests.support.discord_app import clara_on_discord
+
+pytestmark = pytest.mark.slow
+
+
+async def test_mention_gets_a_streamed_reply_with_the_exact_final_text():
+    answer = "Hello Alice! Streaming works: " + " ".join(f"w{i}" for i in range(30))
+    words = answer.split(" ")
+    async with clara_on_discord() as w:
+        w.llm.enqueue(
+            Reply(answer, chunks=[x + " " for x in words[:-1]] + [words[-1]], chunk_delay=0.04)
+        )
+        asked = await w.mention(w.alice, "hello!")
+        reply = await w.wait_reply_text(answer)
+        history = w.discord.message_history(reply.id)
+        assert len(history) >= 2  # it grew by edits
+        assert history[-1] == answer
+        assert int(reply.reference["message_id"]) == asked.id
+        request = w.llm.requests[0]
+        assert "Alice: hello!" in str(request.messages[-1])  # speaker named, mention stripped
+        assert f"<@{w.bot_id}>" not in str(request.messages)
+        assert w.discord.rate_limited_count.earned == 0
+
+
+async def test_direct_messages_need_no_mention():
+    async with clara_on_discord() as w:
+        dm = w.discord.add_dm_channel(w.alice.id)
+        w.llm.enqueue(Reply("Hi in private."))
+        await w.say(w.alice, "psst", channel_id=dm.id)
+        await w.wait_reply_text("Hi in private.", channel_id=dm.id)
+        assert "psst" in str(w.llm.requests[0].messages[-1]) and "Alice:" not in str(
+            w.llm.requests[0].messages[-1]
+        )
+
+
+async def test_unaddressed_messages_and_bots_are_ignored():
+    async with clara_on_discord() as w:
+        robot = w.discord.add_user("robot", bot=True)
+        w.discord.add_member(w.guild_id, robot.id)
+        await w.say(w.alice, "just talking to bob")
+        await w.say(robot, f"<@{w.bot_id}> beep")
+        await asyncio.sleep(0.8)
+        assert w.llm.requests == [] and w.replies() == []
+
+
+async def test_high_prefix_uses_the_high_model_and_shows_a_badge():
+    async with clara_on_discord(custom_openai_model_high="big-model") as w:
+        w.llm.enqueue(Reply("Deep thoughts."))
+        await w.mention(w.alice, "!high what is entanglement?")
+        await w.discord.wait_until(
+            lambda: (
+                w.replies()
+                and "Deep thoughts." in w.replies()[0].content
+                and "big-model" in w.replies()[0].content
+            ),
+            timeout=15,
+            what="badge",
+        )
+        assert w.llm.requests[0].model == "big-model"
+        content = w.replies()[0].content
+        assert content.startswith("Deep thoughts.") and "\n-# tier: high · big-model" in content
+
+
+async def test_reply_chain_reaches_the_model():
+    async with clara_on_discord() as w:
+        w.llm.enqueue(Reply("Your cat is called Miso."), Reply("Miso is 3 years old."))
+        first = await w.mention(w.alice, "my cat is called Miso")
+        clara1 = await w.wait_reply_text("Your cat is called Miso.")
+        await w.say(w.alice, "how old is she?", reference_message_id=clara1.id)
+        await w.wait_reply_text("Miso is 3 years old.")
+        messages = w.llm.requests[1].messages
+        text = str(messages)
+        assert "my cat is called Miso" in text and "Your cat is called Miso." in text
+        roles = [m["role"] for m in messages if m["role"] != "system"]
+        assert roles == ["user", "assistant", "user"]
+        assert first.id != clara1.id
+
+
+async def test_long_answer_is_split_into_valid_messages():
+    paragraphs = [f"Paragraph {i}: " + ("lorem ipsum " * 30).strip() for i in range(14)]
+    answer = "\n\n".join(paragraphs)
+    assert 4500 < len(answer) < 8000
+    async with clara_on_discord() as w:
+        w.llm.enqueue(Reply(answer, chunk_delay=0.005))
+        await w.mention(w.alice, "write a lot")
+        await w.discord.wait_until(
+            lambda: (
+                "".join(m.content for m in w.replies()).replace("\n", "")
+                == answer.replace("\n", "")
+            ),
+            timeout=20,
+            what="the full answer across messages",
+        )
+        parts = [m.content for m in w.replies()]
+        assert len(parts) == 3 and all(len(p) <= 2000 for p in parts)
+        assert w.discord.rate_limited_count.earned == 0
+
+
+async def test_injected_429s_on_edits_lose_no_text():
+    answer = "Final answer after rate limits: " + "x " * 50
+    async with clara_on_discord() as w:
+        w.discord.inject_429("edit", count=3, retry_after=0.3)
+        w.llm.enqueue(Reply(answer, chunk_delay=0.02))
+        await w.mention(w.alice, "go")
+        reply = await w.wait_reply_text(answer, timeout=20)
+        assert w.discord.message_history(reply.id)[-1] == answer
+        assert w.discord.rate_limited_count.injected == 3
+
+
+async def test_stop_phrase_cancels_the_stream_and_the_queue():
+    async with clara_on_discord() as w:
+        w.llm.enqueue(Hang(["Let me think about this very carefully "]), Reply("queued answer"))
+        await w.mention(w.alice, "a hard question")
+        await w.discord.wait_until(lambda: w.replies(), timeout=15, what="first partial reply")
+        await w.mention(w.bob, "and mine?")  # queued behind alice
+        await w.discord.wait_until(
+            lambda: any("in line" in m.content for m in w.replies()),
+            timeout=10,
+            what="queue notice",
+        )
+        await w.mention(w.alice, "stop clara")
+        disconnect = await w.llm.wait_for_disconnect(timeout=2)
+        assert disconnect.chunks_sent >= 1
+        await w.discord.wait_until(
+            lambda: any(m.content.startswith("Stopped.") for m in w.replies()),
+            timeout=5,
+            what="confirmation",
+        )
+        confirm = next(m for m in w.replies() if m.content.startswith("Stopped."))
+        assert "Cleared 1 queued request." in confirm.content
+        partial = w.replies()[0]
+        edits_at_confirm = len(w.discord.message_history(partial.id))
+        assert "⏹ stopped" in partial.content
+        await asyncio.sleep(1.0)
+        assert len(w.discord.message_history(partial.id)) == edits_at_confirm  # no further edits
+        assert len(w.llm.requests) == 1  # bob's queued request never ran
+
+
+async def test_queue_runs_in_order_and_tells_people_their_position():
+    async with clara_on_discord() as w:
+        w.llm.enqueue(
+            Reply("first answer", chunk_delay=0.3, chunks=["first ", "answer"]),
+            Reply("second answer"),
+        )
+        await w.mention(w.alice, "one")
+        await w.mention(w.bob, "two")
+        await w.wait_reply_text("second answer", timeout=20)
+        contents = [m.content for m in w.replies()]
+        assert contents.index("first answer") < contents.index("second answer")
+        assert any("You're #2 in line" in c for c in contents)
+        assert any("Your turn" in c for c in contents)
+        assert "one" in str(w.llm.requests[0].messages[-1]) and "two" in str(
+            w.llm.requests[1].messages[-1]
+        )
+
+
+async def test_disallowed_channel_is_ignored():
+    async with clara_on_discord(discord_allowed_channels="1") as w:
+        await w.mention(w.alice, "hello?")
+        await asyncio.sleep(0.8)
+        assert w.llm.requests == [] and w.replies() == []
+
+
+async def test_gateway_resume_causes_no_duplicate_replies():
+    async with clara_on_discord() as w:
+        w.llm.enqueue(
+            Reply("only once", chunk_delay=0.1, chunks=["only ", "once"]), Reply("gap answer")
+        )
+        await w.mention(w.alice, "hi")
+        await w.discord.wait_until(lambda: w.replies(), timeout=10, what="reply started")
+        await w.discord.disconnect_all(code=4000)
+        await w.mention(w.bob, "sent during the gap")
+        await w.discord.wait_until(lambda: w.discord.resume_count >= 1, timeout=15, what="RESUME")
+        await w.wait_reply_text("gap answer", timeout=15)
+        await asyncio.sleep(0.5)
+        contents = [m.content for m in w.replies()]
+        assert contents.count("only once") == 1 and contents.count("gap answer") == 1
+        assert len(w.llm.requests) == 2

@@ -1,0 +1,78 @@
+"""Clara's Discord client + pipeline against the fake Discord and fake LLM."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from clara_core.discord_adapter.runner import ClaraDiscordClient
+from tests.fakes.fake_discord import FakeDiscord, FakeUser, discord_py_pointed_at, running_client
+from tests.fakes.fake_llm import FakeLLM
+from tests.support.llm import build_runner, settings_for
+from tools.registry import ToolRegistry
+
+
+@dataclass
+class World:
+    discord: FakeDiscord
+    llm: FakeLLM
+    client: ClaraDiscordClient
+    channel_id: int
+    guild_id: int
+    alice: FakeUser
+    bob: FakeUser
+
+    @property
+    def bot_id(self) -> int:
+        return self.discord.bot.id
+
+    async def say(self, author: FakeUser, text: str, *, channel_id: int | None = None, **kw: Any):
+        return await self.discord.send_message(channel_id or self.channel_id, author.id, text, **kw)
+
+    async def mention(self, author: FakeUser, text: str, **kw: Any):
+        return await self.say(author, f"<@{self.bot_id}> {text}", **kw)
+
+    def replies(self, channel_id: int | None = None):
+        return self.discord.bot_messages(channel_id or self.channel_id)
+
+    async def wait_reply_text(
+        self, text: str, *, channel_id: int | None = None, timeout: float = 15
+    ):
+        await self.discord.wait_until(
+            lambda: any(m.content == text for m in self.replies(channel_id)),
+            timeout=timeout,
+            what=f"a reply reading {text[:40]!r}",
+        )
+        return next(m for m in self.replies(channel_id) if m.content == text)
+
+
+@asynccontextmanager
+async def clara_on_discord(
+    *, tools: ToolRegistry | None = None, provider: str = "openai", **overrides: Any
+) -> AsyncIterator[World]:
+    async with (
+        FakeDiscord(heartbeat_interval_ms=1000) as discord_fake,
+        FakeLLM(api_keys={"test-key"}) as llm,
+    ):
+        alice = discord_fake.add_user("alice", global_name="Alice")
+        bob = discord_fake.add_user("bob", global_name="Bob")
+        guild = discord_fake.add_guild("Home", members=[alice.id, bob.id])
+        channel = guild.text_channels[0]
+        values = {
+            "discord_bot_token": discord_fake.token,
+            "discord_api_base": discord_fake.api_base,
+            "discord_gateway_url": discord_fake.gateway_url,
+            "discord_edit_interval_seconds": 0.25,
+            **overrides,
+        }
+        settings = settings_for(llm, provider, **values)
+        runner, service = build_runner(settings, tools)
+        client = ClaraDiscordClient(runner=runner, settings=settings, guild_ready_timeout=0.05)
+        try:
+            with discord_py_pointed_at(discord_fake):
+                async with running_client(discord_fake, client):
+                    yield World(discord_fake, llm, client, channel.id, guild.id, alice, bob)
+        finally:
+            await service.aclose()

@@ -179,13 +179,11 @@ class AnthropicMessagesProvider(ChatProvider):
         model = request.model
         try:
             # Raw stream through the SDK's custom-request path (see openai_chat.py).
-            response = await self._gated_start(
-                self.client.post(
-                    "/v1/messages",
-                    cast_to=httpx2.Response,
-                    body={**self._params(request), "stream": True},
-                    stream=True,
-                )
+            response = await self.client.post(
+                "/v1/messages",
+                cast_to=httpx2.Response,
+                body={**self._params(request), "stream": True},
+                stream=True,
             )
             try:
                 async for sse in iter_sse(response.aiter_lines()):

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar
 
 from ..types import Completion, CompletionRequest, StreamEvent
-
-T = TypeVar("T")
-
-# Building and sending a request costs ~1-2 ms of CPU in the SDK. When hundreds
-# of turns start in the same instant, all of that would land in one event-loop
-# iteration and freeze everything else (Discord heartbeats, streaming edits).
-# A small gate spreads request starts out: a start holds a slot until the
-# response headers arrive or START_HOLD_S passes, whichever comes first.
-START_SLOTS = 8
-START_HOLD_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -47,22 +35,6 @@ class ChatProvider(ABC):
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self._start_gate = asyncio.Semaphore(START_SLOTS)
-
-    async def _gated_start(self, start: Awaitable[T]) -> T:
-        """Run the start of a request through the gate (see START_SLOTS)."""
-        task = asyncio.ensure_future(start)
-        try:
-            async with self._start_gate:
-                await asyncio.wait({task}, timeout=START_HOLD_S)
-            return await task
-        except asyncio.CancelledError:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                result: Any = await task
-                if hasattr(result, "aclose"):  # a response that arrived anyway
-                    await result.aclose()
-            raise
 
     @abstractmethod
     def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]: ...

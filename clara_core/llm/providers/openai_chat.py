@@ -170,10 +170,8 @@ class OpenAIChatProvider(ChatProvider):
             # and error translation, and hands back the raw stream. We skip its
             # per-request parameter transform and per-chunk models, which cost
             # more CPU than the rest of a turn (see sse.py, bench/pipeline.py).
-            response = await self._gated_start(
-                self.client.post(
-                    "/chat/completions", cast_to=httpx2.Response, body=params, stream=True
-                )
+            response = await self.client.post(
+                "/chat/completions", cast_to=httpx2.Response, body=params, stream=True
             )
             # Closing in `finally` ends the HTTP stream at once on cancellation.
             try:

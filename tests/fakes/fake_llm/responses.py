@@ -193,7 +193,14 @@ class Hang(_Interrupted):
 @dataclass
 class Drop(_Interrupted):
     """Stream ``after_chunks`` then close the TCP connection mid-body (the chunked body
-    never terminates).  A non-streaming request is closed before any response."""
+    never terminates).  A non-streaming request is closed before any response.
+
+    ``close_after``: seconds between the last chunk and the close.  A close right
+    behind the data can overtake it in clients that raise a pending connection error
+    before returning buffered bytes (aiohttp, e.g. the SDKs' ``DefaultAioHttpClient``),
+    so by default the client gets 50 ms to read the chunks first."""
+
+    close_after: float = 0.05
 
 
 @dataclass

@@ -348,8 +348,11 @@ class FakeLLM:
             if isinstance(response, StreamError):
                 final = wire.stream_error_event(response.message, response.error_type)
                 return await self._stream(request, record, wire, plan, reply, "stream_error", final)
-            ending = "hang" if isinstance(response, Hang) else "drop"
-            return await self._stream(request, record, wire, plan, reply, ending)
+            if isinstance(response, Hang):
+                return await self._stream(request, record, wire, plan, reply, "hang")
+            return await self._stream(
+                request, record, wire, plan, reply, "drop", linger=response.close_after
+            )
         started = time.monotonic()
         delay = math.inf if isinstance(response, Hang) else reply.duration
         pause = await self._pause(request, started + delay)
@@ -394,7 +397,12 @@ class FakeLLM:
         timing: Reply,
         ending: Literal["complete", "hang", "drop", "stream_error"],
         final: bytes = b"",
+        *,
+        linger: float = 0.0,
     ) -> web.StreamResponse:
+        """Send ``plan`` paced by ``timing``, then end as ``ending`` says: the tail
+        (complete), ``final`` (stream_error), nothing (hang), or a close ``linger``
+        seconds after the last chunk (drop)."""
         response = web.StreamResponse(
             status=200,
             headers={
@@ -424,6 +432,9 @@ class FakeLLM:
                 pause = await self._pause(request, math.inf)
                 return self._interrupted(request, record, pause, last_write, response)
             if ending == "drop":
+                pause = await self._pause(request, last_write + linger)
+                if pause != "ok":
+                    return self._interrupted(request, record, pause, last_write, response)
                 record.outcome = "dropped"
                 _close(request)
                 return response

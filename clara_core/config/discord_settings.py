@@ -46,6 +46,12 @@ class DiscordSettings(ClaraSettingsBase):
         le=10,
         description="Least seconds between two message writes in a channel while a reply streams.",
     )
+    discord_global_requests_per_second: float = Field(
+        45,
+        gt=0,
+        le=10_000,
+        description="Clara's budget of Discord requests per second across all channels (Discord allows 50).",
+    )
     discord_log_channel_id: int | None = Field(
         None, description="Channel id that mirrors Clara's logs (secrets redacted)."
     )

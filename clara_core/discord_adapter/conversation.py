@@ -27,7 +27,7 @@ from clara_core.pipeline.turn import TurnInput, TurnRunner
 from tools.registry import ToolContext
 
 from .chains import MessageCache, build_history, strip_mention
-from .pacing import ChannelPacer
+from .pacing import ChannelPacer, GlobalBudget, Priority
 from .queue import ChannelQueue, QueuedJob
 from .streaming import StreamingReply
 
@@ -52,7 +52,10 @@ class ConversationHandler:
         self.client = client
         self.runner = runner
         self.settings = settings
-        self.pacer = ChannelPacer(settings.discord_edit_interval_seconds)
+        self.pacer = ChannelPacer(
+            settings.discord_edit_interval_seconds,
+            budget=GlobalBudget(settings.discord_global_requests_per_second),
+        )
         self.queue = ChannelQueue()
         self.cache = MessageCache()
 
@@ -127,7 +130,7 @@ class ConversationHandler:
 
     async def _notice(self, message: discord.Message, text: str) -> None:
         try:
-            async with self.pacer.slot(message.channel.id):
+            async with self.pacer.slot(message.channel.id, Priority.FIRST_MESSAGE):
                 await message.reply(text, mention_author=False)
         except discord.HTTPException as exc:
             log.warning("could not send notice: %s", exc)

@@ -1,41 +1,108 @@
-"""Per-channel pacing of message writes (sends and edits).
+"""Pacing of Clara's Discord writes: per channel, and globally with priorities.
 
-Discord allows about 5 message writes per 5 s per channel.  Streaming edits
-are paced below that (DISCORD_EDIT_INTERVAL_SECONDS, default 1.2 s) so Clara
-never earns a 429 in normal operation; discord.py still honours retry_after
-if one comes anyway.
+Discord allows about 5 message writes per 5 s per channel and 50 requests
+per second per bot overall.  Two layers keep Clara under both, so she never
+earns a 429 in normal operation (discord.py still honours retry_after if one
+comes anyway):
+
+- ``ChannelPacer``: at most one write per DISCORD_EDIT_INTERVAL_SECONDS in a
+  channel (default 1.2 s) while replies stream.
+- ``GlobalBudget``: a token bucket (DISCORD_GLOBAL_REQUESTS_PER_SECOND, 45 by
+  default, burst 5, so no one-second window exceeds 50) shared by every
+  channel.  When it is the bottleneck (hundreds of conversations at once),
+  waiters are served by priority: a reply's *first* message before further
+  edits, and typing indicators last, so people see an answer start quickly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from enum import IntEnum
+
+
+class Priority(IntEnum):
+    FIRST_MESSAGE = 0  # a reply becoming visible, notices, stop confirmations
+    EDIT = 1  # a reply growing
+    TYPING = 2
+
+
+class GlobalBudget:
+    def __init__(
+        self, rate: float, *, burst: int = 5, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._tokens = float(burst)
+        self._stamp = clock()
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    async def acquire(self, priority: Priority = Priority.EDIT) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (int(priority), next(self._seq), future))
+        self._dispatch()
+        await future
+
+    def _dispatch(self) -> None:
+        self._refill()
+        while self._waiters and self._tokens >= 1:
+            _, _, future = heapq.heappop(self._waiters)
+            if future.done():  # cancelled while waiting
+                continue
+            self._tokens -= 1
+            future.set_result(None)
+        if self._waiters and self._timer is None:
+            delay = max(0.001, (1 - self._tokens) / self.rate)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._dispatch()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for _, _, f in self._waiters if not f.done())
 
 
 class ChannelPacer:
-    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval: float,
+        *,
+        budget: GlobalBudget | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.interval = interval
+        self.budget = budget
         self.clock = clock
         self._next: dict[int, float] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
     @asynccontextmanager
-    async def slot(self, channel_id: int) -> AsyncIterator[None]:
-        """Wait for the channel's next write slot, then hold it while writing."""
+    async def slot(
+        self, channel_id: int, priority: Priority = Priority.EDIT
+    ) -> AsyncIterator[None]:
+        """Wait for the channel's next write slot (and a global token), then write."""
         lock = self._locks.setdefault(channel_id, asyncio.Lock())
         async with lock:
             wait = self._next.get(channel_id, 0.0) - self.clock()
             if wait > 0:
                 await asyncio.sleep(wait)
+            if self.budget is not None:
+                await self.budget.acquire(priority)
             try:
                 yield
             finally:
                 self._next[channel_id] = self.clock() + self.interval
-
-    def forget(self, channel_id: int) -> None:
-        lock = self._locks.get(channel_id)
-        if lock is not None and not lock.locked():
-            self._locks.pop(channel_id, None)
-            self._next.pop(channel_id, None)

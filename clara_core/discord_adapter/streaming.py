@@ -17,7 +17,7 @@ import logging
 
 import discord
 
-from .pacing import ChannelPacer
+from .pacing import ChannelPacer, Priority
 from .splitting import DISCORD_LIMIT, split_message
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 FOOTER_ROOM = 120  # characters kept free in the last message for status/badge
 MAX_MESSAGES = 4  # beyond this, the full answer goes out as a file
 TYPING_EVERY_S = 8.0
+TYPING_AFTER_S = 1.0  # most models answer sooner: don't spend a request on typing
 
 
 class StreamingReply:
@@ -79,7 +80,8 @@ class StreamingReply:
     async def _write(self, index: int, content: str, *, file: discord.File | None = None) -> None:
         if index < len(self.messages) and self.messages[index].content == content and file is None:
             return  # unchanged: costs no write slot
-        async with self.pacer.slot(self.channel.id):
+        priority = Priority.EDIT if index < len(self.messages) else Priority.FIRST_MESSAGE
+        async with self.pacer.slot(self.channel.id, priority):
             if index < len(self.messages):
                 if self.messages[index].content != content or file is not None:
                     kwargs = {"attachments": [file]} if file is not None else {}
@@ -116,7 +118,10 @@ class StreamingReply:
 
     async def _keep_typing(self) -> None:
         with contextlib.suppress(discord.HTTPException, asyncio.CancelledError):
+            await asyncio.sleep(TYPING_AFTER_S)
             while not self.messages:
+                if self.pacer.budget is not None:
+                    await self.pacer.budget.acquire(Priority.TYPING)
                 await self.channel.typing()
                 await asyncio.sleep(TYPING_EVERY_S)
 

@@ -200,7 +200,7 @@ class Drop(_Interrupted):
     before returning buffered bytes (aiohttp, e.g. the SDKs' ``DefaultAioHttpClient``),
     so by default the client gets 50 ms to read the chunks first."""
 
-    close_after: float = 0.05
+    close_after: float = 0.0
 
 
 @dataclass

@@ -64,8 +64,14 @@ class LLMService:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self._providers: dict[Endpoint, ChatProvider] = {}
-        # SDK imports block for about a second: pay that here, never inside a turn.
+        # SDK imports (~1 s) and client construction (SSL context, transport
+        # imports: ~100 ms each) block. Pay for them here, at start-up, for
+        # every endpoint routes() can produce, never inside a turn.
         load_builtins()
+        for tier in (None, "low"):
+            for with_tools in (False, True):
+                for route in self.routes(tier, with_tools=with_tools):
+                    self._provider(route.endpoint)
 
     # -- routing ------------------------------------------------------------
 

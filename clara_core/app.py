@@ -77,9 +77,16 @@ class Clara:
             problems = self.settings.missing_for_discord()
             if problems:
                 raise ConfigError(problems, headline="Clara needs a little more configuration:")
+            from storage.preferences import Preferences
+
             from .discord_adapter.runner import DiscordRunner  # imports discord only when needed
 
-            self._discord = DiscordRunner(self.settings, runner=self.build_pipeline())
+            assert self.storage is not None
+            self._discord = DiscordRunner(
+                self.settings,
+                runner=self.build_pipeline(),
+                preferences=Preferences(self.storage.engine),
+            )
             discord_task = asyncio.create_task(self._discord.run(), name="discord")
             if on_started is not None:
                 on_started()

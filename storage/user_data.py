@@ -3,7 +3,7 @@
 Every store of user data offers ``delete_user_data(user_id)``; ``/clara
 forget`` (Cortex issue) calls them all.  Here: the user's sessions (and so
 their messages, by cascade), the messages they wrote in other people's
-sessions, and the projects they own.
+sessions, the projects they own, and their preferences.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import ConversationSession, Message, Project
+from .models import ConversationSession, Message, Project, UserPreferences
 
 
 @dataclass
@@ -21,6 +21,7 @@ class DeletedCounts:
     messages: int
     sessions: int
     projects: int
+    preferences: int
 
 
 async def delete_user_data(db: AsyncSession, user_id: str) -> DeletedCounts:
@@ -29,5 +30,6 @@ async def delete_user_data(db: AsyncSession, user_id: str) -> DeletedCounts:
         delete(ConversationSession).where(ConversationSession.user_id == user_id)
     )
     projects = await db.execute(delete(Project).where(Project.owner_id == user_id))
+    prefs = await db.execute(delete(UserPreferences).where(UserPreferences.user_id == user_id))
     await db.commit()
-    return DeletedCounts(messages.rowcount, sessions.rowcount, projects.rowcount)
+    return DeletedCounts(messages.rowcount, sessions.rowcount, projects.rowcount, prefs.rowcount)

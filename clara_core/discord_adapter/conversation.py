@@ -24,6 +24,7 @@ from clara_core.pipeline.events import (
     ToolStarted,
 )
 from clara_core.pipeline.turn import TurnInput, TurnRunner
+from storage.preferences import Preferences
 from tools.registry import ToolContext
 
 from .chains import MessageCache, build_history, strip_mention
@@ -48,10 +49,18 @@ def is_admin(member: discord.abc.User) -> bool:
 
 
 class ConversationHandler:
-    def __init__(self, client: discord.Client, runner: TurnRunner, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        runner: TurnRunner,
+        settings: Settings,
+        *,
+        preferences: Preferences | None = None,
+    ) -> None:
         self.client = client
         self.runner = runner
         self.settings = settings
+        self.preferences = preferences
         self.pacer = ChannelPacer(
             settings.discord_edit_interval_seconds,
             budget=GlobalBudget(settings.discord_global_requests_per_second),
@@ -172,6 +181,13 @@ class ConversationHandler:
             history=history.messages,
             speaker=message.author.display_name if message.guild is not None else None,
         )
+        default_tier = None
+        if self.preferences is not None:
+            try:
+                default_tier = await self.preferences.default_tier(str(message.author.id))
+            except Exception as exc:  # the database being down must not stop a reply
+                log.warning("could not read preferences: %s", exc)
+        turn.default_tier = default_tier  # type: ignore[assignment]
         badge: str | None = None
         try:
             async for event in self.runner.run(turn):

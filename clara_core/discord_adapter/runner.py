@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 
 import aiohttp
@@ -20,7 +21,9 @@ import discord
 from clara_core.config import Settings
 from clara_core.errors import ConfigError
 from clara_core.pipeline.turn import TurnRunner
+from storage.preferences import Preferences
 
+from .commands import build_command_tree
 from .conversation import ConversationHandler
 from .endpoints import configure_discord_endpoints
 
@@ -42,13 +45,25 @@ class ClaraDiscordClient(discord.Client):
         on_connected: Callable[[], None] | None = None,
         runner: TurnRunner | None = None,
         settings: Settings | None = None,
+        preferences: Preferences | None = None,
         **kwargs,
     ) -> None:
         super().__init__(intents=default_intents(), **kwargs)
         self._on_connected = on_connected
+        self.settings = settings
+        self.preferences = preferences
+        self.started_at = time.time()
         self.conversation: ConversationHandler | None = None
         if runner is not None and settings is not None:
-            self.conversation = ConversationHandler(self, runner, settings)
+            self.conversation = ConversationHandler(self, runner, settings, preferences=preferences)
+        self.tree = build_command_tree(self)
+
+    async def setup_hook(self) -> None:
+        # Overwrites the global command list; idempotent, so safe on every start.
+        try:
+            await self.tree.sync()
+        except discord.HTTPException as exc:
+            log.warning("could not register slash commands: %s", exc)
 
     async def on_message(self, message: discord.Message) -> None:
         if self.conversation is not None:
@@ -84,11 +99,13 @@ class DiscordRunner:
         settings: Settings,
         *,
         runner: TurnRunner | None = None,
+        preferences: Preferences | None = None,
         client_factory: Callable[..., ClaraDiscordClient] | None = None,
         max_backoff: float = 60.0,
     ) -> None:
         self.settings = settings
         self.runner = runner
+        self.preferences = preferences
         self.client_factory = client_factory or ClaraDiscordClient
         self.max_backoff = max_backoff
         self.client: ClaraDiscordClient | None = None
@@ -107,7 +124,10 @@ class DiscordRunner:
         while not self._stopping:
             self.attempts += 1
             self.client = self.client_factory(
-                on_connected=self.connected.set, runner=self.runner, settings=self.settings
+                on_connected=self.connected.set,
+                runner=self.runner,
+                settings=self.settings,
+                preferences=self.preferences,
             )
             try:
                 await self.client.login(token.get_secret_value())

@@ -4,5 +4,14 @@ from __future__ import annotations
 
 from .base import Base
 from .core import MESSAGE_ROLES, ChannelSummary, ConversationSession, Message, Project
+from .preferences import UserPreferences
 
-__all__ = ["MESSAGE_ROLES", "Base", "ChannelSummary", "ConversationSession", "Message", "Project"]
+__all__ = [
+    "MESSAGE_ROLES",
+    "Base",
+    "ChannelSummary",
+    "ConversationSession",
+    "Message",
+    "Project",
+    "UserPreferences",
+]

@@ -552,6 +552,48 @@ async def test_read_timeout_mid_stream(
     assert [(await fake.wait_for_disconnect(1)).chunks_sent for _ in range(2)] == [1, 1]
 
 
+async def test_aiohttp_transport_drop_and_close(fake: FakeLLM) -> None:
+    """Clara runs the SDKs on ``DefaultAioHttpClient``: the errors differ (ReadError)."""
+    fake.enqueue(Drop(["one ", "two "]), Drop(["one ", "two "]), Hang(["x"]))
+    oai = AsyncOpenAI(
+        base_url=fake.openai_base_url,
+        api_key=KEY,
+        max_retries=0,
+        http_client=openai.DefaultAioHttpClient(),
+    )
+    claude = AsyncAnthropic(
+        base_url=fake.anthropic_base_url,
+        api_key=KEY,
+        max_retries=0,
+        http_client=anthropic.DefaultAioHttpClient(),
+    )
+    async with oai, claude:
+        received = ""
+        with pytest.raises(openai.APIConnectionError) as oai_error:
+            stream = await oai.chat.completions.create(model=MODEL, messages=HI, stream=True)
+            async for chunk in stream:
+                received += chunk.choices[0].delta.content or ""
+        assert received == "one two "
+        assert isinstance(oai_error.value.__cause__, httpx2.ReadError)
+
+        received = ""
+        with pytest.raises(httpx2.ReadError, match="payload is not completed"):
+            stream = await claude.messages.create(
+                model=MODEL, max_tokens=64, messages=HI, stream=True
+            )
+            async for event in stream:
+                if event.type == "content_block_delta":
+                    received += event.delta.text
+        assert received == "one two "
+
+        stream = await oai.chat.completions.create(model=MODEL, messages=HI, stream=True)
+        async for chunk in stream:
+            if chunk.choices[0].delta.content:
+                break
+        await stream.close()
+        assert (await fake.wait_for_disconnect(timeout=1)).chunks_sent == 1
+
+
 async def test_drop_before_response(
     fake: FakeLLM, oai: AsyncOpenAI, claude: AsyncAnthropic
 ) -> None:

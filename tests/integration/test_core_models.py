@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from storage.models import ChannelSummary, ConversationSession, Message, Project
+from storage.preferences import Preferences
 from storage.user_data import delete_user_data
 
 pytestmark = pytest.mark.storage
@@ -88,8 +89,10 @@ async def test_delete_user_data_removes_only_that_user(db):
     db.add(Message(session_id=bob.id, user_id="alice", role="user", content="alice in bob's"))
     await db.commit()
 
+    await Preferences(db.bind).set_default_tier("alice", "high")
+    await Preferences(db.bind).set_default_tier("bob", "low")
     counts = await delete_user_data(db, "alice")
-    assert (counts.sessions, counts.projects) == (1, 1)
+    assert (counts.sessions, counts.projects, counts.preferences) == (1, 1, 1)
     assert counts.messages == 2  # her own message in her session + the one in bob's
 
     remaining = (await db.execute(select(Message.user_id, Message.content))).all()

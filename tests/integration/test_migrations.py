@@ -13,7 +13,7 @@ from storage.models import Base
 
 pytestmark = pytest.mark.storage
 
-CORE_TABLES = {"projects", "sessions", "messages", "channel_summaries"}
+CORE_TABLES = {"projects", "sessions", "messages", "channel_summaries", "user_preferences"}
 
 
 async def _tables(engine) -> set[str]:
@@ -25,10 +25,10 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
     engine = create_engine(empty_database_url, pool_size=1)
     try:
         st = await migrations.status(engine)
-        assert st.current is None and st.pending == ["0001"]
+        assert st.current is None and st.pending == ["0001", "0002"]
 
         st = await migrations.upgrade(engine)
-        assert st.up_to_date and st.current == st.head == "0001"
+        assert st.up_to_date and st.current == st.head == "0002"
         assert await _tables(engine) >= CORE_TABLES
         async with engine.connect() as conn:
             ext = (
@@ -42,8 +42,12 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
         assert st.current is None
         assert not (CORE_TABLES & await _tables(engine))
 
+        st = await migrations.downgrade(engine, "0001")  # one step at a time works too
+        assert st.current == "0001" and st.pending == ["0002"]
+        assert "user_preferences" not in await _tables(engine)
+
         st = await migrations.upgrade(engine)
-        assert st.current == "0001"
+        assert st.current == "0002"
     finally:
         await engine.dispose()
 
@@ -51,7 +55,7 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
 async def test_upgrade_is_idempotent(engine):
     first = await migrations.upgrade(engine)
     second = await migrations.upgrade(engine)
-    assert first.current == second.current == "0001"
+    assert first.current == second.current == "0002"
 
 
 async def test_models_match_migrations(engine):

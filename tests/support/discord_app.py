@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clara_core.discord_adapter.runner import ClaraDiscordClient
+from storage.preferences import Preferences
 from tests.fakes.fake_discord import FakeDiscord, FakeUser, discord_py_pointed_at, running_client
 from tests.fakes.fake_llm import FakeLLM
 from tests.support.llm import build_runner, settings_for
@@ -50,7 +51,11 @@ class World:
 
 @asynccontextmanager
 async def clara_on_discord(
-    *, tools: ToolRegistry | None = None, provider: str = "openai", **overrides: Any
+    *,
+    tools: ToolRegistry | None = None,
+    provider: str = "openai",
+    preferences: Preferences | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[World]:
     async with (
         FakeDiscord(heartbeat_interval_ms=1000) as discord_fake,
@@ -69,7 +74,9 @@ async def clara_on_discord(
         }
         settings = settings_for(llm, provider, **values)
         runner, service = build_runner(settings, tools)
-        client = ClaraDiscordClient(runner=runner, settings=settings, guild_ready_timeout=0.05)
+        client = ClaraDiscordClient(
+            runner=runner, settings=settings, preferences=preferences, guild_ready_timeout=0.05
+        )
         try:
             with discord_py_pointed_at(discord_fake):
                 async with running_client(discord_fake, client):

@@ -36,6 +36,8 @@ SDK behaviour worth knowing (openai 3.51 / anthropic 2.10, both on httpx2):
   ``APITimeoutError`` (``__cause__`` is the httpx2 error); anthropic does NOT wrap
   them — the raw ``httpx2.RemoteProtocolError`` / ``httpx2.ReadTimeout`` escapes the
   stream iterator (before the stream starts both raise their ``APIConnectionError``).
+  With ``DefaultAioHttpClient`` a cut chunked body is ``httpx2.ReadError``
+  ("Response payload is not completed") instead of ``RemoteProtocolError``.
 * In-stream error events: openai raises ``APIError`` (not a status error);
   anthropic raises a plain ``APIStatusError`` whose ``status_code`` is the stream's 200.
 * To make the server see a disconnect, close the stream: ``await stream.close()``,

@@ -195,12 +195,13 @@ class Drop(_Interrupted):
     """Stream ``after_chunks`` then close the TCP connection mid-body (the chunked body
     never terminates).  A non-streaming request is closed before any response.
 
-    ``close_after``: seconds between the last chunk and the close.  A close right
-    behind the data can overtake it in clients that raise a pending connection error
-    before returning buffered bytes (aiohttp, e.g. the SDKs' ``DefaultAioHttpClient``),
-    so by default the client gets 50 ms to read the chunks first."""
+    ``close_after``: seconds between the last chunk and the close (default 50 ms, so
+    the client has read the chunks).  aiohttp's ``StreamReader`` (under the SDKs'
+    ``DefaultAioHttpClient``) raises a pending connection error before returning
+    still-buffered bytes, so with ``close_after=0`` whether a client sees the last
+    chunks depends on how it reads."""
 
-    close_after: float = 0.0
+    close_after: float = 0.05
 
 
 @dataclass

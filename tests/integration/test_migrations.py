@@ -38,13 +38,13 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
             ).scalar_one()
         assert ext  # pgvector is enabled by the first migration
 
+        st = await migrations.downgrade(engine, "0001")  # one step at a time
+        assert st.current == "0001" and st.pending == ["0002"]
+        assert "user_preferences" not in await _tables(engine)
+
         st = await migrations.downgrade(engine, "base")
         assert st.current is None
         assert not (CORE_TABLES & await _tables(engine))
-
-        st = await migrations.downgrade(engine, "0001")  # one step at a time works too
-        assert st.current == "0001" and st.pending == ["0002"]
-        assert "user_preferences" not in await _tables(engine)
 
         st = await migrations.upgrade(engine)
         assert st.current == "0002"

@@ -20,9 +20,12 @@ import time
 from pathlib import Path
 
 import openai
-from common import percentile, summary
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # also when run directly: python bench/x.py
+
+from bench.common import percentile, summary  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 from clara_core.config import load_settings  # noqa: E402

@@ -29,10 +29,14 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(benches)}")
         return 2
+    # The repository root, not bench/, goes on the path: a bench named after a
+    # library (bench/discord_*.py) must never shadow it.
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     sys.path.insert(0, str(HERE.parent))
     for name in names:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", benches[name])
+        spec = importlib.util.spec_from_file_location(f"bench.{name}", benches[name])
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses & co. look their module up
         spec.loader.exec_module(module)
         print(f"== {name}")
         t0 = time.monotonic()

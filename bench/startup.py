@@ -16,9 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import summary
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # also when run directly: python bench/x.py
+
+from bench.common import summary  # noqa: E402
+
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "3"))
 WARM_RUNS = int(os.environ.get("BENCH_WARM_RUNS", "5"))
 

@@ -24,9 +24,11 @@ from clara_core.pipeline.events import (
     ToolStarted,
 )
 from clara_core.pipeline.turn import TurnInput, TurnRunner
+from storage.local_files import LocalFileStore
 from storage.preferences import Preferences
 from tools.registry import ToolContext
 
+from .attachments import prepare_attachments
 from .chains import MessageCache, build_history, strip_mention
 from .pacing import ChannelPacer, GlobalBudget, Priority
 from .queue import ChannelQueue, QueuedJob
@@ -61,6 +63,7 @@ class ConversationHandler:
         self.runner = runner
         self.settings = settings
         self.preferences = preferences
+        self.files = LocalFileStore(settings.clara_files_dir, max_size=settings.clara_max_file_size)
         self.pacer = ChannelPacer(
             settings.discord_edit_interval_seconds,
             budget=GlobalBudget(settings.discord_global_requests_per_second),
@@ -170,8 +173,13 @@ class ConversationHandler:
         footer: str | None = None
         if history.cut:
             footer = "earlier messages in this thread are unavailable"
+        prepared = await prepare_attachments(
+            message.attachments, user_id=str(message.author.id), store=self.files
+        )
+        extra = prepared.as_text()
         turn = TurnInput(
-            text=text,
+            text=f"{text}\n\n{extra}" if extra else text,
+            images=prepared.images,
             context=ToolContext(
                 user_id=str(message.author.id),
                 channel_id=str(message.channel.id),

@@ -48,6 +48,8 @@ class StreamingReply:
         self._closed = False
         self._updater: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
+        self._inflight: asyncio.Future[None] | None = None
+        self._file_note = ""
 
     # -- feeding -------------------------------------------------------------
 
@@ -77,30 +79,47 @@ class StreamingReply:
                 chunks = [extra]
         return chunks
 
-    async def _write(self, index: int, content: str, *, file: discord.File | None = None) -> None:
-        if index < len(self.messages) and self.messages[index].content == content and file is None:
+    async def _write(self, index: int, *, final: bool, file: discord.File | None = None) -> None:
+        """Bring message ``index`` up to date with the state *at write time*."""
+        if file is None and not self._needs_write(index, final):
             return  # unchanged: costs no write slot
         priority = Priority.EDIT if index < len(self.messages) else Priority.FIRST_MESSAGE
         async with self.pacer.slot(self.channel.id, priority):
-            if index < len(self.messages):
-                if self.messages[index].content != content or file is not None:
-                    kwargs = {"attachments": [file]} if file is not None else {}
-                    self.messages[index] = await self.messages[index].edit(
-                        content=content, **kwargs
-                    )
-            else:
-                if not self.messages:
-                    msg = await self.reply_to.reply(
-                        content, mention_author=False, **({"file": file} if file else {})
-                    )
-                else:
-                    msg = await self.channel.send(content, **({"file": file} if file else {}))
-                self.messages.append(msg)
-                self._stop_typing()
+            # Render after the wait: under load the slot may come seconds later,
+            # and the text has grown since.
+            chunks = self._render(final=final)
+            if file is None and (index >= len(chunks) or not self._needs_write(index, final)):
+                return
+            content = self._file_note if file is not None else chunks[index]
+            # The request runs as its own task and records its message itself,
+            # so cancelling us mid-request can't orphan a message Discord stored.
+            self._inflight = asyncio.ensure_future(self._http_write(index, content, file))
+            await asyncio.shield(self._inflight)
 
-    async def _sync(self, chunks: list[str]) -> None:
-        for i, chunk in enumerate(chunks):
-            await self._write(i, chunk)
+    def _needs_write(self, index: int, final: bool) -> bool:
+        chunks = self._render(final=final)
+        if index >= len(chunks):
+            return False
+        return index >= len(self.messages) or self.messages[index].content != chunks[index]
+
+    async def _http_write(self, index: int, content: str, file: discord.File | None) -> None:
+        if index < len(self.messages):
+            kwargs = {"attachments": [file]} if file is not None else {}
+            self.messages[index] = await self.messages[index].edit(content=content, **kwargs)
+            return
+        extra = {"file": file} if file is not None else {}
+        if not self.messages:
+            msg = await self.reply_to.reply(content, mention_author=False, **extra)
+        else:
+            msg = await self.channel.send(content, **extra)
+        self.messages.append(msg)
+        self._stop_typing()
+
+    async def _sync(self, *, final: bool) -> None:
+        index = 0
+        while index < len(self._render(final=final)):
+            await self._write(index, final=final)
+            index += 1
 
     async def _update_loop(self) -> None:
         while not self._closed:
@@ -108,11 +127,8 @@ class StreamingReply:
             self._dirty.clear()
             if self._closed:
                 return
-            chunks = self._render(final=False)
-            # While streaming, only the messages that are complete plus the
-            # growing last one are written; earlier ones don't change.
             try:
-                await self._sync(chunks)
+                await self._sync(final=False)
             except discord.HTTPException as exc:
                 log.warning("streaming edit failed (%s); the final edit will retry", exc)
 
@@ -137,6 +153,10 @@ class StreamingReply:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, discord.HTTPException):
                     await task
+        # A write already on the wire completes and is recorded (see _write).
+        if self._inflight is not None and not self._inflight.done():
+            with contextlib.suppress(discord.HTTPException):
+                await self._inflight
 
     # -- finishing -----------------------------------------------------------
 
@@ -150,7 +170,7 @@ class StreamingReply:
             return
         for attempt in range(3):
             try:
-                await self._sync(chunks)
+                await self._sync(final=True)
                 # Messages left over from a longer intermediate render go away.
                 for extra in self.messages[len(chunks) :]:
                     with contextlib.suppress(discord.HTTPException):
@@ -168,14 +188,12 @@ class StreamingReply:
         if footer:
             note += f"\n-# {footer}"
         attachment = discord.File(io.BytesIO(self.text.encode()), filename="clara-reply.md")
-        if self.messages:
-            await self._write(0, note[: self.limit], file=attachment)
-            for extra in self.messages[1:]:
-                with contextlib.suppress(discord.HTTPException):
-                    await extra.delete()
-            del self.messages[1:]
-        else:
-            await self._write(0, note[: self.limit], file=attachment)
+        self._file_note = note[: self.limit]
+        await self._write(0, final=True, file=attachment)
+        for extra in self.messages[1:]:
+            with contextlib.suppress(discord.HTTPException):
+                await extra.delete()
+        del self.messages[1:]
 
     async def abort(self, note: str) -> None:
         """Stop streaming and leave what was written, marked with ``note``."""
@@ -183,4 +201,4 @@ class StreamingReply:
         self.status, self.footer = None, note
         if self.messages or self.text:
             with contextlib.suppress(discord.HTTPException):
-                await self._sync(self._render(final=True)[:MAX_MESSAGES])
+                await self._sync(final=True)

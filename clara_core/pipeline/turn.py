@@ -98,7 +98,15 @@ class TurnRunner:
 
         system = await self.prompt.build(TurnContext(turn.context, text, turn.speaker))
         user_text = f"{turn.speaker}: {text}" if turn.speaker else text
-        content: list[llm.Part] = [llm.TextPart(user_text), *turn.images]
+        images = turn.images
+        if images and not (tool_route or chat_route).capabilities.vision:
+            # Capabilities are data: this model can't see, so say so instead of failing.
+            user_text += (
+                f"\n[{len(images)} image(s) attached, but the current model can't see images; "
+                "tell the user, and suggest a vision model tier if one exists]"
+            )
+            images = []
+        content: list[llm.Part] = [llm.TextPart(user_text), *images]
         messages = [*turn.history, llm.Message(role="user", content=content, name=turn.speaker)]
         usage = llm.Usage()
         steps = 0

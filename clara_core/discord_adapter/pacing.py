@@ -29,6 +29,7 @@ class Priority(IntEnum):
     FIRST_MESSAGE = 0  # a reply becoming visible, notices, stop confirmations
     EDIT = 1  # a reply growing
     TYPING = 2
+    LOG = 3  # mirrored log lines: only what conversations leave over
 
 
 class GlobalBudget:

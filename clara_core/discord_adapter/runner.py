@@ -18,14 +18,17 @@ from collections.abc import Callable
 import aiohttp
 import discord
 
-from clara_core.config import Settings
+from clara_core.config import Settings, secret_values
 from clara_core.errors import ConfigError
+from clara_core.logging_setup import Redactor
 from clara_core.pipeline.turn import TurnRunner
 from storage.preferences import Preferences
 
 from .commands import build_command_tree
 from .conversation import ConversationHandler
 from .endpoints import configure_discord_endpoints
+from .logmirror import LogMirror
+from .pacing import ChannelPacer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,16 @@ class ClaraDiscordClient(discord.Client):
         if runner is not None and settings is not None:
             self.conversation = ConversationHandler(self, runner, settings, preferences=preferences)
         self.tree = build_command_tree(self)
+        self.log_mirror: LogMirror | None = None
+        if settings is not None and settings.discord_log_channel_id is not None:
+            pacer = (
+                self.conversation.pacer
+                if self.conversation is not None
+                else ChannelPacer(settings.discord_edit_interval_seconds)
+            )
+            self.log_mirror = LogMirror(
+                self, settings.discord_log_channel_id, pacer, Redactor(secret_values(settings))
+            )
 
     async def setup_hook(self) -> None:
         # Overwrites the global command list; idempotent, so safe on every start.
@@ -70,6 +83,10 @@ class ClaraDiscordClient(discord.Client):
             await self.conversation.on_message(message)
 
     async def close(self) -> None:
+        if self.log_mirror is not None and self.log_mirror.started and not self.is_closed():
+            self.log_mirror.event("stopping")
+            await self.log_mirror.flush()
+            await self.log_mirror.stop()
         if self.conversation is not None:
             await self.conversation.close()
         await super().close()
@@ -82,15 +99,25 @@ class ClaraDiscordClient(discord.Client):
             self.user.id,
             len(self.guilds),
         )
+        if self.log_mirror is not None:
+            if not self.log_mirror.started:
+                self.log_mirror.start()
+                self.log_mirror.event("started")
+            else:
+                self.log_mirror.event("resumed")
         if self._on_connected is not None:
             self._on_connected()
 
     async def on_resumed(self) -> None:
         log.info("Discord session resumed")
+        if self.log_mirror is not None:
+            self.log_mirror.event("resumed")
 
     async def on_disconnect(self) -> None:
         if not self.is_closed():
             log.warning("disconnected from Discord; reconnecting")
+            if self.log_mirror is not None:
+                self.log_mirror.event("disconnected")
 
 
 class DiscordRunner:

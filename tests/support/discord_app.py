@@ -24,6 +24,7 @@ class World:
     guild_id: int
     alice: FakeUser
     bob: FakeUser
+    log_channel_id: int | None = None
 
     @property
     def bot_id(self) -> int:
@@ -55,6 +56,7 @@ async def clara_on_discord(
     tools: ToolRegistry | None = None,
     provider: str = "openai",
     preferences: Preferences | None = None,
+    log_channel: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[World]:
     async with (
@@ -65,6 +67,11 @@ async def clara_on_discord(
         bob = discord_fake.add_user("bob", global_name="Bob")
         guild = discord_fake.add_guild("Home", members=[alice.id, bob.id])
         channel = guild.text_channels[0]
+        log_channel_id = (
+            discord_fake.add_channel(guild.id, "clara-logs").id if log_channel else None
+        )
+        if log_channel_id is not None:
+            overrides["discord_log_channel_id"] = log_channel_id
         values = {
             "discord_bot_token": discord_fake.token,
             "discord_api_base": discord_fake.api_base,
@@ -80,6 +87,8 @@ async def clara_on_discord(
         try:
             with discord_py_pointed_at(discord_fake):
                 async with running_client(discord_fake, client):
-                    yield World(discord_fake, llm, client, channel.id, guild.id, alice, bob)
+                    yield World(
+                        discord_fake, llm, client, channel.id, guild.id, alice, bob, log_channel_id
+                    )
         finally:
             await service.aclose()

@@ -42,6 +42,7 @@ class Clara:
         self._stop = asyncio.Event()
         self._discord = None
         self.llm = None  # LLMService, once build_pipeline() ran
+        self._background: list[asyncio.Task[None]] = []
 
     async def open_storage(self) -> Storage:
         s = self.settings
@@ -147,6 +148,10 @@ class Clara:
         self._stop.set()
 
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
         if self._discord is not None:
             await self._discord.close()
         if self.llm is not None:

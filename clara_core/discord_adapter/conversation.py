@@ -26,6 +26,7 @@ from clara_core.pipeline.events import (
 from clara_core.pipeline.turn import TurnInput, TurnRunner
 from storage.local_files import LocalFileStore
 from storage.preferences import Preferences
+from storage.sessions import SessionInfo, SessionStore
 from tools.registry import ToolContext
 
 from .attachments import prepare_attachments
@@ -58,11 +59,13 @@ class ConversationHandler:
         settings: Settings,
         *,
         preferences: Preferences | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.client = client
         self.runner = runner
         self.settings = settings
         self.preferences = preferences
+        self.sessions = sessions
         self.files = LocalFileStore(settings.clara_files_dir, max_size=settings.clara_max_file_size)
         self.pacer = ChannelPacer(
             settings.discord_edit_interval_seconds,
@@ -196,6 +199,11 @@ class ConversationHandler:
             except Exception as exc:  # the database being down must not stop a reply
                 log.warning("could not read preferences: %s", exc)
         turn.default_tier = default_tier  # type: ignore[assignment]
+        session = await self._session(message)
+        if session is not None and session.started_new and session.snapshot:
+            turn.context_notes.append(
+                f"Summary of your previous conversation here:\n{session.snapshot}"
+            )
         badge: str | None = None
         try:
             async for event in self.runner.run(turn):
@@ -214,6 +222,7 @@ class ConversationHandler:
                     await reply.finish(event.text, footer=footer_line)
                     for m in reply.messages:
                         self.cache.put(m)
+                    await self._store(session, message, text, event.text, reply)
                 elif isinstance(event, Failed):
                     await reply.finish(
                         reply.text + ("\n\n" if reply.text else "") + f"⚠️ {event.message}"
@@ -221,6 +230,51 @@ class ConversationHandler:
         except asyncio.CancelledError:
             await reply.abort("⏹ stopped")
             raise
+
+    def _context_id(self, message: discord.Message) -> str:
+        if message.guild is None:
+            return f"discord:dm:{message.author.id}"
+        return f"discord:{message.channel.id}"
+
+    async def _session(self, message: discord.Message) -> SessionInfo | None:
+        if self.sessions is None:
+            return None
+        try:
+            return await self.sessions.get_or_start(
+                str(message.author.id),
+                self._context_id(message),
+                project=self.settings.default_project,
+                idle_minutes=self.settings.session_idle_minutes,
+            )
+        except Exception as exc:  # a database outage must not stop the reply
+            log.warning("could not open a session: %s", exc)
+            return None
+
+    async def _store(
+        self,
+        session: SessionInfo | None,
+        message: discord.Message,
+        text: str,
+        answer: str,
+        reply: StreamingReply,
+    ) -> None:
+        if session is None or self.sessions is None:
+            return
+        try:
+            await self.sessions.add_messages(
+                session.id,
+                [
+                    ("user", str(message.author.id), text, str(message.id)),
+                    (
+                        "assistant",
+                        "clara",
+                        answer,
+                        str(reply.messages[0].id) if reply.messages else None,
+                    ),
+                ],
+            )
+        except Exception as exc:
+            log.warning("could not store the conversation: %s", exc)
 
     async def close(self) -> None:
         await self.queue.close()

@@ -23,6 +23,7 @@ from clara_core.errors import ConfigError
 from clara_core.logging_setup import Redactor
 from clara_core.pipeline.turn import TurnRunner
 from storage.preferences import Preferences
+from storage.sessions import SessionStore
 
 from .commands import build_command_tree
 from .conversation import ConversationHandler
@@ -49,16 +50,20 @@ class ClaraDiscordClient(discord.Client):
         runner: TurnRunner | None = None,
         settings: Settings | None = None,
         preferences: Preferences | None = None,
+        sessions: SessionStore | None = None,
         **kwargs,
     ) -> None:
         super().__init__(intents=default_intents(), **kwargs)
         self._on_connected = on_connected
         self.settings = settings
         self.preferences = preferences
+        self.sessions = sessions
         self.started_at = time.time()
         self.conversation: ConversationHandler | None = None
         if runner is not None and settings is not None:
-            self.conversation = ConversationHandler(self, runner, settings, preferences=preferences)
+            self.conversation = ConversationHandler(
+                self, runner, settings, preferences=preferences, sessions=sessions
+            )
         self.tree = build_command_tree(self)
         self.log_mirror: LogMirror | None = None
         if settings is not None and settings.discord_log_channel_id is not None:
@@ -127,12 +132,14 @@ class DiscordRunner:
         *,
         runner: TurnRunner | None = None,
         preferences: Preferences | None = None,
+        sessions: SessionStore | None = None,
         client_factory: Callable[..., ClaraDiscordClient] | None = None,
         max_backoff: float = 60.0,
     ) -> None:
         self.settings = settings
         self.runner = runner
         self.preferences = preferences
+        self.sessions = sessions
         self.client_factory = client_factory or ClaraDiscordClient
         self.max_backoff = max_backoff
         self.client: ClaraDiscordClient | None = None
@@ -155,6 +162,7 @@ class DiscordRunner:
                 runner=self.runner,
                 settings=self.settings,
                 preferences=self.preferences,
+                sessions=self.sessions,
             )
             try:
                 await self.client.login(token.get_secret_value())

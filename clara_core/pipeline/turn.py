@@ -38,6 +38,7 @@ class TurnInput:
     images: list[llm.ImagePart] = field(default_factory=list)
     speaker: str | None = None  # display name, for group conversations
     default_tier: Tier | None = None  # e.g. a user's /clara tier preference
+    context_notes: list[str] = field(default_factory=list)  # e.g. last session's summary
 
 
 class TurnRunner:
@@ -97,6 +98,8 @@ class TurnRunner:
         )
 
         system = await self.prompt.build(TurnContext(turn.context, text, turn.speaker))
+        if turn.context_notes:
+            system += "\n\n## Earlier conversation\n" + "\n\n".join(turn.context_notes)
         user_text = f"{turn.speaker}: {text}" if turn.speaker else text
         images = turn.images
         if images and not (tool_route or chat_route).capabilities.vision:

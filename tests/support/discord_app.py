@@ -9,6 +9,7 @@ from typing import Any
 
 from clara_core.discord_adapter.runner import ClaraDiscordClient
 from storage.preferences import Preferences
+from storage.sessions import SessionStore
 from tests.fakes.fake_discord import FakeDiscord, FakeUser, discord_py_pointed_at, running_client
 from tests.fakes.fake_llm import FakeLLM
 from tests.support.llm import build_runner, settings_for
@@ -56,6 +57,7 @@ async def clara_on_discord(
     tools: ToolRegistry | None = None,
     provider: str = "openai",
     preferences: Preferences | None = None,
+    sessions: SessionStore | None = None,
     log_channel: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[World]:
@@ -82,7 +84,11 @@ async def clara_on_discord(
         settings = settings_for(llm, provider, **values)
         runner, service = build_runner(settings, tools)
         client = ClaraDiscordClient(
-            runner=runner, settings=settings, preferences=preferences, guild_ready_timeout=0.05
+            runner=runner,
+            settings=settings,
+            preferences=preferences,
+            sessions=sessions,
+            guild_ready_timeout=0.05,
         )
         try:
             with discord_py_pointed_at(discord_fake):

@@ -93,12 +93,15 @@ async def overhead(port: int) -> None:
             base_times.append(t2 - t1)
     await client.close()
     await service.aclose()
-    over = [t - b for t, b in zip(sorted(turn_times), sorted(base_times), strict=True)]
-    print(f"turn (full, instant server):   {summary(turn_times, 'ms', 1000)}")
-    print(f"raw SDK call (baseline):       {summary(base_times, 'ms', 1000)}")
+    print(f"Clara turn, instant server:    {summary(turn_times, 'ms', 1000)}")
+    print(f"stock SDK streaming call:      {summary(base_times, 'ms', 1000)}")
+    # The turn includes the loopback HTTP round trip and the fake server's own
+    # time, so it is an upper bound on Clara's overhead. Clara's streaming path
+    # (raw SSE, no per-chunk models) is faster than the stock SDK call, so the
+    # difference of the two is no measure of overhead.
     print(
-        f"Clara overhead per turn:       p50={percentile(over, 0.5) * 1000:.2f}ms "
-        f"p95={percentile(over, 0.95) * 1000:.2f}ms  (goal p95 < 5 ms; quantile-matched)"
+        f"Clara overhead per turn <= full turn: p95={percentile(turn_times, 0.95) * 1000:.2f}ms "
+        "(goal p95 < 5 ms)"
     )
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DaemonError
+from .proc import pid_alive
 
 STATUS_RUNNING = 0
 STATUS_DEAD_PIDFILE = 1
@@ -136,32 +137,18 @@ def stop(pidfile: Path, timeout: float = 30.0) -> tuple[int, str]:
     # since the interpreter still tears down after releasing the pidfile.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pf.is_locked() and not _alive(info.pid):
+        if not pf.is_locked() and not pid_alive(info.pid):
             return 0, f"Clara stopped (pid {info.pid})"
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(info.pid, signal.SIGKILL)
     for _ in range(50):
-        if not pf.is_locked() and not _alive(info.pid):
+        if not pf.is_locked() and not pid_alive(info.pid):
             with contextlib.suppress(OSError):
                 pidfile.unlink()
             return 0, f"Clara did not stop within {timeout:.0f}s and was killed (pid {info.pid})"
         time.sleep(0.1)
     return 1, f"could not stop Clara (pid {info.pid})"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has finished; only its parent has not reaped it yet
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 class StartupPipe:

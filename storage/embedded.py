@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from clara_core.errors import EmbeddedServerError
+from clara_core.proc import cmdline, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -102,31 +103,12 @@ def _launcher(pdeathsig: str, *, drop_root: bool) -> list[str]:
     return prefix
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except OSError:
-        return ""
-
-
 async def _terminate_pid(pid: int, sig: int, timeout: float, what: str) -> None:
     """Signal a process we don't own as a child and wait for it to vanish."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid):
+    while pid_alive(pid):
         if time.monotonic() > deadline:
             log.warning("%s (pid %s) ignored signal %s; killing it", what, pid, sig)
             with contextlib.suppress(ProcessLookupError):
@@ -305,7 +287,7 @@ class EmbeddedPostgres(_ChildServer):
         if info is None:
             return
         pid, _ = info
-        if _pid_alive(pid) and "postgres" in _cmdline(pid):
+        if pid_alive(pid) and "postgres" in cmdline(pid):
             log.warning("stopping orphaned embedded PostgreSQL (pid %s)", pid)
             await _terminate_pid(pid, signal.SIGINT, 30, "orphaned PostgreSQL")
 
@@ -407,7 +389,7 @@ class EmbeddedRedis(_ChildServer):
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return
-        if _pid_alive(pid) and "redis-server" in _cmdline(pid):
+        if pid_alive(pid) and "redis-server" in cmdline(pid):
             log.warning("stopping orphaned embedded Redis (pid %s)", pid)
             await _terminate_pid(pid, signal.SIGTERM, 30, "orphaned Redis")
 

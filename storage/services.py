@@ -21,10 +21,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clara_core.errors import StorageError
+from clara_core.proc import pid_alive
 
 from .datadir import DataDirLock, Endpoints, clear_endpoints, read_endpoints, write_endpoints
 from .db import create_engine, redact_url
-from .embedded import EmbeddedPostgres, EmbeddedRedis, _pid_alive
+from .embedded import EmbeddedPostgres, EmbeddedRedis
 from .redis import create_redis
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Storage:
             lock = DataDirLock(data_dir)
             if not lock.try_acquire():
                 running = read_endpoints(data_dir)
-                if attach and running is not None and _pid_alive(running.pid):
+                if attach and running is not None and pid_alive(running.pid):
                     log.info("attaching to the servers of running Clara (pid %s)", running.pid)
                     database_url = database_url or running.database_url
                     redis_url = redis_url or running.redis_url

@@ -10,10 +10,18 @@ class LLMError(ClaraError):
 
     user_message = "I couldn't get an answer from my language model just now."
 
-    def __init__(self, message: str, *, provider: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.provider = provider
         self.status = status
+        self.retry_after = retry_after  # seconds the provider asked us to wait
 
 
 class ProviderUnavailable(LLMError):

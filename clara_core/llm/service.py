@@ -140,7 +140,7 @@ class LLMService:
                     if emitted:
                         raise StreamInterrupted(str(exc), provider=route.provider) from exc
                     attempt += 1
-                    delay = self.policy.delay(attempt, getattr(exc, "retry_after", None), self.rng)
+                    delay = self.policy.delay(attempt, exc.retry_after, self.rng)
                     if delay is None:
                         log.warning(
                             "%s: giving up after %d attempt(s): %s", route.provider, attempt, exc
@@ -167,7 +167,7 @@ class LLMService:
                     return await provider.complete(self._request(req, route))
                 except ProviderUnavailable as exc:
                     attempt += 1
-                    delay = self.policy.delay(attempt, getattr(exc, "retry_after", None), self.rng)
+                    delay = self.policy.delay(attempt, exc.retry_after, self.rng)
                     if delay is None:
                         last = exc
                         break

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from clara_core.config import env_names
+from clara_core.proc import pid_alive  # noqa: F401  (re-exported for tests)
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRY = REPO / "discord_bot.py"
@@ -46,15 +47,3 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1, what: str = 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    try:  # a zombie is as good as dead
-        return stat.read_text().split(")")[1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -16,7 +16,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from ..errors import LLMError, ProviderAuthError, ProviderRequestError, ProviderUnavailable
+from ..errors import ProviderUnavailable
 from ..types import (
     Completion,
     CompletionRequest,
@@ -31,7 +31,7 @@ from ..types import (
     Usage,
 )
 from .base import ChatProvider, Endpoint
-from .openai_chat import _retry_after
+from .http_errors import translate_error
 from .sse import iter_sse
 
 _FINISH: dict[str, FinishReason] = {
@@ -113,29 +113,6 @@ def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
         else:
             out.append({"role": role, "content": blocks})
     return out
-
-
-def translate_error(exc: Exception, provider: str) -> LLMError:
-    status = getattr(exc, "status_code", None)
-    message = f"{provider}: {type(exc).__name__}: {getattr(exc, 'message', exc)}"
-    if isinstance(exc, (anthropic.AuthenticationError, anthropic.PermissionDeniedError)):
-        err: LLMError = ProviderAuthError(message, provider=provider, status=status)
-    elif isinstance(exc, (anthropic.RateLimitError, anthropic.InternalServerError)) or (
-        isinstance(exc, anthropic.APIStatusError) and (status or 0) >= 500
-    ):
-        err = ProviderUnavailable(message, provider=provider, status=status)
-    elif isinstance(exc, (anthropic.APIConnectionError, httpx2.TransportError)):
-        err = ProviderUnavailable(message, provider=provider)
-    elif isinstance(exc, anthropic.APIStatusError):
-        # 529 "overloaded" arrives as an APIStatusError subclass on some versions
-        err = (ProviderUnavailable if status == 529 else ProviderRequestError)(
-            message, provider=provider, status=status
-        )
-    else:
-        err = ProviderUnavailable(message, provider=provider)
-    response = getattr(exc, "response", None)
-    err.retry_after = _retry_after(response.headers) if response is not None else None  # type: ignore[attr-defined]
-    return err
 
 
 class AnthropicMessagesProvider(ChatProvider):

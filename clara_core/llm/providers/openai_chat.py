@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 import openai
 
-from ..errors import LLMError, ProviderAuthError, ProviderRequestError, ProviderUnavailable
+from ..errors import ProviderUnavailable
 from ..types import (
     Completion,
     CompletionRequest,
@@ -24,6 +24,7 @@ from ..types import (
     Usage,
 )
 from .base import ChatProvider, Endpoint
+from .http_errors import translate_error
 from .sse import iter_sse
 
 _FINISH: dict[str, FinishReason] = {
@@ -72,48 +73,6 @@ def to_openai_messages(system: str | None, messages: list[Message]) -> list[dict
         else:
             out.append({"role": m.role, "content": m.plain_text})
     return out
-
-
-def translate_error(exc: Exception, provider: str) -> LLMError:
-    """SDK exceptions -> Clara's, keeping status and Retry-After."""
-    status = getattr(exc, "status_code", None)
-    message = f"{provider}: {type(exc).__name__}: {getattr(exc, 'message', exc)}"
-    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        err: LLMError = ProviderAuthError(message, provider=provider, status=status)
-    elif isinstance(exc, (openai.RateLimitError, openai.InternalServerError)) or (
-        isinstance(exc, openai.APIStatusError) and (status or 0) >= 500
-    ):
-        err = ProviderUnavailable(message, provider=provider, status=status)
-    elif isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
-        err = ProviderUnavailable(message, provider=provider)
-    elif isinstance(exc, openai.APIStatusError):
-        err = ProviderRequestError(message, provider=provider, status=status)
-    else:
-        err = ProviderUnavailable(message, provider=provider)
-    response = getattr(exc, "response", None)
-    err.retry_after = _retry_after(response.headers) if response is not None else None  # type: ignore[attr-defined]
-    return err
-
-
-def _retry_after(headers: httpx2.Headers) -> float | None:
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return float(value)
-        except ValueError:
-            import email.utils
-            import time
-
-            parsed = email.utils.parsedate_to_datetime(value)
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
-    return None
 
 
 class OpenAIChatProvider(ChatProvider):

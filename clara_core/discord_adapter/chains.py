@@ -56,6 +56,7 @@ class MessageCache:
 class History:
     messages: list[Message]
     cut: bool  # the chain was broken (deleted or inaccessible message)
+    ids: set[int]  # Discord ids of the messages in the chain
 
 
 def to_llm_message(msg: discord.Message, bot_id: int, *, group: bool) -> Message:
@@ -95,4 +96,8 @@ async def build_history(
         async for previous in message.channel.history(limit=max_messages, before=message):
             chain.append(previous)
     chain.reverse()
-    return History([to_llm_message(m, bot_id, group=group) for m in chain if m.content], cut)
+    return History(
+        [to_llm_message(m, bot_id, group=group) for m in chain if m.content],
+        cut,
+        {m.id for m in chain},
+    )

@@ -24,6 +24,7 @@ from clara_core.pipeline.events import (
     ToolStarted,
 )
 from clara_core.pipeline.turn import TurnInput, TurnRunner
+from storage.channel_summaries import ChannelSummaryStore
 from storage.local_files import LocalFileStore
 from storage.preferences import Preferences
 from storage.sessions import SessionInfo, SessionStore
@@ -31,6 +32,7 @@ from tools.registry import ToolContext
 
 from .attachments import prepare_attachments
 from .chains import MessageCache, build_history, strip_mention
+from .channel_context import ChannelContext
 from .pacing import ChannelPacer, GlobalBudget, Priority
 from .queue import ChannelQueue, QueuedJob
 from .streaming import StreamingReply
@@ -60,12 +62,19 @@ class ConversationHandler:
         *,
         preferences: Preferences | None = None,
         sessions: SessionStore | None = None,
+        channel_summaries: ChannelSummaryStore | None = None,
     ) -> None:
         self.client = client
         self.runner = runner
         self.settings = settings
         self.preferences = preferences
         self.sessions = sessions
+        self.channel_context = ChannelContext(
+            limit=settings.discord_channel_history_limit,
+            summary_age_minutes=settings.discord_summary_age_minutes,
+            store=channel_summaries,
+            llm=runner.llm,
+        )
         self.files = LocalFileStore(settings.clara_files_dir, max_size=settings.clara_max_file_size)
         self.pacer = ChannelPacer(
             settings.discord_edit_interval_seconds,
@@ -117,11 +126,16 @@ class ConversationHandler:
 
     async def on_message(self, message: discord.Message) -> None:
         me = self.client.user
-        if me is None or message.author.bot or message.author.id == me.id:
-            if me is not None and message.author.id == me.id:
-                self.cache.put(message)
+        if me is None:
             return
-        if not self.triggered(message) or not self.allowed(message):
+        if message.author.id == me.id:
+            self.cache.put(message)
+            self.channel_context.observe(message)
+            return
+        if not self.allowed(message):
+            return
+        self.channel_context.observe(message)
+        if message.author.bot or not self.triggered(message):
             return
         self.cache.put(message)
         text = strip_mention(message.content, me.id)
@@ -199,6 +213,11 @@ class ConversationHandler:
             except Exception as exc:  # the database being down must not stop a reply
                 log.warning("could not read preferences: %s", exc)
         turn.default_tier = default_tier  # type: ignore[assignment]
+        section = await self.channel_context.section(
+            message, me.id, exclude={*history.ids, message.id}
+        )
+        if section:
+            turn.context_notes.append(section)
         session = await self._session(message)
         if session is not None and session.started_new and session.snapshot:
             turn.context_notes.append(
@@ -223,6 +242,7 @@ class ConversationHandler:
                     for m in reply.messages:
                         self.cache.put(m)
                     await self._store(session, message, text, event.text, reply)
+                    self.channel_context.after_reply(message.channel.id)
                 elif isinstance(event, Failed):
                     await reply.finish(
                         reply.text + ("\n\n" if reply.text else "") + f"⚠️ {event.message}"
@@ -278,3 +298,4 @@ class ConversationHandler:
 
     async def close(self) -> None:
         await self.queue.close()
+        await self.channel_context.close()

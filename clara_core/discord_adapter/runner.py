@@ -22,6 +22,7 @@ from clara_core.config import Settings, secret_values
 from clara_core.errors import ConfigError
 from clara_core.logging_setup import Redactor
 from clara_core.pipeline.turn import TurnRunner
+from storage.channel_summaries import ChannelSummaryStore
 from storage.preferences import Preferences
 from storage.sessions import SessionStore
 
@@ -51,6 +52,7 @@ class ClaraDiscordClient(discord.Client):
         settings: Settings | None = None,
         preferences: Preferences | None = None,
         sessions: SessionStore | None = None,
+        channel_summaries: ChannelSummaryStore | None = None,
         **kwargs,
     ) -> None:
         super().__init__(intents=default_intents(), **kwargs)
@@ -58,11 +60,17 @@ class ClaraDiscordClient(discord.Client):
         self.settings = settings
         self.preferences = preferences
         self.sessions = sessions
+        self.channel_summaries = channel_summaries
         self.started_at = time.time()
         self.conversation: ConversationHandler | None = None
         if runner is not None and settings is not None:
             self.conversation = ConversationHandler(
-                self, runner, settings, preferences=preferences, sessions=sessions
+                self,
+                runner,
+                settings,
+                preferences=preferences,
+                sessions=sessions,
+                channel_summaries=channel_summaries,
             )
         self.tree = build_command_tree(self)
         self.log_mirror: LogMirror | None = None
@@ -133,6 +141,7 @@ class DiscordRunner:
         runner: TurnRunner | None = None,
         preferences: Preferences | None = None,
         sessions: SessionStore | None = None,
+        channel_summaries: ChannelSummaryStore | None = None,
         client_factory: Callable[..., ClaraDiscordClient] | None = None,
         max_backoff: float = 60.0,
     ) -> None:
@@ -140,6 +149,7 @@ class DiscordRunner:
         self.runner = runner
         self.preferences = preferences
         self.sessions = sessions
+        self.channel_summaries = channel_summaries
         self.client_factory = client_factory or ClaraDiscordClient
         self.max_backoff = max_backoff
         self.client: ClaraDiscordClient | None = None
@@ -163,6 +173,7 @@ class DiscordRunner:
                 settings=self.settings,
                 preferences=self.preferences,
                 sessions=self.sessions,
+                channel_summaries=self.channel_summaries,
             )
             try:
                 await self.client.login(token.get_secret_value())

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clara_core.discord_adapter.runner import ClaraDiscordClient
+from storage.channel_summaries import ChannelSummaryStore
 from storage.preferences import Preferences
 from storage.sessions import SessionStore
 from tests.fakes.fake_discord import FakeDiscord, FakeUser, discord_py_pointed_at, running_client
@@ -58,6 +59,7 @@ async def clara_on_discord(
     provider: str = "openai",
     preferences: Preferences | None = None,
     sessions: SessionStore | None = None,
+    channel_summaries: ChannelSummaryStore | None = None,
     log_channel: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[World]:
@@ -88,6 +90,7 @@ async def clara_on_discord(
             settings=settings,
             preferences=preferences,
             sessions=sessions,
+            channel_summaries=channel_summaries,
             guild_ready_timeout=0.05,
         )
         try:

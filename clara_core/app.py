@@ -43,6 +43,7 @@ class Clara:
         self._discord = None
         self.llm = None  # LLMService, once build_pipeline() ran
         self._background: list[asyncio.Task[None]] = []
+        self.monitor = None
 
     async def open_storage(self) -> Storage:
         s = self.settings
@@ -78,15 +79,31 @@ class Clara:
             problems = self.settings.missing_for_discord()
             if problems:
                 raise ConfigError(problems, headline="Clara needs a little more configuration:")
+            from storage.channel_summaries import ChannelSummaryStore
             from storage.preferences import Preferences
+            from storage.sessions import SessionStore
 
             from .discord_adapter.runner import DiscordRunner  # imports discord only when needed
+            from .pipeline.summaries import SessionSummarizer
 
             assert self.storage is not None
+            engine = self.storage.engine
+            runner = self.build_pipeline()
+            sessions = SessionStore(engine)
             self._discord = DiscordRunner(
                 self.settings,
-                runner=self.build_pipeline(),
-                preferences=Preferences(self.storage.engine),
+                runner=runner,
+                preferences=Preferences(engine),
+                sessions=sessions,
+                channel_summaries=ChannelSummaryStore(engine),
+            )
+            await self._start_monitor()
+            assert self.llm is not None
+            summarizer = SessionSummarizer(
+                sessions, self.llm, idle_minutes=self.settings.session_idle_minutes
+            )
+            self._background.append(
+                asyncio.create_task(summarizer.run_forever(), name="session-summaries")
             )
             discord_task = asyncio.create_task(self._discord.run(), name="discord")
             if on_started is not None:
@@ -144,10 +161,49 @@ class Clara:
         finally:
             await self.close()
 
+    async def _start_monitor(self) -> None:
+        s = self.settings
+        if not s.discord_monitor_enabled:
+            return
+        from .monitor import Monitor
+
+        discord_runner = self._discord
+
+        def state() -> dict:
+            client = discord_runner.client if discord_runner is not None else None
+            connected = client is not None and client.is_ready() and not client.is_closed()
+            out = {"discord_connected": connected, "provider": s.llm_provider}
+            if connected:
+                out["servers"] = len(client.guilds)
+                out["latency_ms"] = round(client.latency * 1000)
+            if client is not None and client.conversation is not None:
+                out["busy_channels"] = client.conversation.queue.snapshot()
+            return out
+
+        self.monitor = Monitor(
+            host=s.discord_monitor_host, port=s.discord_monitor_port, state=state
+        )
+        try:
+            await self.monitor.start()
+            if discord_runner is not None:
+                discord_runner.activity_sink = self.monitor.record
+        except OSError as exc:
+            log.warning(
+                "monitor not started: cannot listen on %s:%s (%s); set DISCORD_MONITOR_PORT or "
+                "DISCORD_MONITOR_ENABLED=false",
+                s.discord_monitor_host,
+                s.discord_monitor_port,
+                exc,
+            )
+            self.monitor = None
+
     def request_stop(self) -> None:
         self._stop.set()
 
     async def close(self) -> None:
+        if self.monitor is not None:
+            await self.monitor.stop()
+            self.monitor = None
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

@@ -55,6 +55,14 @@ class DiscordSettings(ClaraSettingsBase):
     discord_log_channel_id: int | None = Field(
         None, description="Channel id that mirrors Clara's logs (secrets redacted)."
     )
+    discord_monitor_enabled: bool = Field(
+        True, description="Serve a small status page (/, /status, /health) for operators."
+    )
+    discord_monitor_port: int = Field(8001, ge=0, le=65535, description="Port of the status page.")
+    discord_monitor_host: str = Field(
+        "127.0.0.1",
+        description="Address the status page listens on; 0.0.0.0 exposes it (it lists who talked to Clara).",
+    )
     discord_api_base: str = Field(
         "https://discord.com/api/v10",
         description="Discord REST base URL; change only for Discord-compatible servers or tests.",

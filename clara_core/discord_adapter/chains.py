@@ -76,9 +76,12 @@ async def build_history(
     current = message
     while current.reference is not None and len(chain) < max_messages:
         ref = current.reference
-        parent = ref.resolved if isinstance(ref.resolved, discord.Message) else None
-        if parent is None and ref.message_id is not None:
-            parent = cache.get(ref.message_id)
+        # The cache first: it holds Clara's *final* text, while ``resolved`` is
+        # a snapshot from when the user replied (maybe mid-stream). The channel
+        # queue makes a reply to a streaming answer wait until it is complete.
+        parent = cache.get(ref.message_id) if ref.message_id is not None else None
+        if parent is None and isinstance(ref.resolved, discord.Message):
+            parent = ref.resolved
         if parent is None and ref.message_id is not None:
             try:
                 parent = await current.channel.fetch_message(ref.message_id)

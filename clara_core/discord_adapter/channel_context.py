@@ -100,10 +100,16 @@ class ChannelContext:
         if recent:
             lines = "\n".join(_line(m, bot_id) for m in recent)
             parts.append(f"Recent messages in #{message.channel} (oldest first):\n{lines}")
-        self._schedule_fold(
-            message.channel.id, [m for m in history if m.created_at < cutoff], bot_id
-        )
+        older = [m for m in history if m.created_at < cutoff]
+        if older:
+            self._pending[message.channel.id] = (older, bot_id)
         return "\n\n".join(parts) or None
+
+    def after_reply(self, channel_id: int) -> None:
+        """Fold what aged out, now that the user has their answer."""
+        pending = self._pending.pop(channel_id, None)
+        if pending is not None:
+            self._schedule_fold(channel_id, *pending)
 
     async def _summary(self, channel_id: int) -> str | None:
         if self.store is None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 import discord
 
 from clara_core.config import Settings
+from clara_core.monitor import Activity
 from clara_core.pipeline.events import (
     Done,
     Failed,
@@ -69,6 +72,8 @@ class ConversationHandler:
         self.settings = settings
         self.preferences = preferences
         self.sessions = sessions
+        # Set by the app when the monitor runs: one entry per answered message.
+        self.activity_sink: Callable[[Activity], None] | None = None
         self.channel_context = ChannelContext(
             limit=settings.discord_channel_history_limit,
             summary_age_minutes=settings.discord_summary_age_minutes,
@@ -224,6 +229,7 @@ class ConversationHandler:
                 f"Summary of your previous conversation here:\n{session.snapshot}"
             )
         badge: str | None = None
+        started = time.monotonic()
         try:
             async for event in self.runner.run(turn):
                 if isinstance(event, TierChosen) and (event.explicit or event.auto):
@@ -243,13 +249,29 @@ class ConversationHandler:
                         self.cache.put(m)
                     await self._store(session, message, text, event.text, reply)
                     self.channel_context.after_reply(message.channel.id)
+                    self._record(message, event.model, started, ok=True)
                 elif isinstance(event, Failed):
                     await reply.finish(
                         reply.text + ("\n\n" if reply.text else "") + f"⚠️ {event.message}"
                     )
+                    self._record(message, "-", started, ok=False)
         except asyncio.CancelledError:
             await reply.abort("⏹ stopped")
             raise
+
+    def _record(self, message: discord.Message, model: str, started: float, *, ok: bool) -> None:
+        if self.activity_sink is not None:
+            where = f"#{message.channel}" if message.guild is not None else "DM"
+            self.activity_sink(
+                Activity(
+                    time.time(),
+                    where,
+                    message.author.display_name,
+                    model,
+                    time.monotonic() - started,
+                    ok,
+                )
+            )
 
     def _context_id(self, message: discord.Message) -> str:
         if message.guild is None:

@@ -150,6 +150,7 @@ class DiscordRunner:
         self.preferences = preferences
         self.sessions = sessions
         self.channel_summaries = channel_summaries
+        self.activity_sink: Callable[..., None] | None = None  # the monitor's, when it runs
         self.client_factory = client_factory or ClaraDiscordClient
         self.max_backoff = max_backoff
         self.client: ClaraDiscordClient | None = None
@@ -175,6 +176,8 @@ class DiscordRunner:
                 sessions=self.sessions,
                 channel_summaries=self.channel_summaries,
             )
+            if self.client.conversation is not None:
+                self.client.conversation.activity_sink = self.activity_sink
             try:
                 await self.client.login(token.get_secret_value())
                 await self.client.connect(reconnect=True)

@@ -185,3 +185,17 @@ async def test_gateway_resume_causes_no_duplicate_replies():
         contents = [m.content for m in w.replies()]
         assert contents.count("only once") == 1 and contents.count("gap answer") == 1
         assert len(w.llm.requests) == 2
+
+
+async def test_replying_to_a_streaming_answer_waits_for_its_final_text():
+    first = "The first answer, " + " ".join(f"part{i}" for i in range(25))
+    async with clara_on_discord() as w:
+        w.llm.enqueue(Reply(first, chunk_delay=0.06), Reply("Follow-up answer."))
+        await w.mention(w.alice, "tell me something long")
+        await w.discord.wait_until(lambda: w.replies(), timeout=10, what="partial reply")
+        partial = w.replies()[0]
+        assert partial.content != first  # still streaming
+        await w.say(w.alice, "and then?", reference_message_id=partial.id)
+        await w.wait_reply_text("Follow-up answer.", timeout=20)
+        follow_up = w.llm.requests[1]
+        assert any(m["role"] == "assistant" and m["content"] == first for m in follow_up.messages)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -52,6 +53,16 @@ class World:
         return next(m for m in self.replies(channel_id) if m.content == text)
 
 
+class _ErrorCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(("clara_core", "storage", "tools")):
+            self.records.append(f"{record.name}: {record.getMessage()}\n{record.exc_text or ''}")
+
+
 @asynccontextmanager
 async def clara_on_discord(
     *,
@@ -93,6 +104,8 @@ async def clara_on_discord(
             channel_summaries=channel_summaries,
             guild_ready_timeout=0.05,
         )
+        errors = _ErrorCollector()
+        logging.getLogger().addHandler(errors)
         try:
             with discord_py_pointed_at(discord_fake):
                 async with running_client(discord_fake, client):
@@ -100,4 +113,8 @@ async def clara_on_discord(
                         discord_fake, llm, client, channel.id, guild.id, alice, bob, log_channel_id
                     )
         finally:
+            logging.getLogger().removeHandler(errors)
             await service.aclose()
+        # A job that fails after the reply is visible (e.g. storing it) is only
+        # logged by the queue; a test must not pass over it.
+        assert not errors.records, "Clara logged errors:\n" + "\n".join(errors.records)

@@ -1,0 +1,97 @@
+"""The whole process: `discord_bot.py --daemon` against fake Discord and fake LLM.
+
+Wiring that unit-level harnesses can't see (sessions, monitor, storage) is
+checked here, on the real composition root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from storage.db import session_factory
+from storage.models import Message
+from storage.services import Storage
+from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_llm import FakeLLM, Reply
+from tests.support.clara_process import clara_env, run_clara
+
+pytestmark = pytest.mark.slow
+
+
+async def test_daemon_answers_stores_and_reports(tmp_path):
+    async with (
+        FakeDiscord(heartbeat_interval_ms=1000) as discord_fake,
+        FakeLLM(api_keys={"k"}) as llm,
+    ):
+        alice = discord_fake.add_user("alice", global_name="Alice")
+        guild = discord_fake.add_guild("Home", members=[alice.id])
+        channel = guild.text_channels[0]
+        env = clara_env(
+            tmp_path,
+            DISCORD_BOT_TOKEN=discord_fake.token,
+            DISCORD_API_BASE=discord_fake.api_base,
+            DISCORD_GATEWAY_URL=discord_fake.gateway_url,
+            LLM_PROVIDER="openai",
+            CUSTOM_OPENAI_API_KEY="k",
+            CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
+            DISCORD_MONITOR_PORT="0",
+        )
+        log = tmp_path / "data" / "clara.log"
+        try:
+            started = await asyncio.to_thread(run_clara, "--daemon", env=env, cwd=tmp_path)
+            assert started.returncode == 0, started.stderr
+            await discord_fake.wait_until(
+                lambda: "connected to Discord" in log.read_text(), timeout=30
+            )
+            llm.enqueue(Reply("Hello from the real process!"))
+            await discord_fake.send_message(
+                channel.id, alice.id, f"<@{discord_fake.bot.id}> hi there"
+            )
+            await discord_fake.wait_until(
+                lambda: any(
+                    m.content == "Hello from the real process!"
+                    for m in discord_fake.bot_messages(channel.id)
+                ),
+                timeout=30,
+                what="the reply",
+            )
+            port = int(
+                re.search(r"monitor listening on http://127.0.0.1:(\d+)/", log.read_text()).group(1)
+            )
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{port}/health") as resp:
+                    assert resp.status == 200
+                for _ in range(50):  # recorded right after the conversation is stored
+                    async with http.get(f"http://127.0.0.1:{port}/status") as resp:
+                        status = await resp.json()
+                    if status["recent"]:
+                        break
+                    await asyncio.sleep(0.1)
+            assert status["discord_connected"] is True and status["servers"] == 1
+            assert status["recent"][0]["user"] == "Alice" and status["recent"][0]["ok"] is True
+
+            storage = await Storage.open(tmp_path / "data", attach=True)
+            try:
+                rows = []
+                for _ in range(50):
+                    async with session_factory(storage.engine)() as db:
+                        rows = (
+                            await db.execute(
+                                select(Message.role, Message.content).order_by(Message.id)
+                            )
+                        ).all()
+                    if len(rows) == 2:
+                        break
+                    await asyncio.sleep(0.1)
+                assert rows == [("user", "hi there"), ("assistant", "Hello from the real process!")]
+            finally:
+                await storage.close()
+        finally:
+            stopped = await asyncio.to_thread(run_clara, "--stop", env=env, cwd=tmp_path)
+        assert stopped.returncode == 0
+        assert discord_fake.rate_limited_count.earned == 0

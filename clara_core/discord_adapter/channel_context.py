@@ -84,6 +84,26 @@ class ChannelContext:
             self._recent[channel_id] = deque((by_id[i] for i in sorted(by_id)), maxlen=self.limit)
         return [m for m in self._recent.get(channel_id, ()) if m.id < message.id]
 
+    def back_to_back_parent(self, message: discord.Message, bot_id: int) -> discord.Message | None:
+        """Clara's last answer to this author, when nobody else spoke since.
+
+        Lets "@Clara and what about X?" right after her answer continue that
+        exchange as if it were a reply, the way people talk in a channel.
+        """
+        window = [m for m in self._recent.get(message.channel.id, ()) if m.id < message.id]
+        for previous in reversed(window):
+            if previous.author.id == message.author.id:
+                continue  # the same person, still talking
+            if previous.author.id != bot_id or previous.reference is None:
+                return None
+            answered = previous.reference.resolved
+            answered_author = getattr(getattr(answered, "author", None), "id", None)
+            if answered_author is None and previous.reference.message_id is not None:
+                found = next((m for m in window if m.id == previous.reference.message_id), None)
+                answered_author = found.author.id if found is not None else None
+            return previous if answered_author == message.author.id else None
+        return None
+
     async def section(self, message: discord.Message, bot_id: int, exclude: set[int]) -> str | None:
         """Prompt text: the channel summary plus the recent messages not in the chain."""
         if message.guild is None or self.limit == 0:

@@ -34,7 +34,7 @@ from storage.sessions import SessionInfo, SessionStore
 from tools.registry import ToolContext
 
 from .attachments import prepare_attachments
-from .chains import MessageCache, build_history, strip_mention
+from .chains import History, MessageCache, build_history, strip_mention, to_llm_message
 from .channel_context import ChannelContext
 from .pacing import ChannelPacer, GlobalBudget, Priority
 from .queue import ChannelQueue, QueuedJob
@@ -190,6 +190,20 @@ class ConversationHandler:
         history = await build_history(
             message, me.id, max_messages=self.settings.discord_max_messages, cache=self.cache
         )
+        if not history.messages and message.guild is not None and message.reference is None:
+            parent = self.channel_context.back_to_back_parent(message, me.id)
+            if parent is not None:
+                above = await build_history(
+                    parent,
+                    me.id,
+                    max_messages=self.settings.discord_max_messages - 1,
+                    cache=self.cache,
+                )
+                history = History(
+                    [*above.messages, to_llm_message(parent, me.id, group=True)],
+                    above.cut,
+                    {*above.ids, parent.id},
+                )
         reply = StreamingReply(message, self.pacer)
         reply.start()
         footer: str | None = None

@@ -199,3 +199,25 @@ async def test_replying_to_a_streaming_answer_waits_for_its_final_text():
         await w.wait_reply_text("Follow-up answer.", timeout=20)
         follow_up = w.llm.requests[1]
         assert any(m["role"] == "assistant" and m["content"] == first for m in follow_up.messages)
+
+
+async def test_back_to_back_mentions_continue_the_exchange():
+    async with clara_on_discord() as w:
+        w.llm.enqueue(
+            Reply("Green is a lovely colour."), Reply("You said green."), Reply("Hi Bob.")
+        )
+        await w.mention(w.alice, "my favourite colour is green")
+        await w.wait_reply_text("Green is a lovely colour.")
+        await w.mention(w.alice, "what did I just say?")  # no reply, same person, right after
+        await w.wait_reply_text("You said green.")
+        convo = [m for m in w.llm.requests[1].messages if m["role"] != "system"]
+        assert [m["role"] for m in convo] == ["user", "assistant", "user"]
+        assert (
+            "favourite colour is green" in str(convo[0])
+            and convo[1]["content"] == "Green is a lovely colour."
+        )
+
+        await w.mention(w.bob, "hello")  # someone else: a fresh exchange
+        await w.wait_reply_text("Hi Bob.")
+        convo = [m for m in w.llm.requests[2].messages if m["role"] != "system"]
+        assert [m["role"] for m in convo] == ["user"]

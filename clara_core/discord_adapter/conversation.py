@@ -184,31 +184,35 @@ class ConversationHandler:
         else:
             await self._notice(message, "-# Nothing to stop.")
 
-    async def _answer(self, message: discord.Message, text: str) -> None:
-        me = self.client.user
-        assert me is not None
-        history = await build_history(
-            message, me.id, max_messages=self.settings.discord_max_messages, cache=self.cache
+    async def _history(self, message: discord.Message, bot_id: int) -> History:
+        """The reply chain, or the exchange a back-to-back mention continues."""
+        limit = self.settings.discord_max_messages
+        history = await build_history(message, bot_id, max_messages=limit, cache=self.cache)
+        if history.messages or message.guild is None or message.reference is not None:
+            return history
+        parent = self.channel_context.back_to_back_parent(message, bot_id)
+        if parent is None:
+            return history
+        above = await build_history(parent, bot_id, max_messages=limit - 1, cache=self.cache)
+        return History(
+            [*above.messages, to_llm_message(parent, bot_id, group=True)],
+            above.cut,
+            {*above.ids, parent.id},
         )
-        if not history.messages and message.guild is not None and message.reference is None:
-            parent = self.channel_context.back_to_back_parent(message, me.id)
-            if parent is not None:
-                above = await build_history(
-                    parent,
-                    me.id,
-                    max_messages=self.settings.discord_max_messages - 1,
-                    cache=self.cache,
-                )
-                history = History(
-                    [*above.messages, to_llm_message(parent, me.id, group=True)],
-                    above.cut,
-                    {*above.ids, parent.id},
-                )
-        reply = StreamingReply(message, self.pacer)
-        reply.start()
-        footer: str | None = None
-        if history.cut:
-            footer = "earlier messages in this thread are unavailable"
+
+    async def _default_tier(self, user_id: str) -> str | None:
+        if self.preferences is None:
+            return None
+        try:
+            return await self.preferences.default_tier(user_id)
+        except Exception as exc:  # the database being down must not stop a reply
+            log.warning("could not read preferences: %s", exc)
+            return None
+
+    async def _prepare(
+        self, message: discord.Message, text: str, bot_id: int
+    ) -> tuple[TurnInput, History, SessionInfo | None]:
+        history = await self._history(message, bot_id)
         prepared = await prepare_attachments(
             message.attachments, user_id=str(message.author.id), store=self.files
         )
@@ -224,16 +228,10 @@ class ConversationHandler:
             ),
             history=history.messages,
             speaker=message.author.display_name if message.guild is not None else None,
+            default_tier=await self._default_tier(str(message.author.id)),  # type: ignore[arg-type]
         )
-        default_tier = None
-        if self.preferences is not None:
-            try:
-                default_tier = await self.preferences.default_tier(str(message.author.id))
-            except Exception as exc:  # the database being down must not stop a reply
-                log.warning("could not read preferences: %s", exc)
-        turn.default_tier = default_tier  # type: ignore[assignment]
         section = await self.channel_context.section(
-            message, me.id, exclude={*history.ids, message.id}
+            message, bot_id, exclude={*history.ids, message.id}
         )
         if section:
             turn.context_notes.append(section)
@@ -242,8 +240,17 @@ class ConversationHandler:
             turn.context_notes.append(
                 f"Summary of your previous conversation here:\n{session.snapshot}"
             )
+        return turn, history, session
+
+    async def _answer(self, message: discord.Message, text: str) -> None:
+        me = self.client.user
+        assert me is not None
+        turn, history, session = await self._prepare(message, text, me.id)
+        cut_note = "earlier messages in this thread are unavailable" if history.cut else None
         badge: str | None = None
         started = time.monotonic()
+        reply = StreamingReply(message, self.pacer)
+        reply.start()  # from here on, cancellation must go through reply.abort()
         try:
             async for event in self.runner.run(turn):
                 if isinstance(event, TierChosen) and (event.explicit or event.auto):
@@ -257,8 +264,8 @@ class ConversationHandler:
                     mark = "✅" if event.ok else "⚠️"
                     reply.set_status(f"{mark} {event.name} ({event.duration_s:.1f}s)")
                 elif isinstance(event, Done):
-                    footer_line = " · ".join(x for x in (badge, footer) if x) or None
-                    await reply.finish(event.text, footer=footer_line)
+                    footer = " · ".join(x for x in (badge, cut_note) if x) or None
+                    await reply.finish(event.text, footer=footer)
                     for m in reply.messages:
                         self.cache.put(m)
                     await self._store(session, message, text, event.text, reply)

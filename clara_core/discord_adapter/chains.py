@@ -2,7 +2,8 @@
 
 Reply chains follow ``message.reference`` upwards (up to DISCORD_MAX_MESSAGES),
 using discord.py's resolved references and a bounded cache before fetching,
-so chains keep working after a restart.  In DMs, a message that replies to
+so chains keep working after a restart.  In a thread, the message the thread
+was started from opens the chain.  In DMs, a message that replies to
 nothing continues the recent exchange.  When a chain is cut (deleted message,
 no access), the caller is told so it can say so.
 """
@@ -67,6 +68,37 @@ def to_llm_message(msg: discord.Message, bot_id: int, *, group: bool) -> Message
     return Message.text("user", f"{name}: {text}" if group else text, name=name)
 
 
+async def _thread_starter(thread: discord.Thread, cache: MessageCache) -> discord.Message | None:
+    """The message ``thread`` was started from (it has the thread's id), if any.
+
+    A thread under a text channel keeps its starter in the parent channel; a
+    forum post's starter is inside the thread itself.  Threads started without
+    a message have none (404), and a starter may be deleted or unreadable: all
+    of these just leave it out; the chain is not "cut" for it.
+    """
+    starter = cache.get(thread.id) or thread.starter_message
+    if starter is None:
+        parent = thread.parent
+        source: discord.abc.Messageable | None
+        if isinstance(parent, discord.ForumChannel):
+            source = thread
+        elif isinstance(parent, discord.abc.Messageable):
+            source = parent
+        else:
+            source = None  # parent not cached: nothing to fetch from
+        if source is None:
+            return None
+        try:
+            starter = await source.fetch_message(thread.id)
+        except (discord.NotFound, discord.Forbidden):
+            return None
+        except discord.HTTPException as exc:
+            log.warning("could not fetch the starter message of thread %s: %s", thread.id, exc)
+            return None
+    cache.put(starter)
+    return starter
+
+
 async def build_history(
     message: discord.Message, bot_id: int, *, max_messages: int, cache: MessageCache
 ) -> History:
@@ -94,6 +126,21 @@ async def build_history(
         cache.put(parent)
         chain.append(parent)
         current = parent
+    if (
+        not cut
+        and current.reference is None
+        and len(chain) < max_messages
+        and isinstance(message.channel, discord.Thread)
+    ):
+        # The chain reached its root inside a thread: the message the thread was
+        # started from comes first, as it usually says what the thread is about.
+        starter = await _thread_starter(message.channel, cache)
+        if (
+            starter is not None
+            and starter.id != message.id
+            and all(m.id != starter.id for m in chain)
+        ):
+            chain.append(starter)
     if not chain and message.guild is None:
         # DMs: continue the recent exchange when the user didn't reply to anything.
         async for previous in message.channel.history(limit=max_messages, before=message):

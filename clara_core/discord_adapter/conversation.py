@@ -188,7 +188,9 @@ class ConversationHandler:
         """The reply chain, or the exchange a back-to-back mention continues."""
         limit = self.settings.discord_max_messages
         history = await build_history(message, bot_id, max_messages=limit, cache=self.cache)
-        if history.messages or message.guild is None or message.reference is not None:
+        # In a thread the chain may hold just the starter message (whose id is
+        # the thread's id); that still counts as "no exchange yet".
+        if (history.ids - {message.channel.id}) or message.guild is None or message.reference:
             return history
         parent = self.channel_context.back_to_back_parent(message, bot_id)
         if parent is None:

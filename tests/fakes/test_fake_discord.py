@@ -18,6 +18,7 @@ import pytest
 from discord import app_commands
 
 from tests.fakes.fake_discord import (
+    DiscordAPIError,
     FakeChannel,
     FakeDiscord,
     FakeGuild,
@@ -85,6 +86,7 @@ class Recorder(discord.Client):
         self.messages: list[discord.Message] = []
         self.edits: list[discord.RawMessageUpdateEvent] = []
         self.deletes: list[discord.RawMessageDeleteEvent] = []
+        self.threads: list[discord.Thread] = []
         self.ready_count = 0
         self.resumed_count = 0
 
@@ -102,6 +104,9 @@ class Recorder(discord.Client):
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         self.deletes.append(payload)
+
+    async def on_thread_create(self, thread: discord.Thread) -> None:
+        self.threads.append(thread)
 
     def received(self, content: str) -> discord.Message | None:
         return next((m for m in self.messages if m.content == content), None)
@@ -545,6 +550,113 @@ async def test_resume_of_unknown_session_is_invalid_session(fake: FakeDiscord) -
         await ws.send_json({"op": 6, "d": {"token": fake.token, "session_id": "nope", "seq": 3}})
         assert await ws.receive_json(timeout=5) == {"op": 9, "d": False, "s": None, "t": None}
     assert fake.resume_count == 1
+
+
+# ---------------------------------------------------------------- threads
+
+
+async def test_thread_started_from_a_message(world: World) -> None:
+    fake, general, alice, bob = world.fake, world.channel, world.alice, world.bob
+    client = recorder()
+    async with running_client(fake, client):
+        starter = await fake.send_message(general.id, alice.id, "Let's plan the trip")
+        await fake.wait_until(lambda: client.received(starter.content), what="starter")
+        thread = fake.create_thread(general.id, "Trip", starter_message_id=starter.id)
+        # As on Discord: the thread takes its starter message's id.
+        assert thread.id == starter.id and thread.parent_id == general.id
+        assert thread.owner_id == alice.id and fake.get_message(starter.id).thread_id == thread.id
+        await fake.wait_until(lambda: client.threads, what="on_thread_create")
+
+        seen = client.get_channel(thread.id)
+        assert isinstance(seen, discord.Thread) and seen is client.threads[0]
+        assert seen.type is discord.ChannelType.public_thread and seen.name == "Trip"
+        assert seen.parent is not None and seen.parent.id == general.id
+        assert seen.guild.id == world.guild.id and seen.owner_id == alice.id
+        assert not seen.archived and not seen.locked and seen.auto_archive_duration == 1440
+        assert seen.created_at is not None
+        # The starter gets a MESSAGE_UPDATE carrying HAS_THREAD and the thread.
+        await fake.wait_until(lambda: client.edits, what="starter MESSAGE_UPDATE")
+        assert client.edits[0].message_id == starter.id
+        assert client.edits[0].message.flags.has_thread
+        assert seen.starter_message is not None  # cached from MESSAGE_CREATE
+        assert seen.starter_message.content == "Let's plan the trip"
+
+        inside = await fake.send_message(thread.id, bob.id, "Lisbon first?")
+        await fake.wait_until(lambda: client.received("Lisbon first?"), what="thread message")
+        got = client.received("Lisbon first?")
+        assert got is not None and isinstance(got.channel, discord.Thread)
+        assert got.channel.id == thread.id and got.channel.parent_id == general.id
+        assert got.guild is not None and isinstance(got.author, discord.Member)
+        assert inside.channel_id == thread.id and inside.guild_id == world.guild.id
+
+        # The bot answers in the thread (a reply to the thread message).
+        answer = await got.reply("Sure!")
+        stored = fake.get_message(answer.id)
+        assert stored.channel_id == thread.id and stored.referenced_message_id == inside.id
+        assert [m.content for m in fake.messages_in(thread.id)] == ["Lisbon first?", "Sure!"]
+        assert [m.content for m in fake.messages_in(general.id)] == ["Let's plan the trip"]
+        assert thread.message_count == 2 and thread.member_ids == [alice.id, bob.id, fake.bot.id]
+
+        # REST: the starter message lives in the parent channel, under the thread's id.
+        assert seen.parent is not None
+        fetched = await seen.parent.fetch_message(thread.id)
+        assert fetched.id == starter.id and fetched.content == "Let's plan the trip"
+        assert fetched.flags.has_thread
+        assert fetched.thread is not None and fetched.thread.id == thread.id
+        with pytest.raises(discord.NotFound):
+            await seen.fetch_message(thread.id)  # not inside the thread itself
+        history = [m.content async for m in seen.history(limit=10)]
+        assert history == ["Sure!", "Lisbon first?"]
+        fetched_thread = await client.fetch_channel(thread.id)
+        assert isinstance(fetched_thread, discord.Thread)
+        assert fetched_thread.parent_id == general.id and fetched_thread.message_count == 2
+        assert fetched_thread.member_count == 3
+
+        with pytest.raises(DiscordAPIError) as twice:
+            fake.create_thread(general.id, "Again", starter_message_id=starter.id)
+        assert twice.value.code == 160004
+
+
+async def test_active_threads_reach_new_connections(world: World) -> None:
+    fake, general = world.fake, world.channel
+    starter = await fake.send_message(general.id, world.alice.id, "topic")
+    from_message = fake.create_thread(general.id, "From a message", starter_message_id=starter.id)
+    standalone = fake.create_thread(general.id, "Standalone", owner_id=world.bob.id)
+    assert standalone.id != standalone.parent_id and standalone.starter_message_id is None
+    client = recorder()
+    async with running_client(fake, client):
+        await fake.wait_until(lambda: client.ready_count == 1, what="on_ready")
+        [guild] = client.guilds
+        assert {t.id for t in guild.threads} == {from_message.id, standalone.id}
+        assert not client.threads  # in GUILD_CREATE: no on_thread_create
+        # Threads are not guild channels.
+        assert {c.id for c in guild.channels} == set(world.guild.channels)
+        assert {t.name for t in await guild.active_threads()} == {"From a message", "Standalone"}
+        thread = client.get_channel(standalone.id)
+        assert isinstance(thread, discord.Thread) and thread.owner_id == world.bob.id
+        assert thread.starter_message is None
+        await thread.send("hello thread")
+        assert [m.content for m in fake.bot_messages(standalone.id)] == ["hello thread"]
+
+
+async def test_bot_starts_a_thread_from_a_message(world: World) -> None:
+    fake, general = world.fake, world.channel
+    client = recorder()
+    async with running_client(fake, client):
+        question = await fake.send_message(general.id, world.alice.id, "long topic")
+        await fake.wait_until(lambda: client.received("long topic"), what="message")
+        message = client.received("long topic")
+        assert message is not None
+        thread = await message.create_thread(name="Long topic", auto_archive_duration=60)
+        assert thread.id == question.id and thread.owner_id == fake.bot.id
+        assert thread.auto_archive_duration == 60
+        stored = fake.state.channels[thread.id]
+        assert stored.is_thread and stored.name == "Long topic"
+        assert fake.requests_for("thread")[0].status == 201
+        await fake.wait_until(lambda: client.threads, what="on_thread_create")
+        with pytest.raises(discord.HTTPException) as twice:
+            await message.create_thread(name="Again")
+        assert twice.value.code == 160004
 
 
 # ------------------------------------------------------------ interactions

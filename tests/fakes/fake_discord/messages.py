@@ -358,6 +358,34 @@ async def get_history(fake: FakeDiscord, ctx: RequestContext) -> web.StreamRespo
     )
 
 
+async def start_thread_from_message(fake: FakeDiscord, ctx: RequestContext) -> web.StreamResponse:
+    """``POST /channels/{channel_id}/messages/{message_id}/threads``: the bot starts a
+    public thread from a message; the thread takes the message's id."""
+    channel = fake.state.channel(int(ctx.params["channel_id"]))
+    message = fake.state.message(channel.id, int(ctx.params["message_id"]))
+    payload = ctx.body.payload()
+    name = payload.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:
+        raise errors.invalid_form_body(
+            {
+                "name": errors.field_error(
+                    "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+                )
+            }
+        )
+    thread = fake.state.add_thread(
+        channel.id,
+        name.strip(),
+        starter_message_id=message.id,
+        owner_id=fake.state.bot.id,
+        auto_archive_duration=int(payload.get("auto_archive_duration") or 1440),
+    )
+    if payload.get("rate_limit_per_user") is not None:
+        thread.rate_limit_per_user = int(payload["rate_limit_per_user"])
+    fake.dispatch_thread_create(thread)
+    return json_response(payloads.thread_payload(thread), status=201)
+
+
 async def trigger_typing(fake: FakeDiscord, ctx: RequestContext) -> web.StreamResponse:
     channel = fake.state.channel(int(ctx.params["channel_id"]))
     check_can_send(fake, channel)

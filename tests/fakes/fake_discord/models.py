@@ -20,7 +20,15 @@ class ChannelType(enum.IntEnum):
     GROUP_DM = 3
     GUILD_CATEGORY = 4
     GUILD_ANNOUNCEMENT = 5
+    ANNOUNCEMENT_THREAD = 10
+    PUBLIC_THREAD = 11
+    PRIVATE_THREAD = 12
     GUILD_FORUM = 15
+
+
+THREAD_TYPES = frozenset(
+    {ChannelType.ANNOUNCEMENT_THREAD, ChannelType.PUBLIC_THREAD, ChannelType.PRIVATE_THREAD}
+)
 
 
 class MessageType(enum.IntEnum):
@@ -74,6 +82,8 @@ DEFAULT_BOT_PERMISSIONS = DEFAULT_EVERYONE_PERMISSIONS | int(Permissions.MANAGE_
 
 class MessageFlags(enum.IntFlag):
     SUPPRESS_EMBEDS = 1 << 2
+    #: The message started a thread (whose id is the message's id).
+    HAS_THREAD = 1 << 5
     EPHEMERAL = 1 << 6
     LOADING = 1 << 7
     SUPPRESS_NOTIFICATIONS = 1 << 12
@@ -136,10 +146,36 @@ class FakeChannel:
     #: DM channels: the other user(s).
     recipient_ids: list[int] = field(default_factory=list)
     last_message_id: int | None = None
+    # ------------------------------------------------------------ threads only
+    #: Who created the thread.
+    owner_id: int | None = None
+    archived: bool = False
+    locked: bool = False
+    auto_archive_duration: int = 1440
+    #: ISO timestamps: creation, and the last change of ``archived``.
+    create_timestamp: str | None = None
+    archive_timestamp: str | None = None
+    #: Messages sent in the thread (Discord does not count the starter message).
+    message_count: int = 0
+    total_message_sent: int = 0
+    #: Users who joined the thread: its creator and everyone who posted in it.
+    member_ids: list[int] = field(default_factory=list)
+    #: The message in the parent channel the thread was started from (same id as
+    #: the thread), or None for a thread started without one.
+    starter_message_id: int | None = None
 
     @property
     def is_dm(self) -> bool:
         return self.type in (ChannelType.DM, ChannelType.GROUP_DM)
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
+
+    @property
+    def member_count(self) -> int:
+        """Discord stops counting thread members at 50."""
+        return min(len(self.member_ids), 50)
 
     @property
     def mention(self) -> str:
@@ -152,6 +188,8 @@ class FakeGuild:
     name: str
     owner_id: int
     channels: dict[int, FakeChannel] = field(default_factory=dict)
+    #: Threads live apart from ``channels``, as in GUILD_CREATE (``threads``).
+    threads: dict[int, FakeChannel] = field(default_factory=dict)
     roles: dict[int, FakeRole] = field(default_factory=dict)
     members: dict[int, FakeMember] = field(default_factory=dict)
     joined_at: str = ""
@@ -169,6 +207,10 @@ class FakeGuild:
             if channel.name == name:
                 return channel
         raise KeyError(name)
+
+    @property
+    def active_threads(self) -> list[FakeChannel]:
+        return [t for t in self.threads.values() if not t.archived]
 
 
 @dataclass
@@ -221,6 +263,8 @@ class FakeMessage:
     webhook_id: int | None = None
     application_id: int | None = None
     interaction_metadata: dict[str, Any] | None = None
+    #: The thread started from this message (its id equals the message's id).
+    thread_id: int | None = None
     deleted: bool = False
     deleted_at: float | None = None
     #: Every version in order; ``revisions[0]`` is what was first sent.

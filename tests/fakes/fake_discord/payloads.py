@@ -106,7 +106,35 @@ def member_payload(
     return payload
 
 
+def thread_payload(channel: FakeChannel) -> dict[str, Any]:
+    """A thread channel (types 10-12): no position or overwrites, but an owner,
+    counts and ``thread_metadata``."""
+    return {
+        "id": str(channel.id),
+        "type": int(channel.type),
+        "guild_id": _sid(channel.guild_id),
+        "parent_id": _sid(channel.parent_id),
+        "owner_id": _sid(channel.owner_id),
+        "name": channel.name,
+        "last_message_id": _sid(channel.last_message_id),
+        "rate_limit_per_user": channel.rate_limit_per_user,
+        "message_count": channel.message_count,
+        "member_count": channel.member_count,
+        "total_message_sent": channel.total_message_sent,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": channel.archived,
+            "auto_archive_duration": channel.auto_archive_duration,
+            "archive_timestamp": channel.archive_timestamp,
+            "locked": channel.locked,
+            "create_timestamp": channel.create_timestamp,
+        },
+    }
+
+
 def channel_payload(state: FakeState, channel: FakeChannel) -> dict[str, Any]:
+    if channel.is_thread:
+        return thread_payload(channel)
     if channel.is_dm:
         return {
             "id": str(channel.id),
@@ -204,7 +232,7 @@ def guild_payload(
         "member_count": len(guild.members),
         "members": [member_payload(state, m) for m in members],
         "channels": [channel_payload(state, c) for c in guild.channels.values()],
-        "threads": [],
+        "threads": [thread_payload(t) for t in guild.active_threads],
         "presences": [],
         "voice_states": [],
         "stage_instances": [],
@@ -272,6 +300,9 @@ def message_payload(
         "pinned": message.pinned,
         "flags": message.flags,
     }
+    thread = state.channels.get(message.thread_id) if message.thread_id is not None else None
+    if thread is not None:
+        payload["thread"] = thread_payload(thread)
     if message.nonce is not None:
         payload["nonce"] = message.nonce
     if message.webhook_id is not None:

@@ -15,7 +15,8 @@ Route kinds (for ``inject_429`` / ``inject_error`` / ``requests_for``):
 ``edit``               PATCH /channels/{channel_id}/messages/{message_id}
 ``delete``             DELETE /channels/{channel_id}/messages/{message_id}
 ``typing``             POST /channels/{channel_id}/typing
-``guild``              GET /guilds/{guild_id}[/channels|/roles]
+``thread``             POST /channels/{channel_id}/messages/{message_id}/threads
+``guild``              GET /guilds/{guild_id}[/channels|/roles|/threads/active]
 ``member``             GET /guilds/{guild_id}/members/{user_id}
 ``commands``           /applications/{app}/[guilds/{guild}/]commands[/{id}]
 ``interaction``        POST /interactions/{id}/{token}/callback
@@ -89,6 +90,13 @@ async def get_guild_roles(fake: FakeDiscord, ctx: RequestContext) -> web.StreamR
     return json_response([payloads.role_payload(r) for r in guild.roles.values()])
 
 
+async def get_active_threads(fake: FakeDiscord, ctx: RequestContext) -> web.StreamResponse:
+    guild = fake.state.guild(int(ctx.params["guild_id"]))
+    return json_response(
+        {"threads": [payloads.thread_payload(t) for t in guild.active_threads], "members": []}
+    )
+
+
 async def get_member(fake: FakeDiscord, ctx: RequestContext) -> web.StreamResponse:
     member = fake.state.member(int(ctx.params["guild_id"]), int(ctx.params["user_id"]))
     return json_response(payloads.member_payload(fake.state, member))
@@ -124,9 +132,11 @@ ROUTES: list[RouteSpec] = [
     RouteSpec("PATCH", MESSAGE, "edit", messages.edit_message),
     RouteSpec("DELETE", MESSAGE, "delete", messages.delete_message),
     RouteSpec("POST", CHANNEL + "/typing", "typing", messages.trigger_typing),
+    RouteSpec("POST", MESSAGE + "/threads", "thread", messages.start_thread_from_message),
     RouteSpec("GET", "/guilds/{guild_id:\\d+}", "guild", get_guild),
     RouteSpec("GET", "/guilds/{guild_id:\\d+}/channels", "guild", get_guild_channels),
     RouteSpec("GET", "/guilds/{guild_id:\\d+}/roles", "guild", get_guild_roles),
+    RouteSpec("GET", "/guilds/{guild_id:\\d+}/threads/active", "guild", get_active_threads),
     RouteSpec("GET", "/guilds/{guild_id:\\d+}/members/{user_id:\\d+}", "member", get_member),
     *_command_routes("/applications/{application_id:\\d+}/commands"),
     *_command_routes("/applications/{application_id:\\d+}/guilds/{guild_id:\\d+}/commands"),

@@ -256,6 +256,42 @@ class FakeDiscord:
         )
         return member
 
+    def create_thread(
+        self,
+        channel_id: int,
+        name: str,
+        *,
+        starter_message_id: int | None = None,
+        owner_id: int | None = None,
+        auto_archive_duration: int = 1440,
+    ) -> FakeChannel:
+        """A user starts a public thread under a text channel.
+
+        From a message (``starter_message_id``), the thread's id is that message's
+        id and the message gets ``HAS_THREAD`` plus a ``thread`` field, as on
+        Discord; no message is posted inside the thread.  Dispatches THREAD_CREATE
+        (``newly_created``) and, for a starter message, its MESSAGE_UPDATE.  Post in
+        the thread with ``send_message(thread.id, ...)``."""
+        thread = self.state.add_thread(
+            channel_id,
+            name,
+            starter_message_id=starter_message_id,
+            owner_id=owner_id,
+            auto_archive_duration=auto_archive_duration,
+        )
+        self.dispatch_thread_create(thread)
+        return thread
+
+    def dispatch_thread_create(self, thread: FakeChannel) -> None:
+        self.gateway.dispatch(
+            "THREAD_CREATE",
+            {**payloads.thread_payload(thread), "newly_created": True},
+            intent=Intents.GUILDS,
+            guild_id=thread.guild_id,
+        )
+        if thread.starter_message_id is not None:
+            self.dispatch_message("MESSAGE_UPDATE", self.state.messages[thread.starter_message_id])
+
     def add_dm_channel(self, user_id: int) -> FakeChannel:
         """The bot's DM channel with ``user_id`` (Discord sends no event for it)."""
         return self.state.add_dm_channel(user_id)

@@ -27,6 +27,7 @@ from .models import (
     FakeMessage,
     FakeRole,
     FakeUser,
+    MessageFlags,
     MessageType,
 )
 from .snowflake import SnowflakeGenerator, iso_timestamp
@@ -208,6 +209,75 @@ class FakeState:
         self.channel_messages[channel.id] = []
         return channel
 
+    def add_thread(
+        self,
+        channel_id: int,
+        name: str,
+        *,
+        starter_message_id: int | None = None,
+        owner_id: int | None = None,
+        auto_archive_duration: int = 1440,
+    ) -> FakeChannel:
+        """A public thread under a text (or announcement) channel.
+
+        Started from a message, the thread takes that message's id, as on Discord,
+        and the message gets ``HAS_THREAD`` and a ``thread`` field.  The owner
+        defaults to the starter message's author, else the guild's owner.
+        """
+        parent = self.channel(channel_id)
+        if parent.type == ChannelType.GUILD_TEXT:
+            thread_type = ChannelType.PUBLIC_THREAD
+        elif parent.type == ChannelType.GUILD_ANNOUNCEMENT:
+            thread_type = ChannelType.ANNOUNCEMENT_THREAD
+        else:
+            raise errors.DiscordAPIError(
+                400, errors.INVALID_CHANNEL_TYPE, "Cannot execute action on this channel type"
+            )
+        assert parent.guild_id is not None
+        guild = self.guild(parent.guild_id)
+        if auto_archive_duration not in (60, 1440, 4320, 10080):
+            raise errors.invalid_form_body(
+                {
+                    "auto_archive_duration": errors.field_error(
+                        "BASE_TYPE_CHOICES", "Value must be one of {60, 1440, 4320, 10080}."
+                    )
+                }
+            )
+        starter: FakeMessage | None = None
+        if starter_message_id is not None:
+            starter = self.message(parent.id, starter_message_id)
+            if starter.thread_id is not None:
+                raise errors.DiscordAPIError(
+                    400,
+                    errors.THREAD_ALREADY_CREATED,
+                    "A thread has already been created for this message",
+                )
+        if owner_id is None:
+            owner_id = starter.author_id if starter is not None else guild.owner_id
+        if owner_id not in guild.members:
+            raise ValueError(f"user {owner_id} is not a member of guild {guild.id}")
+        now = iso_timestamp()
+        thread = FakeChannel(
+            id=starter.id if starter is not None else self.new_id(),
+            type=thread_type,
+            name=name,
+            guild_id=guild.id,
+            parent_id=parent.id,
+            owner_id=owner_id,
+            auto_archive_duration=auto_archive_duration,
+            create_timestamp=now,
+            archive_timestamp=now,
+            member_ids=[owner_id],
+            starter_message_id=starter.id if starter is not None else None,
+        )
+        guild.threads[thread.id] = thread
+        self.channels[thread.id] = thread
+        self.channel_messages[thread.id] = []
+        if starter is not None:
+            starter.thread_id = thread.id
+            starter.flags |= int(MessageFlags.HAS_THREAD)
+        return thread
+
     def dm_channel_for(self, user_id: int) -> FakeChannel | None:
         channel_id = self._dm_by_user.get(user_id)
         return None if channel_id is None else self.channels[channel_id]
@@ -340,6 +410,11 @@ class FakeState:
         self.channel_messages.setdefault(channel.id, []).append(message.id)
         if not message.is_ephemeral:
             channel.last_message_id = message.id
+            if channel.is_thread:
+                channel.message_count += 1
+                channel.total_message_sent += 1
+                if author_id not in channel.member_ids and webhook_id is None:
+                    channel.member_ids.append(author_id)
         return message
 
     def store_attachment(

@@ -41,7 +41,7 @@ class ToolFinished:
 
 @dataclass(frozen=True)
 class Done:
-    text: str  # the final answer (text of the last model call)
+    text: str  # the whole answer: the text of every model call, in order
     model: str  # the model that produced it
     tier: Tier | None
     usage: Usage

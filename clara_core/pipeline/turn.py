@@ -24,6 +24,7 @@ from .prompt import PromptBuilder, TurnContext
 
 log = logging.getLogger(__name__)
 
+ANSWER_BREAK = "\n\n"
 FINAL_NUDGE = (
     "You have used the maximum number of tool steps for this reply. Do not call tools "
     "now: answer with what you have, and say what is still open."
@@ -113,6 +114,7 @@ class TurnRunner:
         messages = [*turn.history, llm.Message(role="user", content=content, name=turn.speaker)]
         usage = llm.Usage()
         steps = 0
+        said: list[str] = []  # text of each model call, shown as one answer
         while True:
             final_round = steps >= self.max_tool_iterations
             request = ChatRequest(
@@ -123,15 +125,21 @@ class TurnRunner:
                 tools=specs if with_tools and not final_round else [],
             )
             completion: llm.Completion | None = None
+            first = True
             async for event in self.llm.stream(request, tier=tier, with_tools=with_tools):
                 if isinstance(event, llm.TextDelta):
+                    if first and said:
+                        yield TextDelta(ANSWER_BREAK)  # between "let me check" and the result
+                    first = False
                     yield TextDelta(event.text)
                 elif isinstance(event, llm.Completion):
                     completion = event
             assert completion is not None  # providers always end with a Completion
             usage = usage + completion.usage
+            if completion.text:
+                said.append(completion.text)
             if not completion.tool_calls or final_round:
-                yield Done(completion.text, completion.model, tier, usage, steps)
+                yield Done(ANSWER_BREAK.join(said), completion.model, tier, usage, steps)
                 return
 
             steps += 1

@@ -78,7 +78,12 @@ async def test_tool_round_trip(fake, wire):
     assert kinds[0] == "TierChosen" and kinds[-1] == "Done"
     assert kinds.index("ToolStarted") < kinds.index("ToolFinished")
     done = events[-1]
-    assert done.text == "It's 18°C with light rain in Lisbon." and done.tool_steps == 1
+    assert (
+        done.text == "Let me check.\n\nIt's 18°C with light rain in Lisbon."
+        and done.tool_steps == 1
+    )
+    streamed = "".join(e.text for e in events if type(e).__name__ == "TextDelta")
+    assert streamed == done.text  # what was shown is what was said
     assert len(fake.requests) == 2
     results = _tool_messages(fake.requests[1], wire)
     assert len(results) == 1 and "18°C" in str(results[0])

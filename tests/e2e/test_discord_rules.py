@@ -1,0 +1,106 @@
+"""Allow-lists, cut chains, very long answers as files, tool progress lines."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.fakes.fake_llm import Reply, ToolCall
+from tests.support.discord_app import clara_on_discord
+from tools.registry import Tool, ToolRegistry
+
+pytestmark = pytest.mark.slow
+
+
+def _reconfigure(w, **changes) -> None:
+    handler = w.client.conversation
+    handler.settings = handler.settings.model_copy(update=changes)
+
+
+async def test_allowed_roles_gate_who_is_answered():
+    async with clara_on_discord() as w:
+        friends = w.discord.add_role(w.guild_id, "friends")
+        carol = w.discord.add_user("carol", global_name="Carol")
+        w.discord.add_member(w.guild_id, carol.id, roles=[friends.id])
+        _reconfigure(w, discord_allowed_roles=[friends.id])
+        w.llm.enqueue(Reply("Hi Carol."))
+        await w.mention(w.alice, "hello?")  # alice lacks the role
+        await w.mention(carol, "hello!")
+        await w.wait_reply_text("Hi Carol.")
+        await asyncio.sleep(0.5)
+        assert len(w.llm.requests) == 1 and "hello!" in str(w.llm.requests[0].messages[-1])
+
+
+async def test_allowed_servers_supersede_channels():
+    async with clara_on_discord() as w:
+        _reconfigure(w, discord_allowed_servers=[1], discord_allowed_channels=[w.channel_id])
+        await w.mention(w.alice, "ignored: another server is allowed")
+        await asyncio.sleep(0.5)
+        assert w.llm.requests == []
+        _reconfigure(w, discord_allowed_servers=[w.guild_id], discord_allowed_channels=[1])
+        w.llm.enqueue(Reply("The whole server is allowed."))
+        await w.mention(w.alice, "and now?")
+        await w.wait_reply_text("The whole server is allowed.")
+
+
+async def test_a_cut_chain_is_answered_with_a_note():
+    async with clara_on_discord() as w:
+        a = await w.say(w.bob, "original plan: meet at noon")
+        b = await w.say(w.bob, "actually make it one", reference_message_id=a.id)
+        await w.discord.delete_user_message(a.id)
+        w.llm.enqueue(Reply("One o'clock it is."))
+        await w.mention(w.alice, "so when?", reference_message_id=b.id)
+        await w.discord.wait_until(
+            lambda: any(m.content.startswith("One o'clock it is.") for m in w.replies()), timeout=15
+        )
+        reply = next(m for m in w.replies() if m.content.startswith("One o'clock it is."))
+        assert reply.content.endswith("-# earlier messages in this thread are unavailable")
+        assert "actually make it one" in str(w.llm.requests[0].messages)
+
+
+async def test_very_long_answers_arrive_as_a_file():
+    answer = "\n\n".join(f"Section {i}. " + "detail " * 60 for i in range(30))
+    assert len(answer) > 10_000
+    async with clara_on_discord() as w:
+        w.llm.enqueue(Reply(answer))
+        await w.mention(w.alice, "write me a report")
+        await w.discord.wait_until(
+            lambda: any(m.attachments for m in w.replies()), timeout=30, what="the file"
+        )
+        await asyncio.sleep(0.5)
+        live = w.replies()
+        assert len(live) == 1
+        attachment = live[0].attachments[0]
+        assert attachment.filename == "clara-reply.md"
+        assert f"The full answer ({len(answer):,} characters) is attached." in live[0].content
+        assert len(live[0].content) <= 2000
+
+
+async def test_tool_progress_is_one_status_line_edited_in_place():
+    started = asyncio.Event()
+
+    async def slow_lookup(args, ctx):
+        started.set()
+        await asyncio.sleep(1.5)
+        return "42"
+
+    tools = ToolRegistry()
+    tools.register(
+        Tool("slow_lookup", "looks things up", {"type": "object", "properties": {}}, slow_lookup)
+    )
+    async with clara_on_discord(tools=tools) as w:
+        w.llm.enqueue(
+            Reply("Let me check.", tool_calls=[ToolCall("slow_lookup", {})]), Reply("It is 42.")
+        )
+        await w.mention(w.alice, "what is the answer?")
+        await w.discord.wait_until(
+            lambda: any(m.content == "Let me check.\n\nIt is 42." for m in w.replies()),
+            timeout=20,
+            what="final",
+        )
+        reply = w.replies()[0]
+        revisions = w.discord.message_history(reply.id)
+        assert any("-# ⚙️ running slow_lookup…" in r for r in revisions)
+        assert len(w.replies()) == 1  # progress edited in place, not new messages
+        assert "-#" not in reply.content

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-import httpx2
 
 from ..errors import ProviderUnavailable
 from ..types import (
@@ -32,7 +31,6 @@ from ..types import (
 )
 from .base import ChatProvider, Endpoint
 from .http_errors import translate_error
-from .sse import iter_sse
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -117,16 +115,12 @@ def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
 
 class AnthropicMessagesProvider(ChatProvider):
     wire = "anthropic"
+    sdk_error = anthropic.AnthropicError
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self.client = anthropic.AsyncAnthropic(
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url,
-            default_headers=dict(endpoint.headers) or None,
-            max_retries=0,
-            timeout=httpx2.Timeout(endpoint.timeout, connect=10.0),
-            http_client=anthropic.DefaultAioHttpClient(),
+            **self._sdk_client_kwargs(), http_client=anthropic.DefaultAioHttpClient()
         )
 
     def _params(self, request: CompletionRequest) -> dict[str, Any]:
@@ -154,67 +148,50 @@ class AnthropicMessagesProvider(ChatProvider):
         stop_reason: str | None = None
         finished = False
         model = request.model
-        try:
-            # Raw stream through the SDK's custom-request path (see openai_chat.py).
-            response = await self.client.post(
-                "/v1/messages",
-                cast_to=httpx2.Response,
-                body={**self._params(request), "stream": True},
-                stream=True,
-            )
-            try:
-                async for sse in iter_sse(response.aiter_lines()):
-                    event = sse.json()
-                    kind = event.get("type")
-                    if kind == "message_start":
-                        message = event.get("message") or {}
-                        model = message.get("model") or model
-                        u = message.get("usage") or {}
-                        usage = Usage(u.get("input_tokens") or 0, u.get("output_tokens") or 0)
-                    elif kind == "content_block_start":
-                        index, block = event.get("index", 0), event.get("content_block") or {}
-                        if block.get("type") == "tool_use":
-                            blocks[index] = {
-                                "id": block.get("id"),
-                                "name": block.get("name"),
-                                "json": [],
-                            }
-                            yield ToolCallDelta(index, block.get("id"), block.get("name"), "")
-                        elif block.get("type") == "text" and block.get("text"):
-                            text.append(block["text"])
-                            yield TextDelta(block["text"])
-                    elif kind == "content_block_delta":
-                        index, delta = event.get("index", 0), event.get("delta") or {}
-                        if delta.get("type") == "text_delta" and delta.get("text"):
-                            text.append(delta["text"])
-                            yield TextDelta(delta["text"])
-                        elif delta.get("type") == "input_json_delta" and index in blocks:
-                            piece = delta.get("partial_json", "")
-                            blocks[index]["json"].append(piece)
-                            yield ToolCallDelta(index, arguments_delta=piece)
-                    elif kind == "message_delta":
-                        stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
-                        out_tokens = (event.get("usage") or {}).get("output_tokens")
-                        if out_tokens is not None:
-                            usage = Usage(usage.input_tokens, out_tokens)
-                    elif kind == "message_stop":
-                        finished = True
-                    elif kind == "error":
-                        err = event.get("error") or {}
-                        raise ProviderUnavailable(
-                            f"{name}: {err.get('type', 'error')}: {err.get('message', '')}",
-                            provider=name,
-                        )
-            finally:
-                await response.aclose()
-        except anthropic.AnthropicError as exc:
-            raise translate_error(exc, name) from exc
-        except httpx2.TransportError as exc:
-            raise translate_error(exc, name) from exc
-        except ValueError as exc:
-            raise ProviderUnavailable(
-                f"{name}: malformed stream event ({exc})", provider=name
-            ) from exc
+        body = {**self._params(request), "stream": True}
+        async with self._sse_events("/v1/messages", body) as events:
+            async for sse in events:
+                event = sse.json()
+                kind = event.get("type")
+                if kind == "message_start":
+                    message = event.get("message") or {}
+                    model = message.get("model") or model
+                    u = message.get("usage") or {}
+                    usage = Usage(u.get("input_tokens") or 0, u.get("output_tokens") or 0)
+                elif kind == "content_block_start":
+                    index, block = event.get("index", 0), event.get("content_block") or {}
+                    if block.get("type") == "tool_use":
+                        blocks[index] = {
+                            "id": block.get("id"),
+                            "name": block.get("name"),
+                            "json": [],
+                        }
+                        yield ToolCallDelta(index, block.get("id"), block.get("name"), "")
+                    elif block.get("type") == "text" and block.get("text"):
+                        text.append(block["text"])
+                        yield TextDelta(block["text"])
+                elif kind == "content_block_delta":
+                    index, delta = event.get("index", 0), event.get("delta") or {}
+                    if delta.get("type") == "text_delta" and delta.get("text"):
+                        text.append(delta["text"])
+                        yield TextDelta(delta["text"])
+                    elif delta.get("type") == "input_json_delta" and index in blocks:
+                        piece = delta.get("partial_json", "")
+                        blocks[index]["json"].append(piece)
+                        yield ToolCallDelta(index, arguments_delta=piece)
+                elif kind == "message_delta":
+                    stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
+                    out_tokens = (event.get("usage") or {}).get("output_tokens")
+                    if out_tokens is not None:
+                        usage = Usage(usage.input_tokens, out_tokens)
+                elif kind == "message_stop":
+                    finished = True
+                elif kind == "error":
+                    err = event.get("error") or {}
+                    raise ProviderUnavailable(
+                        f"{name}: {err.get('type', 'error')}: {err.get('message', '')}",
+                        provider=name,
+                    )
         if not finished:
             raise ProviderUnavailable(f"{name}: stream ended before message_stop", provider=name)
         calls = [

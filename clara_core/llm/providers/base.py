@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import httpx2
+
+from ..errors import ProviderUnavailable
 from ..types import Completion, CompletionRequest, StreamEvent
+from .http_errors import translate_error
+from .sse import SSEvent, iter_sse
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,50 @@ class ChatProvider(ABC):
     """
 
     wire: ClassVar[str]
+    sdk_error: ClassVar[type[Exception]]  # the SDK's root exception class
+    client: Any  # the SDK client: both SDKs share the ``post(..., stream=True)`` API
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+
+    def _sdk_client_kwargs(self) -> dict[str, Any]:
+        """What both SDK clients are built with: no SDK retries (the service owns them)."""
+        e = self.endpoint
+        return {
+            "api_key": e.api_key,
+            "base_url": e.base_url,
+            "default_headers": dict(e.headers) or None,
+            "max_retries": 0,
+            "timeout": httpx2.Timeout(e.timeout, connect=10.0),
+        }
+
+    @asynccontextmanager
+    async def _sse_events(
+        self, path: str, body: dict[str, Any]
+    ) -> AsyncIterator[AsyncIterator[SSEvent]]:
+        """POST a streaming request and yield its server-sent events as plain dicts.
+
+        Uses the SDK's documented custom-request path: the SDK does auth,
+        headers and error translation and hands back the raw stream; we skip
+        its per-request parameter transform and per-chunk models, which cost
+        more CPU than the rest of a turn (bench/pipeline.py). Leaving the block
+        in any way (done, error, cancellation) closes the HTTP response at once.
+        """
+        name = self.endpoint.provider
+        try:
+            response = await self.client.post(path, cast_to=httpx2.Response, body=body, stream=True)
+        except (self.sdk_error, httpx2.TransportError) as exc:
+            raise translate_error(exc, name) from exc
+        try:
+            yield iter_sse(response.aiter_lines())
+        except (self.sdk_error, httpx2.TransportError) as exc:
+            raise translate_error(exc, name) from exc
+        except ValueError as exc:  # malformed JSON in the stream
+            raise ProviderUnavailable(
+                f"{name}: malformed stream data ({exc})", provider=name
+            ) from exc
+        finally:
+            await response.aclose()
 
     @abstractmethod
     def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]: ...

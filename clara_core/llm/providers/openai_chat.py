@@ -6,7 +6,6 @@ import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx2
 import openai
 
 from ..errors import ProviderUnavailable
@@ -25,7 +24,6 @@ from ..types import (
 )
 from .base import ChatProvider, Endpoint
 from .http_errors import translate_error
-from .sse import iter_sse
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -77,15 +75,12 @@ def to_openai_messages(system: str | None, messages: list[Message]) -> list[dict
 
 class OpenAIChatProvider(ChatProvider):
     wire = "openai"
+    sdk_error = openai.OpenAIError
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self.client = openai.AsyncOpenAI(
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url,
-            default_headers=dict(endpoint.headers) or None,
-            max_retries=0,
-            timeout=httpx2.Timeout(endpoint.timeout, connect=10.0),
+            **self._sdk_client_kwargs(),
             # aiohttp's C parser: a third of the CPU per streamed chunk of h11's.
             http_client=openai.DefaultAioHttpClient(),
         )
@@ -124,60 +119,41 @@ class OpenAIChatProvider(ChatProvider):
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        try:
-            # The SDK's documented custom-request path: it does auth, headers
-            # and error translation, and hands back the raw stream. We skip its
-            # per-request parameter transform and per-chunk models, which cost
-            # more CPU than the rest of a turn (see sse.py, bench/pipeline.py).
-            response = await self.client.post(
-                "/chat/completions", cast_to=httpx2.Response, body=params, stream=True
-            )
-            # Closing in `finally` ends the HTTP stream at once on cancellation.
-            try:
-                async for sse in iter_sse(response.aiter_lines()):
-                    if sse.data == "[DONE]":
-                        break
-                    chunk = sse.json()
-                    if "error" in chunk:  # some proxies report errors in-stream
-                        raise ProviderUnavailable(
-                            f"{name}: {chunk['error'].get('message', chunk['error'])}",
-                            provider=name,
+        async with self._sse_events("/chat/completions", params) as events:
+            async for sse in events:
+                if sse.data == "[DONE]":
+                    break
+                chunk = sse.json()
+                if "error" in chunk:  # some proxies report errors in-stream
+                    raise ProviderUnavailable(
+                        f"{name}: {chunk['error'].get('message', chunk['error'])}",
+                        provider=name,
+                    )
+                model = chunk.get("model") or model
+                if chunk.get("usage"):
+                    u = chunk["usage"]
+                    usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0)
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content")
+                    if content:
+                        text.append(content)
+                        yield TextDelta(content)
+                    for tc in delta.get("tool_calls") or ():
+                        index = tc.get("index", 0)
+                        slot = calls.setdefault(index, {"id": None, "name": "", "args": []})
+                        fn = tc.get("function") or {}
+                        if tc.get("id"):
+                            slot["id"] = tc["id"]
+                        if fn.get("name"):
+                            slot["name"] += fn["name"]
+                        if fn.get("arguments"):
+                            slot["args"].append(fn["arguments"])
+                        yield ToolCallDelta(
+                            index, tc.get("id"), fn.get("name"), fn.get("arguments") or ""
                         )
-                    model = chunk.get("model") or model
-                    if chunk.get("usage"):
-                        u = chunk["usage"]
-                        usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0)
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        content = delta.get("content")
-                        if content:
-                            text.append(content)
-                            yield TextDelta(content)
-                        for tc in delta.get("tool_calls") or ():
-                            index = tc.get("index", 0)
-                            slot = calls.setdefault(index, {"id": None, "name": "", "args": []})
-                            fn = tc.get("function") or {}
-                            if tc.get("id"):
-                                slot["id"] = tc["id"]
-                            if fn.get("name"):
-                                slot["name"] += fn["name"]
-                            if fn.get("arguments"):
-                                slot["args"].append(fn["arguments"])
-                            yield ToolCallDelta(
-                                index, tc.get("id"), fn.get("name"), fn.get("arguments") or ""
-                            )
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
-            finally:
-                await response.aclose()
-        except openai.OpenAIError as exc:
-            raise translate_error(exc, name) from exc
-        except httpx2.TransportError as exc:
-            raise translate_error(exc, name) from exc
-        except ValueError as exc:  # malformed JSON in a chunk
-            raise ProviderUnavailable(
-                f"{name}: malformed stream chunk ({exc})", provider=name
-            ) from exc
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
         if finish is None:
             raise ProviderUnavailable(
                 f"{name}: stream ended without a finish reason", provider=name

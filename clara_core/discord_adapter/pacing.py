@@ -72,10 +72,6 @@ class GlobalBudget:
         self._timer = None
         self._dispatch()
 
-    @property
-    def waiting(self) -> int:
-        return sum(1 for _, _, f in self._waiters if not f.done())
-
 
 class ChannelPacer:
     def __init__(

@@ -59,8 +59,6 @@ class ClaraDiscordClient(discord.Client):
         self._on_connected = on_connected
         self.settings = settings
         self.preferences = preferences
-        self.sessions = sessions
-        self.channel_summaries = channel_summaries
         self.started_at = time.time()
         self.conversation: ConversationHandler | None = None
         if runner is not None and settings is not None:

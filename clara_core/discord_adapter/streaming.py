@@ -88,7 +88,7 @@ class StreamingReply:
             # Render after the wait: under load the slot may come seconds later,
             # and the text has grown since.
             chunks = self._render(final=final)
-            if file is None and (index >= len(chunks) or not self._needs_write(index, final)):
+            if file is None and not self._differs(chunks, index):
                 return
             content = self._file_note if file is not None else chunks[index]
             # The request runs as its own task and records its message itself,
@@ -97,7 +97,9 @@ class StreamingReply:
             await asyncio.shield(self._inflight)
 
     def _needs_write(self, index: int, final: bool) -> bool:
-        chunks = self._render(final=final)
+        return self._differs(self._render(final=final), index)
+
+    def _differs(self, chunks: list[str], index: int) -> bool:
         if index >= len(chunks):
             return False
         return index >= len(self.messages) or self.messages[index].content != chunks[index]

@@ -84,10 +84,10 @@ class TurnRunner:
         tier, auto = await self._choose_tier(turn, asked, text)
         specs = self.tools.specs(turn.context)
         chat_route = self.llm.primary_route(tier, with_tools=False)
-        with_tools = (
-            bool(specs) and self.llm.primary_route(tier, with_tools=True).capabilities.tools
-        )
-        tool_route = self.llm.primary_route(tier, with_tools=True) if with_tools else None
+        tool_route = self.llm.primary_route(tier, with_tools=True) if specs else None
+        if tool_route is not None and not tool_route.capabilities.tools:
+            tool_route = None
+        with_tools = tool_route is not None
         yield TierChosen(
             tier=tier,
             model=(tool_route or chat_route).model,

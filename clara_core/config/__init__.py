@@ -17,6 +17,7 @@ from clara_core.errors import ConfigError
 
 from .companion import CompanionSettings
 from .core import CoreSettings
+from .cortex import CortexSettings
 from .discord_settings import DiscordSettings
 from .llm import PROVIDERS, LLMSettings, ProviderFields
 from .tools import ToolSettings
@@ -31,7 +32,9 @@ __all__ = [
 ]
 
 
-class Settings(CoreSettings, LLMSettings, DiscordSettings, ToolSettings, CompanionSettings):
+class Settings(
+    CoreSettings, LLMSettings, DiscordSettings, ToolSettings, CompanionSettings, CortexSettings
+):
     """Every setting Clara reads. Sections live in the sibling modules."""
 
     def resolve_paths(self, base: Path | None = None) -> Settings:
@@ -39,8 +42,13 @@ class Settings(CoreSettings, LLMSettings, DiscordSettings, ToolSettings, Compani
         base = base or Path.cwd()
         updates = {
             name: (base / value).resolve()
-            for name in ("clara_data_dir", "clara_files_dir", "mcp_servers_dir")
-            if not (value := getattr(self, name)).is_absolute()
+            for name in (
+                "clara_data_dir",
+                "clara_files_dir",
+                "mcp_servers_dir",
+                "cortex_outbox_dir",
+            )
+            if (value := getattr(self, name)) is not None and not value.is_absolute()
         }
         return self.model_copy(update=updates) if updates else self
 

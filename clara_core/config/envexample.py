@@ -12,6 +12,7 @@ from pydantic_core import PydanticUndefined
 from . import Settings, env_names
 from .companion import CompanionSettings
 from .core import CoreSettings
+from .cortex import CortexSettings
 from .discord_settings import DiscordSettings
 from .llm import LLMSettings
 from .tools import ToolSettings
@@ -22,6 +23,7 @@ SECTIONS = [
     ("Discord", DiscordSettings),
     ("Tools: sandbox, files, GitHub, web search, MCP", ToolSettings),
     ("Companion: Organic Response System", CompanionSettings),
+    ("Cortex memory", CortexSettings),
 ]
 
 

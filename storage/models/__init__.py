@@ -4,17 +4,33 @@ from __future__ import annotations
 
 from .base import Base
 from .core import MESSAGE_ROLES, ChannelSummary, ConversationSession, Message, Project
+from .cortex import (
+    PROJECT_ROLES,
+    RESOLUTIONS,
+    ChannelProject,
+    ConsolidationLog,
+    Contradiction,
+    CortexMeta,
+    ProjectMember,
+)
 from .memories import EMBEDDING_DIMS, MemoryRecord
 from .preferences import UserPreferences
 
 __all__ = [
     "EMBEDDING_DIMS",
     "MESSAGE_ROLES",
+    "PROJECT_ROLES",
+    "RESOLUTIONS",
     "Base",
+    "ChannelProject",
     "ChannelSummary",
+    "ConsolidationLog",
+    "Contradiction",
     "ConversationSession",
+    "CortexMeta",
     "MemoryRecord",
     "Message",
     "Project",
+    "ProjectMember",
     "UserPreferences",
 ]

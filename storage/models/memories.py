@@ -39,6 +39,7 @@ class MemoryRecord(TimestampMixin, Base):
         CheckConstraint("status IN ('active', 'archived', 'superseded')", name="status_valid"),
         CheckConstraint("emotional_score BETWEEN 0 AND 1", name="emotion_range"),
         Index("ix_memories_user_status_type", "user_id", "status", "memory_type"),
+        Index("ix_memories_user_created", "user_id", "created_at"),
         Index(
             "ix_memories_embedding_hnsw",
             "embedding",

@@ -32,10 +32,10 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
     engine = create_engine(empty_database_url, pool_size=1)
     try:
         st = await migrations.status(engine)
-        assert st.current is None and st.pending == ["0001", "0002", "0003"]
+        assert st.current is None and st.pending == ["0001", "0002", "0003", "0004"]
 
         st = await migrations.upgrade(engine)
-        assert st.up_to_date and st.current == st.head == "0003"
+        assert st.up_to_date and st.current == st.head == "0004"
         assert await _tables(engine) >= CORE_TABLES
         async with engine.connect() as conn:
             ext = (
@@ -46,7 +46,7 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
         assert ext  # pgvector is enabled by the first migration
 
         st = await migrations.downgrade(engine, "0001")  # one step at a time
-        assert st.current == "0001" and st.pending == ["0002", "0003"]
+        assert st.current == "0001" and st.pending == ["0002", "0003", "0004"]
         assert "user_preferences" not in await _tables(engine)
 
         st = await migrations.downgrade(engine, "base")
@@ -54,7 +54,8 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
         assert not (CORE_TABLES & await _tables(engine))
 
         st = await migrations.upgrade(engine)
-        assert st.current == "0003"
+        assert st.current == "0004"
+        assert {"project_members", "contradictions", "consolidation_logs"} <= await _tables(engine)
     finally:
         await engine.dispose()
 
@@ -62,7 +63,7 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
 async def test_upgrade_is_idempotent(engine):
     first = await migrations.upgrade(engine)
     second = await migrations.upgrade(engine)
-    assert first.current == second.current == "0003"
+    assert first.current == second.current == "0004"
 
 
 async def test_models_match_migrations(engine):

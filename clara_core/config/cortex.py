@@ -1,0 +1,115 @@
+"""Cortex memory settings: embedder, emotion scorer, retrieval weights, consolidation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from .base import ClaraSettingsBase
+
+
+class CortexSettings(ClaraSettingsBase):
+    cortex_enabled: bool = Field(
+        True, description="Long-term memory (Cortex). false = Clara remembers nothing across turns."
+    )
+    cortex_embedding_provider: Literal["local", "openai"] = Field(
+        "local",
+        description="Embedder: local (offline MiniLM int8 ONNX, no download) or openai.",
+    )
+    cortex_embedding_model: str | None = Field(
+        None,
+        description="Embedding model; default all-MiniLM-L6-v2-int8 (local) or text-embedding-3-small (openai).",
+    )
+    cortex_embedding_dims: int = Field(
+        384,
+        ge=8,
+        le=2000,
+        description="Embedding dimension stored in pgvector; changing it needs 'cortex reembed'.",
+    )
+    cortex_embedding_api_key: SecretStr | None = Field(
+        None, description="API key for CORTEX_EMBEDDING_PROVIDER=openai."
+    )
+    cortex_embedding_base_url: str = Field(
+        "https://api.openai.com/v1", description="Base URL of the OpenAI embeddings endpoint."
+    )
+    cortex_emotion_scorer: Literal["auto", "llm", "heuristic"] = Field(
+        "auto",
+        description="Emotion scoring: llm (low-tier model), heuristic (local), auto (llm when a provider key is set).",
+    )
+    cortex_retrieval_weights: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.40, 0.25, 0.20, 0.15],
+        description="Re-ranking weights similarity,recency,emotion,reinforcement (sum 1).",
+    )
+    cortex_max_retrieved: int = Field(
+        15, ge=1, le=100, description="Memories retrieved into the prompt per turn."
+    )
+    cortex_outbox_dir: Path | None = Field(
+        None,
+        description="Durable outbox for memory writes while PostgreSQL is down (default CLARA_DATA_DIR/cortex-outbox).",
+    )
+    cortex_extraction_enabled: bool = Field(
+        True, description="Extract notable facts from each conversation turn into memory."
+    )
+    cortex_consolidation_enabled: bool = Field(
+        True, description="Run background consolidation (patterns, contradictions, compaction)."
+    )
+    cortex_consolidation_interval_hours: float = Field(
+        6, gt=0, description="Hours between consolidation runs."
+    )
+    cortex_cleanup_interval_hours: float = Field(
+        1, gt=0, description="Hours between expired working-memory cleanups."
+    )
+    cortex_compaction_interval_hours: float = Field(
+        168, gt=0, description="Hours between compactions of old episodes (weekly)."
+    )
+    cortex_pattern_min_memories: int = Field(
+        5, ge=1, description="Least recent episodic memories before patterns are extracted."
+    )
+    cortex_pattern_confidence: float = Field(
+        0.8, ge=0, le=1, description="Confidence at which a pattern updates identity."
+    )
+    cortex_pattern_lookback_days: int = Field(
+        7, ge=1, description="Days of episodic memories pattern extraction reads."
+    )
+    cortex_compact_after_days: int = Field(
+        30, ge=1, description="Episodes older than this are compacted into weekly summaries."
+    )
+    cortex_compact_min_memories: int = Field(
+        10, ge=1, description="Least old episodes before compaction runs for a user."
+    )
+    cortex_contradiction_similarity: float = Field(
+        0.8, ge=0, le=1, description="Cosine similarity that puts two facts in one cluster."
+    )
+    cortex_max_memories_per_run: int = Field(
+        500, ge=10, description="Most memories one consolidation step reads per user."
+    )
+    cortex_max_concurrent_users: int = Field(5, ge=1, description="Users consolidated at once.")
+
+    @field_validator("cortex_retrieval_weights", mode="before")
+    @classmethod
+    def _split_weights(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("cortex_retrieval_weights")
+    @classmethod
+    def _weights(cls, v: list[float]) -> list[float]:
+        if len(v) != 4:
+            raise ValueError("give four weights: similarity,recency,emotion,reinforcement")
+        if any(w < 0 for w in v) or abs(sum(v) - 1.0) > 0.01:
+            raise ValueError(f"weights must be non-negative and sum to 1 (got {sum(v):.2f})")
+        return v
+
+    @model_validator(mode="after")
+    def _default_model(self) -> CortexSettings:
+        if self.cortex_embedding_model is None:
+            self.cortex_embedding_model = (
+                "all-MiniLM-L6-v2-int8"
+                if self.cortex_embedding_provider == "local"
+                else "text-embedding-3-small"
+            )
+        return self

@@ -6,70 +6,252 @@ nearest neighbours *then* filters, which measured 4 of 10 rows on average
 for a filtered query; pgvector 0.8's ``hnsw.iterative_scan`` keeps scanning
 until the filter is satisfied.  ``relaxed_order`` may return a few rows out
 of order, so results are re-sorted by similarity here.
+
+Writes are idempotent (``ON CONFLICT (id) DO NOTHING``): the durable outbox
+replays a write whose commit it could not confirm, and the replay must not
+duplicate it.  Every read and write names the user; a memory id alone never
+reaches another user's row.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import Select, delete, exists, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import session_factory
-from storage.models import MemoryRecord
+from storage.models import CortexMeta, MemoryRecord, ProjectMember
 
-from .types import Memory, MemoryType, check_user_id
+from .types import Memory, MemoryStatus, MemoryType, check_user_id
+
+_COLUMNS = (
+    MemoryRecord.id,
+    MemoryRecord.user_id,
+    MemoryRecord.project_id,
+    MemoryRecord.memory_type,
+    MemoryRecord.content,
+    MemoryRecord.emotional_score,
+    MemoryRecord.importance,
+    MemoryRecord.confidence,
+    MemoryRecord.access_count,
+    MemoryRecord.last_accessed,
+    MemoryRecord.status,
+    MemoryRecord.supersedes,
+    MemoryRecord.source,
+    MemoryRecord.tags,
+    MemoryRecord.meta,
+    MemoryRecord.created_at,
+)
 
 
-@dataclass(frozen=True)
-class Found:
-    id: uuid.UUID
-    content: str
-    memory_type: MemoryType
-    similarity: float
-    emotional_score: float
-    importance: float
-    created_at: datetime
+def _uuid(value: str | uuid.UUID | None) -> uuid.UUID | None:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(value)
+
+
+def _memory(row: Any, similarity: float | None = None) -> Memory:
+    return Memory(
+        id=str(row.id),
+        content=row.content,
+        user_id=row.user_id,
+        memory_type=MemoryType(row.memory_type),
+        emotional_score=row.emotional_score,
+        created_at=row.created_at,
+        metadata=dict(row.metadata or {}),
+        project_id=str(row.project_id) if row.project_id else None,
+        status=MemoryStatus(row.status),
+        importance=row.importance,
+        confidence=row.confidence,
+        access_count=row.access_count,
+        last_accessed=row.last_accessed,
+        supersedes=str(row.supersedes) if row.supersedes else None,
+        source=row.source,
+        tags=list(row.tags or []),
+        similarity=similarity,
+    )
+
+
+def _row(memory: Memory, embedding: Sequence[float] | None, model: str | None) -> dict[str, Any]:
+    return {
+        "id": uuid.UUID(memory.id),
+        "user_id": check_user_id(memory.user_id),
+        "project_id": _uuid(memory.project_id),
+        "memory_type": memory.memory_type.value,
+        "content": memory.content,
+        "embedding": list(embedding) if embedding is not None else None,
+        "embedding_model": model if embedding is not None else None,
+        "emotional_score": min(1.0, max(0.0, memory.emotional_score)),
+        "importance": min(1.0, max(0.0, memory.importance)),
+        "confidence": min(1.0, max(0.0, memory.confidence)),
+        "status": memory.status.value,
+        "supersedes": _uuid(memory.supersedes),
+        "source": memory.source,
+        "tags": list(memory.tags),
+        "metadata": memory.metadata,
+        "created_at": memory.created_at,
+    }
 
 
 class WarmStore:
     def __init__(self, engine: AsyncEngine, *, ef_search: int = 100) -> None:
+        self.engine = engine
         self._db = session_factory(engine)
         self.ef_search = ef_search
 
+    # -- writes ---------------------------------------------------------------
+
     async def add(
+        self, memory: Memory, embedding: Sequence[float] | None, *, model: str | None
+    ) -> bool:
+        """Insert one memory; ``False`` when a memory with its id already exists."""
+        return await self.add_many([(memory, embedding)], model=model) == 1
+
+    async def add_many(
         self,
-        memory: Memory,
-        embedding: Sequence[float],
+        items: Sequence[tuple[Memory, Sequence[float] | None]],
         *,
-        model: str,
-        importance: float = 0.5,
-        project_id: uuid.UUID | None = None,
-        source: str | None = None,
-        tags: Sequence[str] = (),
-    ) -> uuid.UUID:
-        record = MemoryRecord(
-            id=uuid.UUID(memory.id),
-            user_id=check_user_id(memory.user_id),
-            project_id=project_id,
-            memory_type=memory.memory_type.value,
-            content=memory.content,
-            embedding=list(embedding),
-            embedding_model=model,
-            emotional_score=min(1.0, max(0.0, memory.emotional_score)),
-            importance=importance,
-            source=source,
-            tags=list(tags),
-            meta=memory.metadata,
-            created_at=memory.created_at,
-        )
-        async with self._db() as db:
-            db.add(record)
-            await db.commit()
-        return record.id
+        model: str | None,
+        supersede: Iterable[tuple[str, str]] = (),
+    ) -> int:
+        """Insert memories in one transaction; returns how many were new.
+
+        ``supersede`` pairs (user_id, old_id) are marked superseded in the same
+        transaction, so a correction never leaves both facts active."""
+        if not items:
+            return 0
+        rows = [_row(m, e, model) for m, e in items]
+        table = MemoryRecord.__table__
+        # RETURNING counts what was new; SQLAlchemy batches it ("insertmanyvalues").
+        stmt = insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+        async with self.engine.begin() as conn:
+            inserted = len((await conn.execute(stmt, rows)).all())
+            for user_id, old_id in supersede:
+                await conn.execute(
+                    update(table)
+                    .where(table.c.id == _uuid(old_id), table.c.user_id == user_id)
+                    .values(status=MemoryStatus.SUPERSEDED.value)
+                )
+        return inserted
+
+    async def update_status(
+        self, user_id: str, memory_ids: Sequence[str], status: MemoryStatus
+    ) -> int:
+        if not memory_ids:
+            return 0
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(MemoryRecord)
+                .where(
+                    MemoryRecord.user_id == check_user_id(user_id),
+                    MemoryRecord.id.in_([_uuid(i) for i in memory_ids]),
+                )
+                .values(status=status.value, updated_at=func.now())
+            )
+        return result.rowcount
+
+    async def touch(self, user_id: str, memory_ids: Sequence[str], when: datetime) -> None:
+        """Reinforcement: a memory that keeps being useful ranks higher later."""
+        if not memory_ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(MemoryRecord)
+                .where(
+                    MemoryRecord.user_id == check_user_id(user_id),
+                    MemoryRecord.id.in_([_uuid(i) for i in memory_ids]),
+                )
+                .values(access_count=MemoryRecord.access_count + 1, last_accessed=when)
+            )
+
+    async def set_embeddings(
+        self, items: Sequence[tuple[str, Sequence[float]]], *, model: str
+    ) -> None:
+        async with self.engine.begin() as conn:
+            for memory_id, vec in items:
+                await conn.execute(
+                    update(MemoryRecord)
+                    .where(MemoryRecord.id == _uuid(memory_id))
+                    .values(embedding=list(vec), embedding_model=model)
+                )
+
+    # -- reads ----------------------------------------------------------------
+
+    async def get(self, user_id: str, memory_id: str) -> Memory | None:
+        try:
+            mid = _uuid(memory_id)
+        except ValueError:
+            return None
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(*_COLUMNS).where(
+                        MemoryRecord.id == mid, MemoryRecord.user_id == check_user_id(user_id)
+                    )
+                )
+            ).first()
+        return _memory(row) if row else None
+
+    async def get_memories(
+        self,
+        user_id: str,
+        *,
+        memory_types: Sequence[MemoryType] | None = None,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        status: MemoryStatus | None = MemoryStatus.ACTIVE,
+        project_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[Memory]:
+        stmt = select(*_COLUMNS).where(MemoryRecord.user_id == check_user_id(user_id))
+        stmt = self._filters(stmt, memory_types, status, project_id)
+        if since is not None:
+            stmt = stmt.where(MemoryRecord.created_at >= since)
+        if before is not None:
+            stmt = stmt.where(MemoryRecord.created_at < before)
+        order = MemoryRecord.created_at.desc() if newest_first else MemoryRecord.created_at
+        stmt = stmt.order_by(order, MemoryRecord.id).limit(limit).offset(offset)
+        async with self.engine.connect() as conn:
+            return [_memory(r) for r in (await conn.execute(stmt)).all()]
+
+    async def get_embeddings(
+        self, user_id: str, memory_ids: Sequence[str]
+    ) -> dict[str, list[float]]:
+        if not memory_ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(MemoryRecord.id, MemoryRecord.embedding).where(
+                        MemoryRecord.user_id == check_user_id(user_id),
+                        MemoryRecord.id.in_([_uuid(i) for i in memory_ids]),
+                        MemoryRecord.embedding.is_not(None),
+                    )
+                )
+            ).all()
+        return {str(r.id): [float(x) for x in r.embedding] for r in rows}
+
+    @staticmethod
+    def _filters(
+        stmt: Select[Any],
+        memory_types: Sequence[MemoryType] | None,
+        status: MemoryStatus | None,
+        project_id: str | None,
+    ) -> Select[Any]:
+        if memory_types:
+            stmt = stmt.where(MemoryRecord.memory_type.in_([t.value for t in memory_types]))
+        if status is not None:
+            stmt = stmt.where(MemoryRecord.status == status.value)
+        if project_id is not None:
+            stmt = stmt.where(MemoryRecord.project_id == _uuid(project_id))
+        return stmt
 
     async def search(
         self,
@@ -78,41 +260,163 @@ class WarmStore:
         *,
         limit: int = 20,
         memory_types: Sequence[MemoryType] | None = None,
-        project_id: uuid.UUID | None = None,
-    ) -> list[Found]:
-        distance = MemoryRecord.embedding.cosine_distance(list(query))
+        project_id: str | None = None,
+    ) -> list[Memory]:
+        """The user's own active memories nearest to ``query``."""
+        stmt, distance = self._search_stmt(query, limit, memory_types, project_id)
+        stmt = stmt.where(MemoryRecord.user_id == check_user_id(user_id))
+        return await self._run_search(stmt, distance, limit)
+
+    async def search_project(
+        self,
+        project_id: str,
+        query: Sequence[float],
+        *,
+        member_id: str,
+        limit: int = 15,
+    ) -> list[Memory]:
+        """A project's shared memories (any author) — only for a member.
+
+        Membership is part of the query itself, so no caller can skip the check."""
+        stmt, distance = self._search_stmt(query, limit, None, project_id)
+        stmt = stmt.where(self._is_member(project_id, member_id))
+        return await self._run_search(stmt, distance, limit)
+
+    async def project_recent(
+        self, project_id: str, *, member_id: str, limit: int = 10
+    ) -> list[Memory]:
         stmt = (
-            select(MemoryRecord, distance.label("distance"))
+            select(*_COLUMNS)
             .where(
-                MemoryRecord.user_id == check_user_id(user_id),
-                MemoryRecord.status == "active",
-                MemoryRecord.embedding.is_not(None),
+                MemoryRecord.project_id == _uuid(project_id),
+                MemoryRecord.status == MemoryStatus.ACTIVE.value,
+                self._is_member(project_id, member_id),
             )
+            .order_by(MemoryRecord.created_at.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [_memory(r) for r in (await conn.execute(stmt)).all()]
+
+    @staticmethod
+    def _is_member(project_id: str, member_id: str) -> Any:
+        return exists().where(
+            ProjectMember.project_id == _uuid(project_id),
+            ProjectMember.user_id == check_user_id(member_id),
+        )
+
+    def _search_stmt(
+        self,
+        query: Sequence[float],
+        limit: int,
+        memory_types: Sequence[MemoryType] | None,
+        project_id: str | None,
+    ) -> tuple[Select[Any], Any]:
+        distance = MemoryRecord.embedding.cosine_distance(list(query)).label("distance")
+        stmt = (
+            select(*_COLUMNS, distance)
+            .where(MemoryRecord.embedding.is_not(None))
             .order_by(distance)
             .limit(limit)
         )
-        if memory_types:
-            stmt = stmt.where(MemoryRecord.memory_type.in_([t.value for t in memory_types]))
-        if project_id is not None:
-            stmt = stmt.where(MemoryRecord.project_id == project_id)
-        async with self._db() as db, db.begin():
+        return self._filters(stmt, memory_types, MemoryStatus.ACTIVE, project_id), distance
+
+    async def _run_search(self, stmt: Select[Any], distance: Any, limit: int) -> list[Memory]:
+        async with self.engine.begin() as conn:
             # Transaction-local: the settings can't leak to other pooled queries.
-            await db.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            await db.execute(text(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, limit * 2)}"))
-            rows = (await db.execute(stmt)).all()
-        found = [
-            Found(
-                id=r.id,
-                content=r.content,
-                memory_type=MemoryType(r.memory_type),
-                similarity=1.0 - float(dist),
-                emotional_score=r.emotional_score,
-                importance=r.importance,
-                created_at=r.created_at,
+            await conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            await conn.execute(
+                text(f"SET LOCAL hnsw.ef_search = {int(max(self.ef_search, limit * 2))}")
             )
-            for r, dist in rows
-        ]
-        return sorted(found, key=lambda f: f.similarity, reverse=True)
+            rows = (await conn.execute(stmt)).all()
+        found = [_memory(r, 1.0 - float(r.distance)) for r in rows]
+        return sorted(found, key=lambda m: m.similarity or 0.0, reverse=True)
+
+    # -- bookkeeping ----------------------------------------------------------
+
+    async def count(self, user_id: str | None = None, *, status: MemoryStatus | None = None) -> int:
+        stmt = select(func.count()).select_from(MemoryRecord)
+        if user_id is not None:
+            stmt = stmt.where(MemoryRecord.user_id == check_user_id(user_id))
+        if status is not None:
+            stmt = stmt.where(MemoryRecord.status == status.value)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def stats(self) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            by = (
+                await conn.execute(
+                    select(MemoryRecord.memory_type, MemoryRecord.status, func.count()).group_by(
+                        MemoryRecord.memory_type, MemoryRecord.status
+                    )
+                )
+            ).all()
+            users = (
+                await conn.execute(select(func.count(func.distinct(MemoryRecord.user_id))))
+            ).scalar_one()
+            models = (
+                await conn.execute(
+                    select(MemoryRecord.embedding_model, func.count()).group_by(
+                        MemoryRecord.embedding_model
+                    )
+                )
+            ).all()
+        return {
+            "users": int(users),
+            "by_type_status": {f"{t}/{s}": int(n) for t, s, n in by},
+            "by_embedding_model": {str(m): int(n) for m, n in models},
+        }
+
+    async def user_ids(self, *, active_since: datetime | None = None) -> list[str]:
+        stmt = select(MemoryRecord.user_id).distinct()
+        if active_since is not None:
+            stmt = stmt.where(MemoryRecord.created_at >= active_since)
+        async with self.engine.connect() as conn:
+            return sorted(str(u) for u in (await conn.execute(stmt)).scalars())
+
+    async def get_meta(self, key: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            return (
+                await conn.execute(select(CortexMeta.value).where(CortexMeta.key == key))
+            ).scalar_one_or_none()
+
+    async def set_meta(self, key: str, value: dict[str, Any]) -> None:
+        stmt = insert(CortexMeta).values(key=key, value=value)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"], set_={"value": value, "updated_at": func.now()}
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def embedding_column_dims(self) -> int:
+        async with self.engine.connect() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT atttypmod FROM pg_attribute "
+                            "WHERE attrelid = 'memories'::regclass AND attname = 'embedding'"
+                        )
+                    )
+                ).scalar_one()
+            )
+
+    # -- privacy --------------------------------------------------------------
+
+    async def delete(self, user_id: str, memory_id: str) -> bool:
+        try:
+            mid = _uuid(memory_id)
+        except ValueError:
+            return False
+        async with self.engine.begin() as conn:
+            # memories.supersedes is ON DELETE SET NULL: no dangling reference.
+            result = await conn.execute(
+                delete(MemoryRecord).where(
+                    MemoryRecord.id == mid, MemoryRecord.user_id == check_user_id(user_id)
+                )
+            )
+        return result.rowcount > 0
 
     async def delete_user_data(self, user_id: str) -> int:
         async with self._db() as db:

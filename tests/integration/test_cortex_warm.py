@@ -104,11 +104,22 @@ async def test_type_filter_add_and_delete(engine):
     assert len(episodic) == 34 and all(f.memory_type is MemoryType.EPISODIC for f in episodic)
 
     target = _vec(rng)
-    memory = Memory("My sister is called Ana", "alice", MemoryType.SEMANTIC, emotional_score=1.4)
-    await store.add(memory, target, model="test-model", importance=0.9, tags=["family"])
+    memory = Memory(
+        "My sister is called Ana",
+        "alice",
+        MemoryType.SEMANTIC,
+        emotional_score=1.4,
+        importance=0.9,
+        tags=["family"],
+    )
+    assert await store.add(memory, target, model="test-model")
+    assert not await store.add(memory, target, model="test-model")  # replay: no duplicate
     best = (await store.search("alice", target, limit=1))[0]
     assert best.content == "My sister is called Ana" and best.similarity > 0.999
     assert best.emotional_score == 1.0  # clamped
+    assert best.tags == ["family"] and best.importance == 0.9
+    assert await store.get("bob", memory.id) is None  # an id alone never crosses users
+    assert (await store.get("alice", memory.id)).content == memory.content
     assert (await store.search("bob", target, limit=5)) == []
 
     assert await store.delete_user_data("alice") == 101

@@ -1,0 +1,31 @@
+"""What Cortex needs from the outside world, as small protocols.
+
+Cortex sits beside the LLM layer, not above it: it asks for text completions
+through ``TextModel`` and the composition root plugs the LLM service in
+(``clara_core.pipeline.memory.ServiceTextModel``).  Tests plug in the same
+adapter pointed at the fake LLM server.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class TextModel(Protocol):
+    """A cheap model for scoring, extraction and summaries."""
+
+    async def complete_text(
+        self, prompt: str, *, max_tokens: int, system: str | None = None
+    ) -> str: ...
+
+
+class Embedder(Protocol):
+    #: Identifies the vectors' space: a change of model or dimension means re-embedding.
+    model_id: str
+    dims: int
+
+    async def embed(self, text: str) -> list[float]: ...
+
+    async def embed_batch(self, texts: list[str]) -> list[list[float]]: ...
+
+    async def aclose(self) -> None: ...

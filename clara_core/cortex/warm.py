@@ -155,6 +155,21 @@ class WarmStore:
             )
         return result.rowcount
 
+    async def retype(self, user_id: str, memory_ids: Sequence[str], memory_type: MemoryType) -> int:
+        """Promote memories (e.g. working -> episodic when a session ends)."""
+        if not memory_ids:
+            return 0
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(MemoryRecord)
+                .where(
+                    MemoryRecord.user_id == check_user_id(user_id),
+                    MemoryRecord.id.in_([_uuid(i) for i in memory_ids]),
+                )
+                .values(memory_type=memory_type.value, updated_at=func.now())
+            )
+        return result.rowcount
+
     async def touch(self, user_id: str, memory_ids: Sequence[str], when: datetime) -> None:
         """Reinforcement: a memory that keeps being useful ranks higher later."""
         if not memory_ids:
@@ -220,6 +235,35 @@ class WarmStore:
         stmt = stmt.order_by(order, MemoryRecord.id).limit(limit).offset(offset)
         async with self.engine.connect() as conn:
             return [_memory(r) for r in (await conn.execute(stmt)).all()]
+
+    async def identity_facts(self, user_id: str) -> dict[str, Any]:
+        """The user's active identity facts, newest per key: the hot tier's identity hash
+        rebuilt from PostgreSQL (Redis down, or refilling it after an outage)."""
+        stmt = (
+            select(MemoryRecord.meta, MemoryRecord.created_at)
+            .where(
+                MemoryRecord.user_id == check_user_id(user_id),
+                MemoryRecord.memory_type == MemoryType.IDENTITY.value,
+                MemoryRecord.status == MemoryStatus.ACTIVE.value,
+                MemoryRecord.meta.has_key("identity_key"),
+            )
+            .order_by(MemoryRecord.created_at)
+        )
+        facts: dict[str, Any] = {}
+        async with self.engine.connect() as conn:
+            for meta, _ in (await conn.execute(stmt)).all():
+                facts[meta["identity_key"]] = meta.get("value")
+        return facts
+
+    async def identity_memory_ids(self, user_id: str, key: str) -> list[str]:
+        stmt = select(MemoryRecord.id).where(
+            MemoryRecord.user_id == check_user_id(user_id),
+            MemoryRecord.memory_type == MemoryType.IDENTITY.value,
+            MemoryRecord.status == MemoryStatus.ACTIVE.value,
+            MemoryRecord.meta["identity_key"].astext == key,
+        )
+        async with self.engine.connect() as conn:
+            return [str(i) for i in (await conn.execute(stmt)).scalars()]
 
     async def get_embeddings(
         self, user_id: str, memory_ids: Sequence[str]

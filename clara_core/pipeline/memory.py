@@ -1,14 +1,22 @@
 """Glue between the conversation pipeline and Cortex.
 
 ``ServiceTextModel`` lets Cortex ask the LLM layer for cheap completions
-(emotion scores, fact extraction, consolidation) without Cortex importing it.
+(emotion scores, fact extraction, consolidation) without Cortex importing it;
+``memory_section`` is Cortex's prompt contributor and ``remember_after_turn``
+the after-turn hook that stores what was worth remembering.
 """
 
 from __future__ import annotations
 
+from clara_core.cortex.extraction import MemoryExtractor
+from clara_core.cortex.manager import MemoryManager
 from clara_core.llm.service import ChatRequest, LLMService
 from clara_core.llm.tiers import Tier
 from clara_core.llm.types import Message
+
+from .events import Done
+from .prompt import PromptContributor, PromptSection, TurnContext
+from .turn import AfterTurn
 
 
 class ServiceTextModel:
@@ -31,3 +39,51 @@ class ServiceTextModel:
             tier=self.tier,
         )
         return completion.text
+
+
+def memory_section(manager: MemoryManager) -> PromptContributor:
+    """Cortex's prompt section: identity, session, recent and retrieved memories,
+    plus the channel's shared project when the speaker is a member."""
+
+    async def contribute(ctx: TurnContext) -> PromptSection | None:
+        user_id = ctx.tool_context.user_id
+        channel = ctx.tool_context.channel_id
+        if channel is not None:
+            memory = await manager.get_group_context(ctx.user_text, user_id, channel)
+        else:
+            memory = await manager.get_context(user_id, query=ctx.user_text)
+        if memory is None or memory.empty:
+            return None
+        return PromptSection(
+            "Memory",
+            "What you remember (use it naturally; never recite it as a list unless asked):\n\n"
+            + memory.to_prompt_string(),
+            order=30,
+        )
+
+    return contribute
+
+
+def remember_after_turn(manager: MemoryManager, extractor: MemoryExtractor) -> AfterTurn:
+    """After each answered turn, store what was worth remembering."""
+
+    async def after(ctx: TurnContext, done: Done) -> None:
+        channel = ctx.tool_context.channel_id
+        project_id = (
+            await manager.projects.project_for_channel(channel)
+            if channel is not None and manager.pg_health.up
+            else None
+        )
+        if project_id is not None and not await manager.projects.check_access(
+            project_id, ctx.tool_context.user_id
+        ):
+            project_id = None
+        await extractor.remember_turn(
+            ctx.tool_context.user_id,
+            ctx.user_text,
+            done.text,
+            speaker=ctx.speaker,
+            project_id=project_id,
+        )
+
+    return after

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from clara_core.llm import types as llm
@@ -23,6 +23,9 @@ from .events import Done, Failed, PipelineEvent, TextDelta, TierChosen, ToolFini
 from .prompt import PromptBuilder, TurnContext
 
 log = logging.getLogger(__name__)
+
+#: Work after a completed turn (memory extraction); gets the turn and its answer.
+AfterTurn = Callable[[TurnContext, Done], Awaitable[None]]
 
 ANSWER_BREAK = "\n\n"
 FINAL_NUDGE = (
@@ -59,6 +62,31 @@ class TurnRunner:
         self.max_tool_iterations = max_tool_iterations
         self.default_tier = default_tier
         self.auto_tier = auto_tier
+        self._after_turn: list[AfterTurn] = []
+        self._background: set[asyncio.Task[None]] = set()
+
+    def add_after_turn(self, hook: AfterTurn) -> None:
+        """Run ``hook`` after every completed turn, in the background: memory upkeep
+        must never delay the answer the user is waiting for."""
+        self._after_turn.append(hook)
+
+    def _after(self, ctx: TurnContext, done: Done) -> None:
+        for hook in self._after_turn:
+            task = asyncio.create_task(self._run_hook(hook, ctx, done), name="after-turn")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _run_hook(hook: AfterTurn, ctx: TurnContext, done: Done) -> None:
+        try:
+            await hook(ctx, done)
+        except Exception:
+            log.exception("after-turn hook %r failed", hook)
+
+    async def drain(self) -> None:
+        """Wait for after-turn work (tests; shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def run(self, turn: TurnInput) -> AsyncIterator[PipelineEvent]:
         try:
@@ -98,7 +126,8 @@ class TurnRunner:
             else None,
         )
 
-        system = await self.prompt.build(TurnContext(turn.context, text, turn.speaker))
+        turn_ctx = TurnContext(turn.context, text, turn.speaker)
+        system = await self.prompt.build(turn_ctx)
         if turn.context_notes:
             system += "\n\n## Earlier conversation\n" + "\n\n".join(turn.context_notes)
         user_text = f"{turn.speaker}: {text}" if turn.speaker else text
@@ -139,7 +168,9 @@ class TurnRunner:
             if completion.text:
                 said.append(completion.text)
             if not completion.tool_calls or final_round:
-                yield Done(ANSWER_BREAK.join(said), completion.model, tier, usage, steps)
+                done = Done(ANSWER_BREAK.join(said), completion.model, tier, usage, steps)
+                self._after(turn_ctx, done)
+                yield done
                 return
 
             steps += 1

@@ -1,0 +1,674 @@
+"""``MemoryManager``: Cortex's public API (the spec's section 4, kept stable).
+
+Write-through: a memory goes to the hot tier (working memory, TTL from its
+emotional score) and to the warm tier (with its embedding) — or, when
+PostgreSQL is down, to the durable outbox that is flushed in order when it
+returns.  Reads degrade instead of failing: Redis down → identity and recent
+memories come from PostgreSQL; PostgreSQL down → identity, session and working
+memory come from Redis and the context says retrieval is unavailable.
+
+Every call names a user, and every query filters by that user at the data
+layer: an id or a query alone never reaches another user's memories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .health import REDIS_DOWN, TierHealth, postgres_down
+from .hot import HotStore
+from .outbox import Outbox
+from .ports import Embedder
+from .projects import ProjectStore
+from .rejection import quick_reject
+from .scoring import RetrievalWeights, retrieval_score, working_ttl
+from .types import (
+    AccessDenied,
+    CortexError,
+    EmbedderMismatch,
+    Memory,
+    MemoryContext,
+    MemoryType,
+    ProjectContext,
+    SearchResult,
+    StoreResult,
+    check_user_id,
+)
+from .warm import WarmStore
+from .writes import WarmWriter, add_op
+
+if TYPE_CHECKING:
+    from .emotion import EmotionScorer
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+EMBEDDER_META_KEY = "embedder"
+CANDIDATE_FACTOR = 3  # vector candidates fetched per retrieved memory, then re-ranked
+PROBE_INTERVAL_S = 1.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class NewMemory:
+    """One item for ``store_many`` (imports, extraction)."""
+
+    content: str
+    memory_type: MemoryType = MemoryType.EPISODIC
+    emotional_score: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    project_id: str | None = None
+    source: str = "conversation"
+    importance: float = 0.5
+    confidence: float = 1.0
+    supersedes: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ForgetResult:
+    warm: int = 0
+    hot: int = 0
+    queued: bool = False
+
+
+class MemoryManager:
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        engine: AsyncEngine,
+        embedder: Embedder,
+        scorer: EmotionScorer,
+        outbox_dir: Path,
+        weights: RetrievalWeights | None = None,
+        max_retrieved: int = 15,
+        clock: Callable[[], datetime] = _now,
+        probe_interval: float = PROBE_INTERVAL_S,
+    ) -> None:
+        self.clock = clock
+        self.hot = HotStore(redis, clock=clock)
+        self.warm = WarmStore(engine)
+        self.projects = ProjectStore(engine)
+        self.embedder = embedder
+        self.scorer = scorer
+        self.weights = weights or RetrievalWeights()
+        self.max_retrieved = max_retrieved
+        self.redis_health = TierHealth("Redis")
+        self.pg_health = TierHealth("PostgreSQL")
+        self.outbox = Outbox(outbox_dir)
+        self.writer = WarmWriter(self.warm, self.outbox, self.pg_health)
+        self.probe_interval = probe_interval
+        self._redis = redis
+        self._engine = engine
+        self._watcher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._rehydrate_users: set[str] = set()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def initialize(self, *, watch: bool = True) -> None:
+        """Check the embedder matches the stored vectors, open the outbox, flush it."""
+        await self.outbox.open()
+        await self.check_embedder()
+        await self.writer.flush()
+        if watch:
+            self._watcher = asyncio.create_task(self._watch(), name="cortex-health")
+
+    async def check_embedder(self) -> None:
+        dims = await self.warm.embedding_column_dims()
+        if dims != self.embedder.dims:
+            raise EmbedderMismatch(
+                f"the memories table stores {dims}-dimensional vectors but the embedder "
+                f"{self.embedder.model_id!r} makes {self.embedder.dims}; run "
+                "'python discord_bot.py cortex reembed' to convert the stored memories"
+            )
+        recorded = await self.warm.get_meta(EMBEDDER_META_KEY)
+        current = {"model": self.embedder.model_id, "dims": self.embedder.dims}
+        if recorded is None:
+            await self.warm.set_meta(EMBEDDER_META_KEY, current)
+        elif recorded != current:
+            raise EmbedderMismatch(
+                f"stored memories were embedded with {recorded['model']!r} "
+                f"({recorded['dims']} dims) but CORTEX_EMBEDDING_MODEL is "
+                f"{self.embedder.model_id!r}; run 'python discord_bot.py cortex reembed' "
+                "(or set the embedding settings back)"
+            )
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain_background(self) -> None:
+        """Wait for fire-and-forget work (access counts); for tests and shutdown."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    # -- degraded-mode plumbing -----------------------------------------------
+
+    async def _hot(self, call: Callable[[], Awaitable[T]], default: T) -> T:
+        if not self.redis_health.up:
+            return default
+        try:
+            return await call()
+        except REDIS_DOWN as exc:
+            self.redis_health.mark_down(exc)
+            return default
+
+    async def _warm_read(self, call: Callable[[], Awaitable[T]], default: T) -> T:
+        if not self.pg_health.up:
+            return default
+        try:
+            return await call()
+        except Exception as exc:
+            if not postgres_down(exc):
+                raise
+            self.pg_health.mark_down(exc)
+            return default
+
+    async def _watch(self) -> None:
+        """Probe tiers that are down; catch up when they return."""
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            try:
+                if not self.redis_health.up:
+                    await self._probe_redis()
+                if not self.pg_health.up or self.outbox.pending:
+                    await self._probe_postgres()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Cortex health probe failed")
+
+    async def _probe_redis(self) -> None:
+        try:
+            await self._redis.ping()
+        except REDIS_DOWN:
+            return
+        self.redis_health.mark_up()
+        await self.rehydrate_hot()
+
+    async def _probe_postgres(self) -> None:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            if postgres_down(exc):
+                return
+            raise
+        self.pg_health.mark_up()
+        await self.writer.flush()
+
+    async def rehydrate_hot(self, users: Sequence[str] | None = None) -> int:
+        """Refill Redis from PostgreSQL: identity facts and still-live working memories.
+
+        Runs when Redis comes back (its data may be gone or stale) for every user
+        written during the outage, and is safe to run any time."""
+        targets = list(users) if users is not None else sorted(self._rehydrate_users)
+        now = self.clock()
+        done = 0
+        for user_id in targets:
+            identity = await self.warm.identity_facts(user_id)
+            if identity:
+                await self.hot.update_identity(user_id, identity)
+            recent = await self.warm.get_memories(
+                user_id, since=now - timedelta(seconds=working_ttl(1.0)), limit=200
+            )
+            for memory in recent:
+                remaining = (
+                    working_ttl(memory.emotional_score) - (now - memory.created_at).total_seconds()
+                )
+                if remaining > 0:
+                    await self.hot.add_working(memory, ttl_s=int(remaining))
+            self._rehydrate_users.discard(user_id)
+            done += 1
+        return done
+
+    # -- reads ----------------------------------------------------------------
+
+    async def get_context(
+        self,
+        user_id: str,
+        query: str | None = None,
+        project_id: str | None = None,
+        include_working: bool = True,
+        max_retrieved: int | None = None,
+        *,
+        query_embedding: Sequence[float] | None = None,
+        skip_retrieval: bool = False,
+    ) -> MemoryContext:
+        check_user_id(user_id)
+        limit = max_retrieved or self.max_retrieved
+        ctx = MemoryContext(user_id=user_id)
+        retrieve = bool(query) and not skip_retrieval and not quick_reject(query or "")
+        if query and not retrieve and not skip_retrieval:
+            ctx.notes.append("retrieval skipped: nothing to look up in this message")
+
+        async def identity() -> None:
+            if self.redis_health.up:
+                ctx.identity = await self._hot(lambda: self.hot.get_identity(user_id), {})
+            if not self.redis_health.up:
+                ctx.identity = await self._warm_read(lambda: self.warm.identity_facts(user_id), {})
+
+        async def working() -> None:
+            if not include_working:
+                return
+            ctx.session = await self._hot(lambda: self.hot.get_session(user_id), {})
+            if self.redis_health.up:
+                ctx.working = await self._hot(lambda: self.hot.get_working(user_id, limit=10), [])
+            if not self.redis_health.up:
+                since = self.clock() - timedelta(seconds=working_ttl(0.0))
+                ctx.working = await self._warm_read(
+                    lambda: self.warm.get_memories(user_id, since=since, limit=10), []
+                )
+
+        async def retrieved() -> None:
+            if not retrieve:
+                return
+            vec = (
+                query_embedding
+                if query_embedding is not None
+                else await self.embedder.embed(query or "")
+            )
+            ctx.retrieved = await self._ranked_search(user_id, vec, limit, None, None)
+            if not self.pg_health.up:
+                ctx.notes.append("long-term memory is unavailable right now")
+
+        async def project() -> None:
+            if project_id is None:
+                return
+            ctx.project = await self.get_project_context(
+                project_id,
+                user_id=user_id,
+                query=query if retrieve else None,
+                query_embedding=query_embedding,
+            )
+
+        await asyncio.gather(identity(), working(), retrieved(), project())
+        if ctx.retrieved and self.pg_health.up:
+            ids = [m.id for m in ctx.retrieved]
+            self._spawn(self._warm_read(lambda: self.warm.touch(user_id, ids, self.clock()), None))
+        return ctx
+
+    async def _ranked_search(
+        self,
+        user_id: str,
+        vec: Sequence[float],
+        limit: int,
+        memory_types: Sequence[MemoryType] | None,
+        project_id: str | None,
+    ) -> list[Memory]:
+        candidates = await self._warm_read(
+            lambda: self.warm.search(
+                user_id,
+                vec,
+                limit=limit * CANDIDATE_FACTOR,
+                memory_types=memory_types,
+                project_id=project_id,
+            ),
+            [],
+        )
+        return self._rerank(candidates)[:limit]
+
+    def _rerank(self, memories: list[Memory]) -> list[Memory]:
+        now = self.clock()
+        for m in memories:
+            m.score = retrieval_score(
+                similarity=m.similarity or 0.0,
+                created_at=m.created_at,
+                emotional_score=m.emotional_score,
+                access_count=m.access_count,
+                now=now,
+                weights=self.weights,
+            )
+        return sorted(memories, key=lambda m: m.score or 0.0, reverse=True)
+
+    async def search(
+        self,
+        user_id: str,
+        query: str,
+        project_id: str | None = None,
+        memory_types: Sequence[MemoryType] | None = None,
+        limit: int = 20,
+        *,
+        query_embedding: Sequence[float] | None = None,
+    ) -> SearchResult:
+        check_user_id(user_id)
+        started = time.perf_counter()
+        if project_id is not None:
+            await self.projects.require_member(project_id, user_id)
+        vec = query_embedding if query_embedding is not None else await self.embedder.embed(query)
+        memories = await self._ranked_search(user_id, vec, limit, memory_types, project_id)
+        return SearchResult(
+            memories=memories,
+            total_count=len(memories),
+            search_time_ms=int((time.perf_counter() - started) * 1000),
+        )
+
+    async def get_project_context(
+        self,
+        project_id: str,
+        *,
+        user_id: str,
+        query: str | None = None,
+        query_embedding: Sequence[float] | None = None,
+        limit: int = 10,
+    ) -> ProjectContext:
+        """A project's shared memories, for members only (AccessDenied otherwise)."""
+        info = await self.projects.info(project_id, as_user=user_id)
+        recent = await self.warm.project_recent(project_id, member_id=user_id, limit=limit)
+        retrieved: list[Memory] = []
+        if query or query_embedding is not None:
+            vec = (
+                query_embedding
+                if query_embedding is not None
+                else await self.embedder.embed(query or "")
+            )
+            retrieved = await self.warm.search_project(
+                project_id, vec, member_id=user_id, limit=limit
+            )
+        return ProjectContext(
+            project_id=project_id, name=info.name, recent=recent, retrieved=retrieved
+        )
+
+    async def get_group_context(
+        self, message: str, author_id: str, channel_id: str, *, mentioned: bool = True
+    ) -> MemoryContext | None:
+        """Personal context of the author plus the channel's project (when the author is a member)."""
+        if not mentioned and quick_reject(message):
+            return None
+        project_id = await self._warm_read(
+            lambda: self.projects.project_for_channel(channel_id), None
+        )
+        if project_id is not None and not await self.projects.check_access(project_id, author_id):
+            project_id = None  # a non-member in a linked channel gets personal context only
+        return await self.get_context(author_id, query=message, project_id=project_id)
+
+    async def recent_memories(
+        self, user_id: str, *, limit: int = 10, offset: int = 0
+    ) -> list[Memory]:
+        """The user's active memories, newest first (``/clara memory`` pages through these)."""
+        return await self.warm.get_memories(
+            user_id,
+            memory_types=[
+                MemoryType.SEMANTIC,
+                MemoryType.EPISODIC,
+                MemoryType.IDENTITY,
+                MemoryType.PROJECT,
+            ],
+            limit=limit,
+            offset=offset,
+        )
+
+    # -- writes ---------------------------------------------------------------
+
+    async def store(
+        self,
+        user_id: str,
+        content: str,
+        memory_type: MemoryType = MemoryType.EPISODIC,
+        project_id: str | None = None,
+        emotional_score: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_at: datetime | None = None,
+        *,
+        embedding: Sequence[float] | None = None,
+        supersedes: str | None = None,
+        source: str = "conversation",
+        importance: float = 0.5,
+        confidence: float = 1.0,
+        tags: Sequence[str] = (),
+    ) -> StoreResult:
+        item = NewMemory(
+            content=content,
+            memory_type=memory_type,
+            emotional_score=emotional_score,
+            metadata=dict(metadata or {}),
+            created_at=created_at,
+            project_id=project_id,
+            source=source,
+            importance=importance,
+            confidence=confidence,
+            supersedes=supersedes,
+            tags=list(tags),
+        )
+        try:
+            results = await self.store_many(
+                user_id, [item], embeddings=[embedding] if embedding is not None else None
+            )
+        except AccessDenied:
+            raise
+        except CortexError as exc:
+            return StoreResult(success=False, error=str(exc))
+        return results[0]
+
+    async def store_many(
+        self,
+        user_id: str,
+        items: Sequence[NewMemory],
+        *,
+        embeddings: Sequence[Sequence[float] | None] | None = None,
+        to_hot: bool = True,
+    ) -> list[StoreResult]:
+        """Store several memories of one user: scored and embedded in batches, one transaction."""
+        check_user_id(user_id)
+        if not items:
+            return []
+        for item in items:
+            if not item.content.strip():
+                raise CortexError("a memory needs some content")
+        for pid in {i.project_id for i in items if i.project_id}:
+            await self.projects.require_member(pid, user_id)  # type: ignore[arg-type]
+
+        unscored = [i for i, it in enumerate(items) if it.emotional_score is None]
+        scores: dict[int, float] = {}
+        if unscored:
+            got = await self.scorer.score_batch([items[i].content for i in unscored])
+            scores = dict(zip(unscored, got, strict=True))
+        now = self.clock()
+        memories = [
+            Memory(
+                content=it.content.strip(),
+                user_id=user_id,
+                memory_type=it.memory_type,
+                emotional_score=min(1.0, max(0.0, scores.get(i, it.emotional_score or 0.0))),
+                created_at=it.created_at or now,
+                metadata=it.metadata,
+                project_id=it.project_id,
+                importance=it.importance,
+                confidence=it.confidence,
+                supersedes=it.supersedes,
+                source=it.source,
+                tags=it.tags,
+            )
+            for i, it in enumerate(items)
+        ]
+
+        vectors: list[list[float] | None]
+        if embeddings is not None:
+            vectors = [list(v) if v is not None else None for v in embeddings]
+        else:
+            vectors = await self._embed_or_none([m.content for m in memories])
+
+        if to_hot:
+            await self._to_hot(user_id, memories)
+        supersede = [m.supersedes for m in memories if m.supersedes]
+        queued = await self.writer.submit(
+            add_op(memories, vectors, model=self.embedder.model_id, supersede=supersede)  # type: ignore[arg-type]
+        )
+        return [
+            StoreResult(
+                success=True,
+                memory_id=m.id,
+                emotional_score=m.emotional_score,
+                ttl=working_ttl(m.emotional_score),
+                queued=queued,
+                superseded=m.supersedes,
+            )
+            for m in memories
+        ]
+
+    async def _embed_or_none(self, texts: list[str]) -> list[list[float] | None]:
+        try:
+            return list(await self.embedder.embed_batch(texts))
+        except CortexError as exc:
+            # The memory is kept without a vector; `cortex reembed --missing` (and the
+            # hourly cleanup) fill it in later.  Losing the memory would be worse.
+            log.warning("embedding failed (%s); storing without a vector for now", exc)
+            return [None] * len(texts)
+
+    async def _to_hot(self, user_id: str, memories: list[Memory]) -> None:
+        if not self.redis_health.up:
+            self._rehydrate_users.add(user_id)
+            return
+
+        async def write() -> None:
+            for m in memories:
+                if m.supersedes:  # a corrected fact leaves the recent context too
+                    await self.hot.forget_working(user_id, m.supersedes)
+                if m.memory_type is MemoryType.IDENTITY:
+                    # Identity lives in the identity hash, not as a fading memory.
+                    if "identity_key" in m.metadata:
+                        await self.hot.update_identity(
+                            user_id, {m.metadata["identity_key"]: m.metadata.get("value")}
+                        )
+                    await self.hot.push_recent(user_id, m.id)
+                    continue
+                if m.created_at > self.clock() - timedelta(seconds=working_ttl(m.emotional_score)):
+                    await self.hot.add_working(
+                        m,
+                        ttl_s=int(
+                            working_ttl(m.emotional_score)
+                            - (self.clock() - m.created_at).total_seconds()
+                        ),
+                    )
+                await self.hot.push_recent(user_id, m.id)
+
+        await self._hot(write, None)
+        if not self.redis_health.up:
+            self._rehydrate_users.add(user_id)
+
+    async def flush_outbox(self) -> int:
+        return await self.writer.flush()
+
+    # -- sessions -------------------------------------------------------------
+
+    async def start_session(
+        self, user_id: str, initial_context: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        now = self.clock().isoformat()
+        session = {"started_at": now, **(initial_context or {})}
+        await self._hot(lambda: self.hot.update_session(user_id, session), None)
+        return {**session, "last_active": now}
+
+    async def update_session(self, user_id: str, updates: dict[str, Any]) -> bool:
+        if not self.redis_health.up:
+            return False
+        await self._hot(lambda: self.hot.update_session(user_id, updates), None)
+        return self.redis_health.up
+
+    async def end_session(self, user_id: str, *, promote_above: float = 0.6) -> dict[str, Any]:
+        """Close the session; emotional working memories become episodic (they outlive it)."""
+        working = await self._hot(lambda: self.hot.get_working(user_id), [])
+        promote = [
+            m.id
+            for m in working
+            if m.memory_type is MemoryType.WORKING and m.emotional_score > promote_above
+        ]
+        if promote:
+            await self.writer.submit(
+                {
+                    "op": "retype",
+                    "user_id": user_id,
+                    "ids": promote,
+                    "type": MemoryType.EPISODIC.value,
+                }
+            )
+        return await self._hot(lambda: self.hot.end_session(user_id), {})
+
+    # -- identity -------------------------------------------------------------
+
+    async def update_identity(self, user_id: str, key: str, value: Any) -> StoreResult:
+        """Set one identity fact; the previous value of that key is superseded, not deleted."""
+        old = await self._warm_read(lambda: self.warm.identity_memory_ids(user_id, key), [])
+        result = await self.store(
+            user_id,
+            f"{key}: {value}",
+            MemoryType.IDENTITY,
+            emotional_score=0.7,
+            metadata={"identity_key": key, "value": value},
+            source="identity_update",
+            supersedes=old[-1] if old else None,
+        )
+        if len(old) > 1:
+            await self.writer.submit(
+                {"op": "status", "user_id": user_id, "ids": old[:-1], "status": "superseded"}
+            )
+        return result
+
+    async def get_identity(self, user_id: str) -> dict[str, Any]:
+        identity = await self._hot(lambda: self.hot.get_identity(user_id), None)
+        if identity is None:
+            identity = await self._warm_read(lambda: self.warm.identity_facts(user_id), {})
+        return {k: v for k, v in identity.items() if k != "updated_at"}
+
+    # -- privacy --------------------------------------------------------------
+
+    async def forget(self, user_id: str, memory_id: str | None = None) -> ForgetResult:
+        """Delete one memory of the user, or everything Cortex holds about them, in both tiers."""
+        check_user_id(user_id)
+        result = ForgetResult()
+        if memory_id is None:
+            await self.writer.purge_user(user_id)
+            result.hot = await self._hot(lambda: self.hot.delete_user_data(user_id), 0)
+            self._rehydrate_users.discard(user_id)
+            if self.pg_health.up and self.outbox.pending == 0:
+                try:
+                    result.warm = await self.warm.delete_user_data(user_id)
+                    await self.projects.delete_user_data(user_id)
+                    return result
+                except Exception as exc:
+                    if not postgres_down(exc):
+                        raise
+                    self.pg_health.mark_down(exc)
+            await self.writer.submit({"op": "forget_user", "user_id": user_id})
+            result.queued = True
+            return result
+        memory = await self._warm_read(lambda: self.warm.get(user_id, memory_id), None)
+        if memory is None and self.pg_health.up:
+            return result  # not this user's (or no such) memory: nothing to say
+        removed = await self._hot(lambda: self.hot.forget_working(user_id, memory_id), False)
+        result.hot = int(removed)
+        result.queued = await self.writer.submit(
+            {"op": "forget", "user_id": user_id, "memory_id": memory_id}
+        )
+        result.warm = 0 if result.queued else 1
+        return result
+
+    async def delete_user_data(self, user_id: str) -> ForgetResult:
+        return await self.forget(user_id)

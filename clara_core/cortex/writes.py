@@ -1,0 +1,123 @@
+"""Every warm-tier write goes through ``WarmWriter``.
+
+When PostgreSQL is up and nothing is queued, a write commits directly.  When
+PostgreSQL is down — or earlier writes still wait — it goes to the durable
+outbox, and ``flush`` replays the outbox in order once PostgreSQL is back.
+Operations are plain JSON so they survive a restart in the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+from .health import TierHealth, postgres_down
+from .outbox import Outbox
+from .types import Memory, MemoryStatus, MemoryType
+from .warm import WarmStore
+
+log = logging.getLogger(__name__)
+
+
+def add_op(
+    memories: list[Memory],
+    embeddings: list[list[float] | None],
+    *,
+    model: str | None,
+    supersede: list[str] = (),  # type: ignore[assignment]
+) -> dict[str, Any]:
+    return {
+        "op": "add",
+        "user_id": memories[0].user_id,
+        "memories": [m.to_json_dict() for m in memories],
+        "embeddings": embeddings,
+        "model": model,
+        "supersede": list(supersede),
+    }
+
+
+class WarmWriter:
+    def __init__(self, warm: WarmStore, outbox: Outbox, health: TierHealth) -> None:
+        self.warm = warm
+        self.outbox = outbox
+        self.health = health
+
+    async def submit(self, op: dict[str, Any]) -> bool:
+        """Apply ``op`` now or queue it durably; returns True when it was queued."""
+        if self.health.up and self.outbox.pending == 0:
+            try:
+                await self.apply(op)
+                return False
+            except Exception as exc:
+                if not postgres_down(exc):
+                    raise  # a bad write is a bug: don't park it in the outbox forever
+                self.health.mark_down(exc)
+        await self.outbox.append(op)
+        return True
+
+    async def apply(self, op: dict[str, Any]) -> None:
+        kind, user_id = op["op"], op["user_id"]
+        if kind == "add":
+            memories = [Memory.from_json_dict(d) for d in op["memories"]]
+            await self.warm.add_many(
+                list(zip(memories, op["embeddings"], strict=True)),
+                model=op["model"],
+                supersede=[(user_id, old) for old in op.get("supersede", [])],
+            )
+        elif kind == "status":
+            await self.warm.update_status(user_id, op["ids"], MemoryStatus(op["status"]))
+        elif kind == "retype":
+            await self.warm.retype(user_id, op["ids"], MemoryType(op["type"]))
+        elif kind == "forget":
+            await self.warm.delete(user_id, op["memory_id"])
+        elif kind == "forget_user":
+            await self.warm.delete_user_data(user_id)
+        else:
+            raise ValueError(f"unknown outbox operation {kind!r}")
+
+    async def flush(self) -> int:
+        """Replay the outbox; returns how many entries were applied."""
+        if self.outbox.pending == 0:
+            return 0
+        applied = 0
+        while True:
+            try:
+                applied += await self.outbox.drain(self._apply_or_park)
+                break
+            except Exception as exc:
+                if postgres_down(exc):
+                    self.health.mark_down(exc)
+                    break
+                raise
+        if applied:
+            log.info("flushed %d queued memory write(s) to PostgreSQL", applied)
+        return applied
+
+    async def _apply_or_park(self, op: dict[str, Any]) -> None:
+        try:
+            await self.apply(op)
+        except Exception as exc:
+            if postgres_down(exc):
+                raise
+            # Not an outage: this entry can never apply (e.g. a constraint).  Keep it
+            # for the operator instead of blocking every later write behind it.
+            log.error("memory write could not be applied and was set aside: %s", exc)
+            await asyncio.to_thread(self._park, op)
+
+    def _park(self, op: dict[str, Any]) -> None:
+        parked = self.outbox.directory / "failed"
+        parked.mkdir(mode=0o700, exist_ok=True)
+        name = f"{op.get('user_id', 'unknown')}-{uuid.uuid4().hex}.json"
+        (parked / name).write_text(json.dumps(op))
+
+    def _purge_parked(self, user_id: str) -> None:
+        for path in (self.outbox.directory / "failed").glob(f"{user_id}-*.json"):
+            path.unlink(missing_ok=True)
+
+    async def purge_user(self, user_id: str) -> int:
+        removed = await self.outbox.purge_user(user_id)
+        await asyncio.to_thread(self._purge_parked, user_id)
+        return removed

@@ -42,6 +42,9 @@ class Clara:
         self._stop = asyncio.Event()
         self._discord = None
         self.llm = None  # LLMService, once build_pipeline() ran
+        self.memory = None  # cortex.MemoryManager, once attach_memory() ran
+        self.consolidation = None
+        self._runner = None  # the TurnRunner, once attach_memory() ran
         self._background: list[asyncio.Task[None]] = []
         self.monitor = None
 
@@ -89,6 +92,7 @@ class Clara:
             assert self.storage is not None
             engine = self.storage.engine
             runner = self.build_pipeline()
+            await self.attach_memory(runner)
             sessions = SessionStore(engine)
             self._discord = DiscordRunner(
                 self.settings,
@@ -147,6 +151,47 @@ class Clara:
             auto_tier=s.auto_tier_selection,
         )
 
+    async def open_memory(self, *, text_model=None, watch: bool = True):
+        """Cortex on the running storage: embedder, emotion scorer, manager (no pipeline)."""
+        from .cortex.embedding import build_embedder
+        from .cortex.emotion import build_emotion_scorer
+        from .cortex.manager import MemoryManager
+        from .cortex.scoring import RetrievalWeights
+
+        s = self.settings
+        assert self.storage is not None
+        # Loading the local model reads ~23 MB and builds an ONNX session: off the loop.
+        embedder = await asyncio.to_thread(build_embedder, s)
+        self.memory = MemoryManager(
+            redis=self.storage.redis,
+            engine=self.storage.engine,
+            embedder=embedder,
+            scorer=build_emotion_scorer(s, text_model),
+            outbox_dir=s.cortex_outbox_dir or (s.clara_data_dir / "cortex-outbox"),
+            weights=RetrievalWeights.from_list(s.cortex_retrieval_weights),
+            max_retrieved=s.cortex_max_retrieved,
+        )
+        await self.memory.initialize(watch=watch)
+        return self.memory
+
+    async def attach_memory(self, runner) -> None:
+        """Give the pipeline Cortex: a prompt section every turn, extraction after it."""
+        s = self.settings
+        if not s.cortex_enabled:
+            log.info("Cortex memory is off (CORTEX_ENABLED=false)")
+            return
+        from .cortex.extraction import MemoryExtractor
+        from .pipeline.memory import ServiceTextModel, memory_section, remember_after_turn
+
+        assert self.llm is not None
+        text_model = ServiceTextModel(self.llm)
+        memory = await self.open_memory(text_model=text_model)
+        self.prompt.add_contributor(memory_section(memory))
+        if s.cortex_extraction_enabled:
+            runner.add_after_turn(remember_after_turn(memory, MemoryExtractor(memory, text_model)))
+        self._runner = runner
+        log.info("Cortex memory ready (embedder %s)", memory.embedder.model_id)
+
     async def run_console(self) -> int:
         """Chat in the terminal with the same pipeline (no Discord token needed)."""
         from .console import ConsoleChat
@@ -157,6 +202,7 @@ class Clara:
             if problems:
                 raise ConfigError(problems, headline="The console needs an LLM key:")
             runner = self.build_pipeline()
+            await self.attach_memory(runner)
             return await ConsoleChat(runner, user_id=self.settings.user_id).run()
         finally:
             await self.close()
@@ -210,6 +256,16 @@ class Clara:
         self._background.clear()
         if self._discord is not None:
             await self._discord.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.drain()  # memory extraction of the last turns
+        if self.consolidation is not None:
+            self.consolidation.stop()
+            self.consolidation = None
+        if self.memory is not None:
+            memory, self.memory = self.memory, None
+            await memory.close()
+            await memory.embedder.aclose()
         if self.llm is not None:
             await self.llm.aclose()
         if self.storage is not None:

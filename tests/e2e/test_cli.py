@@ -85,9 +85,9 @@ def test_doctor_checks_the_llm_endpoint_it_is_given(tmp_path):
 def test_migrate_commands(tmp_path):
     env = clara_env(tmp_path)
     status = run_clara("migrate", "status", env=env, cwd=tmp_path)
-    assert status.returncode == 0 and "pending: 0001, 0002, 0003" in status.stdout
+    assert status.returncode == 0 and "pending: 0001, 0002, 0003, 0004" in status.stdout
     up = run_clara("migrate", "upgrade", env=env, cwd=tmp_path)
-    assert up.returncode == 0 and "current: 0003" in up.stdout and "pending: none" in up.stdout
+    assert up.returncode == 0 and "current: 0004" in up.stdout and "pending: none" in up.stdout
     down = run_clara("migrate", "downgrade", "base", env=env, cwd=tmp_path)
     assert down.returncode == 0 and "current: (empty database)" in down.stdout
     bad = run_clara("migrate", "downgrade", "nonsense", env=env, cwd=tmp_path)

@@ -1,0 +1,108 @@
+"""Cortex in the conversation: memory in the prompt every turn, facts extracted after
+it, corrections superseding old facts — real pipeline, real SDK, fake LLM server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clara_core.cortex.extraction import MemoryExtractor
+from clara_core.pipeline.events import Done
+from clara_core.pipeline.memory import ServiceTextModel, memory_section, remember_after_turn
+from clara_core.pipeline.turn import TurnInput
+from tests.fakes.fake_llm import FakeLLM, Reply
+from tests.support.cortex_manager import memory_manager
+from tests.support.llm import KEY, build_runner, settings_for
+from tools.registry import ToolContext
+
+pytestmark = pytest.mark.storage
+
+EXTRACTIONS = {
+    "My sister is called Rita and she lives in Lisbon": {
+        "facts": [
+            {
+                "content": "Their sister is called Rita",
+                "type": "identity",
+                "key": "sister",
+                "value": "Rita",
+                "corrects": None,
+                "emotion": 0.3,
+            },
+            {
+                "content": "Their sister lives in Lisbon",
+                "type": "semantic",
+                "key": None,
+                "value": None,
+                "corrects": None,
+                "emotion": 0.2,
+            },
+        ]
+    },
+    "no, my sister is called Ana": {
+        "facts": [
+            {
+                "content": "Their sister is called Ana",
+                "type": "identity",
+                "key": "sister",
+                "value": "Ana",
+                "corrects": "Their sister is called Rita",
+                "emotion": 0.3,
+            },
+        ]
+    },
+}
+
+
+def _is_extraction(request) -> bool:
+    return "long-term memory" in json.dumps(request.body.get("messages", []))
+
+
+def _answer(request):
+    if _is_extraction(request):
+        prompt = request.body["messages"][-1]["content"]
+        for said, facts in EXTRACTIONS.items():
+            if f": {said}\n" in prompt:
+                return Reply(text="```json\n" + json.dumps(facts) + "\n```")
+        return Reply(text='{"facts": []}')
+    return Reply(text="Got it.")
+
+
+async def _turn(runner, text: str) -> Done:
+    done = None
+    async for event in runner.run(TurnInput(text=text, context=ToolContext(user_id="alice"))):
+        if isinstance(event, Done):
+            done = event
+    assert done is not None
+    await runner.drain()
+    return done
+
+
+async def test_memory_across_turns_with_a_correction(redis, engine, tmp_path):
+    async with (
+        FakeLLM(api_keys={KEY}, default=_answer) as fake,
+        memory_manager(redis=redis, engine=engine, outbox_dir=tmp_path / "outbox") as cortex,
+    ):
+        runner, service = build_runner(settings_for(fake, "openai"))
+        try:
+            model = ServiceTextModel(service)
+            runner.prompt.add_contributor(memory_section(cortex))
+            runner.add_after_turn(remember_after_turn(cortex, MemoryExtractor(cortex, model)))
+
+            await _turn(runner, "My sister is called Rita and she lives in Lisbon")
+            assert await cortex.get_identity("alice") == {"sister": "Rita"}
+            await _turn(runner, "no, my sister is called Ana")
+            assert await cortex.get_identity("alice") == {"sister": "Ana"}
+
+            extraction_calls = sum(_is_extraction(r) for r in fake.requests)
+            await _turn(runner, "where does my sister live?")
+            chat = [r for r in fake.requests if not _is_extraction(r)][-1]
+            system = chat.body["messages"][0]["content"]
+            assert "sister: Ana" in system and "Lisbon" in system
+            assert "Rita" not in system  # the corrected fact is superseded everywhere
+
+            await _turn(runner, "thanks!")
+            # "where does my sister live?" was read for facts; "thanks!" was not.
+            assert sum(_is_extraction(r) for r in fake.requests) == extraction_calls + 1
+        finally:
+            await service.aclose()

@@ -4,6 +4,7 @@ Routing (any prefix, so OpenRouter / NanoGPT style base URLs work too):
 
 * ``POST …/chat/completions`` — OpenAI wire;
 * ``POST …/messages`` — Anthropic wire;
+* ``POST …/embeddings`` — OpenAI Embeddings (computed vectors; see :mod:`.embeddings`);
 * ``GET …/models`` — the wire's model list (Anthropic when ``anthropic-version`` is sent).
 
 Each completion request is recorded, authenticated, validated like the real API,
@@ -27,6 +28,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from .anthropic_wire import ANTHROPIC
+from .embeddings import EmbeddingsEndpoint
 from .errors import WireError
 from .openai_wire import OPENAI
 from .records import Disconnect, Outcome, RecordedRequest
@@ -96,6 +98,8 @@ class FakeLLM:
         self._requested_port = port
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
+        #: ``POST …/embeddings``: its own failure script and knobs.
+        self.embeddings = EmbeddingsEndpoint(self)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -172,6 +176,7 @@ class FakeLLM:
         self.disconnect_log.clear()
         self._disconnects_taken = 0
         self.completed = 0
+        self.embeddings.reset()
 
     # ------------------------------------------------------------ observations
 
@@ -223,6 +228,8 @@ class FakeLLM:
             return await self._completion(request, OPENAI)
         if request.method == "POST" and path.endswith("/messages"):
             return await self._completion(request, ANTHROPIC)
+        if request.method == "POST" and path.endswith("/embeddings"):
+            return await self.embeddings.handle(request)
         wire: Wire = ANTHROPIC if "anthropic-version" in request.headers else OPENAI
         if request.method == "GET" and path.endswith("/models"):
             headers = _lower(request.headers)

@@ -190,7 +190,25 @@ class Clara:
         if s.cortex_extraction_enabled:
             runner.add_after_turn(remember_after_turn(memory, MemoryExtractor(memory, text_model)))
         self._runner = runner
+        if s.cortex_consolidation_enabled:
+            self.consolidation = self.build_consolidation(text_model)
+            self.consolidation.start()
         log.info("Cortex memory ready (embedder %s)", memory.embedder.model_id)
+
+    def build_consolidation(self, text_model):
+        """The consolidation jobs over the open memory (scheduled by ``start()``)."""
+        from .cortex.consolidation import ConsolidationRunner
+
+        memory = self.memory
+        assert memory is not None
+        return ConsolidationRunner(
+            memory.warm,
+            memory.hot,
+            memory.ledger,
+            text_model,
+            memory.embedder,
+            self.settings,
+        )
 
     async def run_console(self) -> int:
         """Chat in the terminal with the same pipeline (no Discord token needed)."""
@@ -260,8 +278,8 @@ class Clara:
         if runner is not None:
             await runner.drain()  # memory extraction of the last turns
         if self.consolidation is not None:
-            self.consolidation.stop()
-            self.consolidation = None
+            consolidation, self.consolidation = self.consolidation, None
+            await consolidation.stop()
         if self.memory is not None:
             memory, self.memory = self.memory, None
             await memory.close()

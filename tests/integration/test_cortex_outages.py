@@ -83,7 +83,8 @@ async def test_postgres_outage_queues_writes_durably_and_flushes_them_in_order(
         # Reads degrade to the hot tier instead of failing.
         ctx = await cortex.get_context("alice", query="what happened during the outage?")
         assert ctx.identity["city"] == "Lisbon"
-        assert "fact during the outage #19" in {m.content for m in ctx.working}
+        assert len(ctx.working) == 10  # the hot tier's recent memories, capped at 10
+        assert all(m.content.startswith("fact during the outage") for m in ctx.working)
         assert ctx.retrieved == [] and "long-term memory is unavailable right now" in ctx.notes
 
     # Clara stops while PostgreSQL is still down; the outbox is on disk.

@@ -7,6 +7,7 @@ checked here, on the real composition root.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import aiohttp
@@ -95,3 +96,87 @@ async def test_daemon_answers_stores_and_reports(tmp_path):
             stopped = await asyncio.to_thread(run_clara, "--stop", env=env, cwd=tmp_path)
         assert stopped.returncode == 0
         assert discord_fake.rate_limited_count.earned == 0
+
+
+def _extraction(request) -> bool:
+    return "long-term memory" in str(request.body.get("messages", ""))
+
+
+def _answers(request):
+    if _extraction(request):
+        if "my sister Ana is a nurse in Lisbon" in str(request.body["messages"]):
+            facts = [
+                {
+                    "content": "Their sister Ana works as a nurse in Lisbon",
+                    "type": "semantic",
+                    "key": None,
+                    "value": None,
+                    "corrects": None,
+                    "emotion": 0.3,
+                },
+                {
+                    "content": "Their sister is called Ana",
+                    "type": "identity",
+                    "key": "sister",
+                    "value": "Ana",
+                    "corrects": None,
+                    "emotion": 0.3,
+                },
+            ]
+            return Reply(json.dumps({"facts": facts}))
+        return Reply('{"facts": []}')
+    return Reply("Noted!")
+
+
+async def test_memories_survive_a_restart_and_reach_the_prompt(tmp_path):
+    async with (
+        FakeDiscord(heartbeat_interval_ms=1000) as discord_fake,
+        FakeLLM(api_keys={"k"}, default=_answers) as llm,
+    ):
+        alice = discord_fake.add_user("alice", global_name="Alice")
+        guild = discord_fake.add_guild("Home", members=[alice.id])
+        channel = guild.text_channels[0]
+        env = clara_env(
+            tmp_path,
+            DISCORD_BOT_TOKEN=discord_fake.token,
+            DISCORD_API_BASE=discord_fake.api_base,
+            DISCORD_GATEWAY_URL=discord_fake.gateway_url,
+            LLM_PROVIDER="openai",
+            CUSTOM_OPENAI_API_KEY="k",
+            CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
+            DISCORD_MONITOR_ENABLED="false",
+        )
+        log = tmp_path / "data" / "clara.log"
+
+        async def start_and_say(text: str, replies: int) -> None:
+            started = await asyncio.to_thread(run_clara, "--daemon", env=env, cwd=tmp_path)
+            assert started.returncode == 0, started.stderr
+            await discord_fake.wait_until(
+                lambda: log.read_text().count("connected to Discord") >= replies, timeout=30
+            )
+            await discord_fake.send_message(
+                channel.id, alice.id, f"<@{discord_fake.bot.id}> {text}"
+            )
+            await discord_fake.wait_until(
+                lambda: len(discord_fake.bot_messages(channel.id)) >= replies,
+                timeout=30,
+                what="the reply",
+            )
+
+        try:
+            await start_and_say("my sister Ana is a nurse in Lisbon", 1)
+            await discord_fake.wait_until(
+                lambda: sum(_extraction(r) and r.outcome == "completed" for r in llm.requests) == 1,
+                timeout=30,
+                what="the memory extraction",
+            )
+            # stop waits for after-turn work: the memory is written before exit
+            stopped = await asyncio.to_thread(run_clara, "--stop", env=env, cwd=tmp_path)
+            assert stopped.returncode == 0
+            await start_and_say("what does my sister do for a living?", 2)
+        finally:
+            await asyncio.to_thread(run_clara, "--stop", env=env, cwd=tmp_path)
+        chats = [r for r in llm.requests if not _extraction(r)]
+        system = chats[-1].body["messages"][0]["content"]
+        assert "sister: Ana" in system and "nurse in Lisbon" in system
+        assert "nurse" not in chats[0].body["messages"][0]["content"]  # learnt, not preset

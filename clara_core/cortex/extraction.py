@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .consolidation.llm_json import json_array
+from .llm_json import json_array
 from .ports import TextModel
 from .rejection import quick_reject
 from .types import MemoryType

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..types import Memory, MemoryStatus, MemoryType
-from .llm_json import as_index, json_array
+from ..llm_json import as_index, json_array
 
 if TYPE_CHECKING:
     from clara_core.config import Settings

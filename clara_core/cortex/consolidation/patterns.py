@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..types import Memory, MemoryType
-from .llm_json import as_index, json_array
+from ..llm_json import as_index, json_array
 from .records import Pattern
 
 if TYPE_CHECKING:

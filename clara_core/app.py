@@ -100,6 +100,8 @@ class Clara:
                 preferences=Preferences(engine),
                 sessions=sessions,
                 channel_summaries=ChannelSummaryStore(engine),
+                memory=self.memory,
+                engine=engine,
             )
             await self._start_monitor()
             assert self.llm is not None

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EMBEDDER_META_KEY = "embedder"
+#: What the hot tier's working memory holds (identity has its own hash).
+WORKING_TYPES = tuple(t for t in MemoryType if t is not MemoryType.IDENTITY)
 CANDIDATE_FACTOR = 3  # vector candidates fetched per retrieved memory, then re-ranked
 PROBE_INTERVAL_S = 1.0
 
@@ -241,7 +243,10 @@ class MemoryManager:
             if identity:
                 await self.hot.update_identity(user_id, identity)
             recent = await self.warm.get_memories(
-                user_id, since=now - timedelta(seconds=working_ttl(1.0)), limit=200
+                user_id,
+                since=now - timedelta(seconds=working_ttl(1.0)),
+                memory_types=WORKING_TYPES,
+                limit=200,
             )
             for memory in recent:
                 remaining = (
@@ -288,7 +293,10 @@ class MemoryManager:
             if not self.redis_health.up:
                 since = self.clock() - timedelta(seconds=working_ttl(0.0))
                 ctx.working = await self._warm_read(
-                    lambda: self.warm.get_memories(user_id, since=since, limit=10), []
+                    lambda: self.warm.get_memories(
+                        user_id, since=since, memory_types=WORKING_TYPES, limit=10
+                    ),
+                    [],
                 )
 
         async def retrieved() -> None:

@@ -1,7 +1,7 @@
-"""Slash commands under ``/clara``: status and a user's default tier.
+"""Slash commands under ``/clara``: status, a user's default tier, and (from
+``memory_commands``) what Clara remembers about the caller and forgetting it.
 
-Replies are ephemeral (only the caller sees them).  Later features add their
-subcommands to the same group (memory, forget, ...).
+Replies are ephemeral (only the caller sees them).
 """
 
 from __future__ import annotations
@@ -68,5 +68,7 @@ def build_command_tree(client: ClaraDiscordClient) -> app_commands.CommandTree:
             )
         await interaction.response.send_message(text, ephemeral=True)
 
+    # /clara memory and /clara forget (their buttons are routed by the client).
+    client.memory_commands.register(group)
     tree.add_command(group)
     return tree

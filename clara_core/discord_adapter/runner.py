@@ -14,15 +14,18 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clara_core.config import Settings, secret_values
 from clara_core.errors import ConfigError
 from clara_core.logging_setup import Redactor
 from clara_core.pipeline.turn import TurnRunner
 from storage.channel_summaries import ChannelSummaryStore
+from storage.local_files import LocalFileStore
 from storage.preferences import Preferences
 from storage.sessions import SessionStore
 
@@ -30,7 +33,11 @@ from .commands import build_command_tree
 from .conversation import ConversationHandler
 from .endpoints import configure_discord_endpoints
 from .logmirror import LogMirror
+from .memory_commands import MemoryCommands
 from .pacing import ChannelPacer
+
+if TYPE_CHECKING:
+    from clara_core.cortex.manager import MemoryManager
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +60,18 @@ class ClaraDiscordClient(discord.Client):
         preferences: Preferences | None = None,
         sessions: SessionStore | None = None,
         channel_summaries: ChannelSummaryStore | None = None,
+        memory: MemoryManager | None = None,
+        engine: AsyncEngine | None = None,
+        forget_confirm_timeout: float = 60.0,
         **kwargs,
     ) -> None:
         super().__init__(intents=default_intents(), **kwargs)
         self._on_connected = on_connected
         self.settings = settings
         self.preferences = preferences
+        # What /clara memory and /clara forget read and clear (None: not configured).
+        self.memory = memory
+        self.engine = engine
         self.started_at = time.time()
         self.conversation: ConversationHandler | None = None
         if runner is not None and settings is not None:
@@ -70,6 +83,14 @@ class ClaraDiscordClient(discord.Client):
                 sessions=sessions,
                 channel_summaries=channel_summaries,
             )
+        self.files: LocalFileStore | None = None
+        if self.conversation is not None:
+            self.files = self.conversation.files
+        elif settings is not None:
+            self.files = LocalFileStore(
+                settings.clara_files_dir, max_size=settings.clara_max_file_size
+            )
+        self.memory_commands = MemoryCommands(self, confirm_timeout=forget_confirm_timeout)
         self.tree = build_command_tree(self)
         self.log_mirror: LogMirror | None = None
         if settings is not None and settings.discord_log_channel_id is not None:
@@ -92,6 +113,11 @@ class ClaraDiscordClient(discord.Client):
     async def on_message(self, message: discord.Message) -> None:
         if self.conversation is not None:
             await self.conversation.on_message(message)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        # Slash commands go to self.tree; our buttons are answered by custom_id.
+        if interaction.type is discord.InteractionType.component:
+            await self.memory_commands.on_component(interaction)
 
     async def close(self) -> None:
         if self.log_mirror is not None and self.log_mirror.started and not self.is_closed():
@@ -140,6 +166,9 @@ class DiscordRunner:
         preferences: Preferences | None = None,
         sessions: SessionStore | None = None,
         channel_summaries: ChannelSummaryStore | None = None,
+        memory: MemoryManager | None = None,
+        engine: AsyncEngine | None = None,
+        forget_confirm_timeout: float = 60.0,
         client_factory: Callable[..., ClaraDiscordClient] | None = None,
         max_backoff: float = 60.0,
     ) -> None:
@@ -148,6 +177,9 @@ class DiscordRunner:
         self.preferences = preferences
         self.sessions = sessions
         self.channel_summaries = channel_summaries
+        self.memory = memory
+        self.engine = engine
+        self.forget_confirm_timeout = forget_confirm_timeout
         self.activity_sink: Callable[..., None] | None = None  # the monitor's, when it runs
         self.client_factory = client_factory or ClaraDiscordClient
         self.max_backoff = max_backoff
@@ -173,6 +205,9 @@ class DiscordRunner:
                 preferences=self.preferences,
                 sessions=self.sessions,
                 channel_summaries=self.channel_summaries,
+                memory=self.memory,
+                engine=self.engine,
+                forget_confirm_timeout=self.forget_confirm_timeout,
             )
             if self.client.conversation is not None:
                 self.client.conversation.activity_sink = self.activity_sink

@@ -6,7 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clara_core.discord_adapter.runner import ClaraDiscordClient
 from storage.channel_summaries import ChannelSummaryStore
@@ -16,6 +18,9 @@ from tests.fakes.fake_discord import FakeDiscord, FakeUser, discord_py_pointed_a
 from tests.fakes.fake_llm import FakeLLM
 from tests.support.llm import build_runner, settings_for
 from tools.registry import ToolRegistry
+
+if TYPE_CHECKING:
+    from clara_core.cortex.manager import MemoryManager
 
 
 @dataclass
@@ -72,6 +77,9 @@ async def clara_on_discord(
     sessions: SessionStore | None = None,
     channel_summaries: ChannelSummaryStore | None = None,
     log_channel: bool = False,
+    memory: MemoryManager | None = None,
+    engine: AsyncEngine | None = None,
+    forget_confirm_timeout: float = 60.0,
     **overrides: Any,
 ) -> AsyncIterator[World]:
     async with (
@@ -102,6 +110,9 @@ async def clara_on_discord(
             preferences=preferences,
             sessions=sessions,
             channel_summaries=channel_summaries,
+            memory=memory,
+            engine=engine,
+            forget_confirm_timeout=forget_confirm_timeout,
             guild_ready_timeout=0.05,
         )
         errors = _ErrorCollector()

@@ -7,9 +7,9 @@ comes anyway):
 
 - ``ChannelPacer``: at most one write per DISCORD_EDIT_INTERVAL_SECONDS in a
   channel (default 1.2 s) while replies stream.
-- ``GlobalBudget``: a token bucket (DISCORD_GLOBAL_REQUESTS_PER_SECOND, 45 by
-  default, burst 5, so no one-second window exceeds 50) shared by every
-  channel.  When it is the bottleneck (hundreds of conversations at once),
+- ``GlobalBudget``: at most DISCORD_GLOBAL_REQUESTS_PER_SECOND (45 by
+  default, Discord allows 50) requests in any one-second window, shared by
+  every channel.  When it is the bottleneck (hundreds of conversations at once),
   waiters are served by priority: a reply's *first* message before further
   edits, and typing indicators last, so people see an answer start quickly.
 """
@@ -20,6 +20,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from enum import IntEnum
@@ -33,22 +34,29 @@ class Priority(IntEnum):
 
 
 class GlobalBudget:
+    """At most ``rate`` grants in any ``window`` seconds (a sliding-window log).
+
+    A token bucket would need a small burst to keep every one-second window
+    under Discord's 50 (45/s + burst 5): then 20 simultaneous first messages
+    trickle out over 300 ms.  The log allows the whole allowance at once and
+    then exactly one grant per expiring one, so no window — Discord's fixed
+    ones included — ever holds more than ``rate`` requests.
+    """
+
     def __init__(
-        self, rate: float, *, burst: int = 5, clock: Callable[[], float] = time.monotonic
+        self,
+        rate: float,
+        *,
+        window: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.rate = rate
-        self.burst = burst
+        self.limit = max(1, int(rate * window))
+        self.window = window
         self.clock = clock
-        self._tokens = float(burst)
-        self._stamp = clock()
+        self._granted: deque[float] = deque()
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
-
-    def _refill(self) -> None:
-        now = self.clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
 
     async def acquire(self, priority: Priority = Priority.EDIT) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -57,15 +65,17 @@ class GlobalBudget:
         await future
 
     def _dispatch(self) -> None:
-        self._refill()
-        while self._waiters and self._tokens >= 1:
+        now = self.clock()
+        while self._granted and self._granted[0] <= now - self.window:
+            self._granted.popleft()
+        while self._waiters and len(self._granted) < self.limit:
             _, _, future = heapq.heappop(self._waiters)
             if future.done():  # cancelled while waiting
                 continue
-            self._tokens -= 1
+            self._granted.append(now)
             future.set_result(None)
         if self._waiters and self._timer is None:
-            delay = max(0.001, (1 - self._tokens) / self.rate)
+            delay = max(0.001, self._granted[0] + self.window - now)
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:

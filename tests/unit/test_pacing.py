@@ -22,17 +22,25 @@ async def test_channel_slots_are_spaced_and_channels_independent():
     assert abs(stamps[2][0] - stamps[1][0]) < 0.1  # another channel didn't wait
 
 
-async def test_global_budget_bounds_the_rate():
-    budget = GlobalBudget(rate=100, burst=5)
+async def test_global_budget_never_exceeds_the_rate_in_any_window():
+    budget = GlobalBudget(rate=20, window=0.25)  # 5 per 250 ms
+    stamps: list[float] = []
+
+    async def take() -> None:
+        await budget.acquire()
+        stamps.append(time.monotonic())
+
     t0 = time.monotonic()
-    await asyncio.gather(*(budget.acquire() for _ in range(25)))
-    elapsed = time.monotonic() - t0
-    assert elapsed >= (25 - 5) / 100 * 0.95  # burst of 5, then 100/s
+    await asyncio.gather(*(take() for _ in range(17)))
+    assert sum(s - t0 < 0.05 for s in stamps) == 5  # the whole allowance at once
+    for i, start in enumerate(stamps):  # no 250 ms window holds more than 5
+        assert sum(start <= s < start + 0.245 for s in stamps[i:]) <= 5
+    assert stamps[-1] - t0 >= 0.75 * 0.95  # 17 grants need 3 more windows
 
 
 async def test_first_messages_jump_the_queue_of_edits():
-    budget = GlobalBudget(rate=50, burst=1)
-    await budget.acquire()  # drain the bucket
+    budget = GlobalBudget(rate=20, window=0.05)  # one grant per 50 ms
+    await budget.acquire()  # use the allowance
     order: list[str] = []
 
     async def take(label: str, priority: Priority) -> None:
@@ -49,7 +57,7 @@ async def test_first_messages_jump_the_queue_of_edits():
 
 
 async def test_a_cancelled_waiter_does_not_consume_a_token():
-    budget = GlobalBudget(rate=5, burst=1)  # one token per 200 ms
+    budget = GlobalBudget(rate=5, window=0.2)  # one grant per 200 ms
     await budget.acquire()
     waiter = asyncio.create_task(budget.acquire())
     await asyncio.sleep(0)

@@ -20,17 +20,14 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, cast, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from clara_core.cortex.health import postgres_down
 from clara_core.cortex.types import Memory, MemoryStatus, MemoryType, check_user_id
-from storage.db import session_factory
 from storage.local_files import LocalFileStore
-from storage.models import MemoryRecord
-from storage.user_data import delete_user_data
+from storage.user_data import delete_user_data_in
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from clara_core.cortex.manager import MemoryManager
 
 log = logging.getLogger(__name__)
@@ -86,7 +83,9 @@ async def memory_page(
     if not memory.pg_health.up:
         return MemoryPage(identity, [], 1, 1, 0, unavailable=True)
     try:
-        total = await _count_listed(memory.warm.engine, user_id)
+        total = await memory.warm.count(
+            user_id, status=MemoryStatus.ACTIVE, memory_types=LISTED_TYPES
+        )
         pages = max(1, math.ceil(total / per_page))
         page = min(max(1, page), pages)
         memories = await memory.recent_memories(
@@ -98,20 +97,6 @@ async def memory_page(
         memory.pg_health.mark_down(exc)  # the health probe marks it up again
         return MemoryPage(identity, [], 1, 1, 0, unavailable=True)
     return MemoryPage(identity, memories, page, pages, total)
-
-
-async def _count_listed(engine: AsyncEngine, user_id: str) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(MemoryRecord)
-        .where(
-            MemoryRecord.user_id == user_id,
-            MemoryRecord.status == MemoryStatus.ACTIVE.value,
-            MemoryRecord.memory_type.in_([t.value for t in LISTED_TYPES]),
-        )
-    )
-    async with engine.connect() as conn:
-        return int((await conn.execute(stmt)).scalar_one())
 
 
 async def resolve_memory_id(memory: MemoryManager, user_id: str, ref: str) -> Memory | None:
@@ -130,16 +115,7 @@ async def resolve_memory_id(memory: MemoryManager, user_id: str, ref: str) -> Me
     try:
         if _FULL_UUID.match(ref):
             return await memory.warm.get(user_id, ref)
-        stmt = (
-            select(MemoryRecord.id)
-            .where(
-                MemoryRecord.user_id == user_id,
-                cast(MemoryRecord.id, String).startswith(ref, autoescape=True),
-            )
-            .limit(2)
-        )
-        async with memory.warm.engine.connect() as conn:
-            ids = [str(i) for i in (await conn.execute(stmt)).scalars()]
+        ids = await memory.warm.ids_with_prefix(user_id, ref, limit=2)
         if len(ids) > 1:
             raise AmbiguousMemoryId(ref)
         return await memory.warm.get(user_id, ids[0]) if ids else None
@@ -216,8 +192,7 @@ async def forget_everything(
         report.skipped.append("history")
     else:
         try:
-            async with session_factory(engine)() as db:
-                counts = await delete_user_data(db, user_id)
+            counts = await delete_user_data_in(engine, user_id)
             report.sessions = counts.sessions
             report.messages = counts.messages
             report.projects = counts.projects

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from .db import session_factory
 from .models import ConversationSession, Message, Project, UserPreferences
 
 
@@ -33,3 +34,9 @@ async def delete_user_data(db: AsyncSession, user_id: str) -> DeletedCounts:
     prefs = await db.execute(delete(UserPreferences).where(UserPreferences.user_id == user_id))
     await db.commit()
     return DeletedCounts(messages.rowcount, sessions.rowcount, projects.rowcount, prefs.rowcount)
+
+
+async def delete_user_data_in(engine: AsyncEngine, user_id: str) -> DeletedCounts:
+    """``delete_user_data`` in a session of its own."""
+    async with session_factory(engine)() as db:
+        return await delete_user_data(db, user_id)

@@ -44,6 +44,9 @@ class HotStore:
     def _ts(self) -> float:
         return self.clock().timestamp()
 
+    async def ping(self) -> None:
+        await self.redis.ping()
+
     # -- identity -------------------------------------------------------------
 
     async def get_identity(self, user_id: str) -> dict[str, Any]:

@@ -22,10 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redis.asyncio import Redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from .consolidation.ledger import ConsolidationLedger
 from .health import REDIS_DOWN, TierHealth, postgres_down
 from .hot import HotStore
@@ -50,6 +46,9 @@ from .warm import WarmStore
 from .writes import WarmWriter, add_op
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from .emotion import EmotionScorer
 
 log = logging.getLogger(__name__)
@@ -121,8 +120,6 @@ class MemoryManager:
             self.warm, self.outbox, self.pg_health, forget_user_extra=self._forget_user_extra
         )
         self.probe_interval = probe_interval
-        self._redis = redis
-        self._engine = engine
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._rehydrate_users: set[str] = set()
@@ -213,7 +210,7 @@ class MemoryManager:
 
     async def _probe_redis(self) -> None:
         try:
-            await self._redis.ping()
+            await self.hot.ping()
         except REDIS_DOWN:
             return
         self.redis_health.mark_up()
@@ -221,8 +218,7 @@ class MemoryManager:
 
     async def _probe_postgres(self) -> None:
         try:
-            async with self._engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await self.warm.ping()
         except Exception as exc:
             if postgres_down(exc):
                 return

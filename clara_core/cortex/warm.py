@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, select, text, update
+from sqlalchemy import Select, String, cast, delete, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -212,6 +212,19 @@ class WarmStore:
             ).first()
         return _memory(row) if row else None
 
+    async def ids_with_prefix(self, user_id: str, prefix: str, *, limit: int = 2) -> list[str]:
+        """The user's memory ids starting with ``prefix`` (short ids shown to users)."""
+        stmt = (
+            select(MemoryRecord.id)
+            .where(
+                MemoryRecord.user_id == check_user_id(user_id),
+                cast(MemoryRecord.id, String).startswith(prefix, autoescape=True),
+            )
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [str(i) for i in (await conn.execute(stmt)).scalars()]
+
     async def get_memories(
         self,
         user_id: str,
@@ -378,12 +391,24 @@ class WarmStore:
 
     # -- bookkeeping ----------------------------------------------------------
 
-    async def count(self, user_id: str | None = None, *, status: MemoryStatus | None = None) -> int:
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def count(
+        self,
+        user_id: str | None = None,
+        *,
+        status: MemoryStatus | None = None,
+        memory_types: Sequence[MemoryType] | None = None,
+    ) -> int:
         stmt = select(func.count()).select_from(MemoryRecord)
         if user_id is not None:
             stmt = stmt.where(MemoryRecord.user_id == check_user_id(user_id))
         if status is not None:
             stmt = stmt.where(MemoryRecord.status == status.value)
+        if memory_types:
+            stmt = stmt.where(MemoryRecord.memory_type.in_([t.value for t in memory_types]))
         async with self.engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clara_core.config import Settings, secret_values
 from clara_core.errors import ConfigError
@@ -37,6 +36,8 @@ from .memory_commands import MemoryCommands
 from .pacing import ChannelPacer
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from clara_core.cortex.manager import MemoryManager
 
 log = logging.getLogger(__name__)

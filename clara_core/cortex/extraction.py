@@ -9,6 +9,7 @@ supersedes the memory it corrects instead of standing beside it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,7 @@ class MemoryExtractor:
         *,
         speaker: str | None = None,
         project_id: str | None = None,
+        still_wanted: Callable[[], bool] = lambda: True,
     ) -> list[str]:
         """Extract and store; returns the ids stored.  Failures are logged, never raised:
         memory upkeep must not break a conversation that already got its answer."""
@@ -118,6 +120,8 @@ class MemoryExtractor:
             answer = await self.model.complete_text(prompt, max_tokens=600, system=SYSTEM)
         except Exception as exc:
             log.warning("memory extraction failed for this turn: %s", exc)
+            return []
+        if not still_wanted():  # e.g. the user was forgotten while the model read the turn
             return []
         return await self.apply(user_id, parse_facts(answer), project_id=project_id)
 

@@ -123,6 +123,7 @@ class MemoryManager:
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._rehydrate_users: set[str] = set()
+        self._forget_epochs: dict[str, int] = {}
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -647,11 +648,17 @@ class MemoryManager:
 
     # -- privacy --------------------------------------------------------------
 
+    def forget_epoch(self, user_id: str) -> int:
+        """Changes whenever the user is forgotten: work begun before (a turn still
+        being answered) must not write memories afterwards."""
+        return self._forget_epochs.get(user_id, 0)
+
     async def forget(self, user_id: str, memory_id: str | None = None) -> ForgetResult:
         """Delete one memory of the user, or everything Cortex holds about them, in both tiers."""
         check_user_id(user_id)
         result = ForgetResult()
         if memory_id is None:
+            self._forget_epochs[user_id] = self.forget_epoch(user_id) + 1
             await self.writer.purge_user(user_id)
             result.hot = await self._hot(lambda: self.hot.delete_user_data(user_id), 0)
             self._rehydrate_users.discard(user_id)

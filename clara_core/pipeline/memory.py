@@ -41,6 +41,10 @@ class ServiceTextModel:
         return completion.text
 
 
+#: Where the memory section leaves the user's forget epoch for the after-turn hook.
+EPOCH_KEY = "cortex_forget_epoch"
+
+
 def memory_section(manager: MemoryManager) -> PromptContributor:
     """Cortex's prompt section: identity, session, recent and retrieved memories,
     plus the channel's shared project when the speaker is a member."""
@@ -48,6 +52,7 @@ def memory_section(manager: MemoryManager) -> PromptContributor:
     async def contribute(ctx: TurnContext) -> PromptSection | None:
         user_id = ctx.tool_context.user_id
         channel = ctx.tool_context.channel_id
+        ctx.tool_context.extras[EPOCH_KEY] = manager.forget_epoch(user_id)
         if channel is not None:
             memory = await manager.get_group_context(ctx.user_text, user_id, channel)
         else:
@@ -68,6 +73,15 @@ def remember_after_turn(manager: MemoryManager, extractor: MemoryExtractor) -> A
     """After each answered turn, store what was worth remembering."""
 
     async def after(ctx: TurnContext, done: Done) -> None:
+        user_id = ctx.tool_context.user_id
+        epoch = ctx.tool_context.extras.get(EPOCH_KEY, 0)
+
+        def still_wanted() -> bool:
+            # The user may ask to be forgotten while this turn is answered or read.
+            return manager.forget_epoch(user_id) == epoch
+
+        if not still_wanted():
+            return
         channel = ctx.tool_context.channel_id
         project_id = (
             await manager.projects.project_for_channel(channel)
@@ -84,6 +98,7 @@ def remember_after_turn(manager: MemoryManager, extractor: MemoryExtractor) -> A
             done.text,
             speaker=ctx.speaker,
             project_id=project_id,
+            still_wanted=still_wanted,
         )
 
     return after

@@ -8,8 +8,10 @@ import json
 import pytest
 
 from clara_core.cortex.extraction import MemoryExtractor
+from clara_core.llm.types import Usage
 from clara_core.pipeline.events import Done
 from clara_core.pipeline.memory import ServiceTextModel, memory_section, remember_after_turn
+from clara_core.pipeline.prompt import TurnContext
 from clara_core.pipeline.turn import TurnInput
 from tests.fakes.fake_llm import FakeLLM, Reply
 from tests.support.cortex_manager import memory_manager
@@ -104,5 +106,25 @@ async def test_memory_across_turns_with_a_correction(redis, engine, tmp_path):
             await _turn(runner, "thanks!")
             # "where does my sister live?" was read for facts; "thanks!" was not.
             assert sum(_is_extraction(r) for r in fake.requests) == extraction_calls + 1
+        finally:
+            await service.aclose()
+
+
+async def test_a_turn_answered_while_the_user_is_forgotten_stores_nothing(redis, engine, tmp_path):
+    async with (
+        FakeLLM(api_keys={KEY}, default=_answer) as fake,
+        memory_manager(redis=redis, engine=engine, outbox_dir=tmp_path / "outbox") as cortex,
+    ):
+        _runner, service = build_runner(settings_for(fake, "openai"))
+        try:
+            hook = remember_after_turn(cortex, MemoryExtractor(cortex, ServiceTextModel(service)))
+            ctx = TurnContext(
+                ToolContext(user_id="alice"), "My sister is called Rita and she lives in Lisbon"
+            )
+            await memory_section(cortex)(ctx)  # the turn starts: its epoch is noted
+            await cortex.forget("alice")  # ... and the user is forgotten mid-answer
+            await hook(ctx, Done("Got it.", "m", None, Usage(), 0))
+            assert not any(_is_extraction(r) for r in fake.requests)
+            assert await cortex.warm.count("alice") == 0
         finally:
             await service.aclose()

@@ -1,4 +1,7 @@
-"""Command line: ``python discord_bot.py [run|doctor|migrate] [--daemon|--status|--stop]``."""
+"""Command line: ``python discord_bot.py [COMMAND] [--daemon|--status|--stop]``.
+
+Commands: run (the default), doctor, migrate, cortex.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("revision", nargs="?", default="head")
     down = mig_sub.add_parser("downgrade", help="downgrade to a revision (e.g. -1 or base)")
     down.add_argument("revision")
+    from .cortex_cli import add_parser as add_cortex_parser
+
+    add_cortex_parser(sub)
     return p
 
 
@@ -114,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "migrate":
         configure_logging(settings.log_level, secrets=secret_values(settings))
         return asyncio.run(_migrate(settings, args))
+
+    if command == "cortex":
+        return _cortex(settings, args)
 
     return _run(settings, args)
 
@@ -197,6 +206,19 @@ async def _console(settings: Settings) -> int:
         return EXIT_CONFIG
     except ClaraError as exc:
         print(f"Clara could not start: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _cortex(settings: Settings, args: argparse.Namespace) -> int:
+    from . import cortex_cli
+
+    # Operator output goes to stdout; only warnings (or DEBUG when asked) go to stderr.
+    level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
+    redact = configure_logging(level, secrets=secret_values(settings))
+    try:
+        return asyncio.run(cortex_cli.run(settings, args, redact))
+    except KeyboardInterrupt:
+        print("interrupted; running the command again continues where it stopped", file=sys.stderr)
         return EXIT_FAILURE
 
 

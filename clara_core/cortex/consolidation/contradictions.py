@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..types import Memory, MemoryStatus, MemoryType
 from ..llm_json import as_index, json_array
+from ..types import Memory, MemoryStatus, MemoryType
 
 if TYPE_CHECKING:
     from clara_core.config import Settings

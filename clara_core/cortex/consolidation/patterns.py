@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..types import Memory, MemoryType
 from ..llm_json import as_index, json_array
+from ..types import Memory, MemoryType
 from .records import Pattern
 
 if TYPE_CHECKING:

@@ -139,50 +139,39 @@ class WarmStore:
                 )
         return inserted
 
+    async def _update_own(self, user_id: str, memory_ids: Sequence[str], **values: Any) -> int:
+        """Update some of one user's memories; ids of other users' memories match nothing."""
+        if not memory_ids:
+            return 0
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(MemoryRecord)
+                .where(
+                    MemoryRecord.user_id == check_user_id(user_id),
+                    MemoryRecord.id.in_([_uuid(i) for i in memory_ids]),
+                )
+                .values(**values)
+            )
+        return result.rowcount
+
     async def update_status(
         self, user_id: str, memory_ids: Sequence[str], status: MemoryStatus
     ) -> int:
-        if not memory_ids:
-            return 0
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(MemoryRecord)
-                .where(
-                    MemoryRecord.user_id == check_user_id(user_id),
-                    MemoryRecord.id.in_([_uuid(i) for i in memory_ids]),
-                )
-                .values(status=status.value, updated_at=func.now())
-            )
-        return result.rowcount
+        return await self._update_own(
+            user_id, memory_ids, status=status.value, updated_at=func.now()
+        )
 
     async def retype(self, user_id: str, memory_ids: Sequence[str], memory_type: MemoryType) -> int:
         """Promote memories (e.g. working -> episodic when a session ends)."""
-        if not memory_ids:
-            return 0
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(MemoryRecord)
-                .where(
-                    MemoryRecord.user_id == check_user_id(user_id),
-                    MemoryRecord.id.in_([_uuid(i) for i in memory_ids]),
-                )
-                .values(memory_type=memory_type.value, updated_at=func.now())
-            )
-        return result.rowcount
+        return await self._update_own(
+            user_id, memory_ids, memory_type=memory_type.value, updated_at=func.now()
+        )
 
     async def touch(self, user_id: str, memory_ids: Sequence[str], when: datetime) -> None:
         """Reinforcement: a memory that keeps being useful ranks higher later."""
-        if not memory_ids:
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(MemoryRecord)
-                .where(
-                    MemoryRecord.user_id == check_user_id(user_id),
-                    MemoryRecord.id.in_([_uuid(i) for i in memory_ids]),
-                )
-                .values(access_count=MemoryRecord.access_count + 1, last_accessed=when)
-            )
+        await self._update_own(
+            user_id, memory_ids, access_count=MemoryRecord.access_count + 1, last_accessed=when
+        )
 
     async def set_embeddings(
         self, items: Sequence[tuple[str, Sequence[float]]], *, model: str

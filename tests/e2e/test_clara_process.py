@@ -24,6 +24,19 @@ from tests.support.clara_process import clara_env, run_clara
 pytestmark = pytest.mark.slow
 
 
+def _env(tmp_path, discord_fake: FakeDiscord, llm: FakeLLM, **extra: str) -> dict[str, str]:
+    return clara_env(
+        tmp_path,
+        DISCORD_BOT_TOKEN=discord_fake.token,
+        DISCORD_API_BASE=discord_fake.api_base,
+        DISCORD_GATEWAY_URL=discord_fake.gateway_url,
+        LLM_PROVIDER="openai",
+        CUSTOM_OPENAI_API_KEY="k",
+        CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
+        **extra,
+    )
+
+
 async def test_daemon_answers_stores_and_reports(tmp_path):
     async with (
         FakeDiscord(heartbeat_interval_ms=1000) as discord_fake,
@@ -32,16 +45,7 @@ async def test_daemon_answers_stores_and_reports(tmp_path):
         alice = discord_fake.add_user("alice", global_name="Alice")
         guild = discord_fake.add_guild("Home", members=[alice.id])
         channel = guild.text_channels[0]
-        env = clara_env(
-            tmp_path,
-            DISCORD_BOT_TOKEN=discord_fake.token,
-            DISCORD_API_BASE=discord_fake.api_base,
-            DISCORD_GATEWAY_URL=discord_fake.gateway_url,
-            LLM_PROVIDER="openai",
-            CUSTOM_OPENAI_API_KEY="k",
-            CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
-            DISCORD_MONITOR_PORT="0",
-        )
+        env = _env(tmp_path, discord_fake, llm, DISCORD_MONITOR_PORT="0")
         log = tmp_path / "data" / "clara.log"
         try:
             started = await asyncio.to_thread(run_clara, "--daemon", env=env, cwd=tmp_path)
@@ -136,16 +140,7 @@ async def test_memories_survive_a_restart_and_reach_the_prompt(tmp_path):
         alice = discord_fake.add_user("alice", global_name="Alice")
         guild = discord_fake.add_guild("Home", members=[alice.id])
         channel = guild.text_channels[0]
-        env = clara_env(
-            tmp_path,
-            DISCORD_BOT_TOKEN=discord_fake.token,
-            DISCORD_API_BASE=discord_fake.api_base,
-            DISCORD_GATEWAY_URL=discord_fake.gateway_url,
-            LLM_PROVIDER="openai",
-            CUSTOM_OPENAI_API_KEY="k",
-            CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
-            DISCORD_MONITOR_ENABLED="false",
-        )
+        env = _env(tmp_path, discord_fake, llm, DISCORD_MONITOR_ENABLED="false")
         log = tmp_path / "data" / "clara.log"
 
         async def start_and_say(text: str, replies: int) -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ..types import CortexError
+from .cache import QueryCache
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ MODEL_ID = "all-MiniLM-L6-v2-int8"
 NATIVE_DIMS = 384
 MAX_TOKENS = 256  # the model was trained on 256 word pieces
 CHUNK = 64  # texts per inference call: bounds padding waste and peak memory
-QUERY_CACHE = 512
 
 
 class LocalOnnxEmbedder:
@@ -65,7 +64,7 @@ class LocalOnnxEmbedder:
             providers=["CPUExecutionProvider"],
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortex-embed")
-        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._cache = QueryCache()
 
     def _run(self, texts: list[str]) -> Any:
         np = self._np
@@ -98,16 +97,7 @@ class LocalOnnxEmbedder:
         return await loop.run_in_executor(self._executor, self.embed_sync, list(texts))
 
     async def embed(self, text: str) -> list[float]:
-        # Queries repeat (the same message is embedded for context and for storing).
-        hit = self._cache.get(text)
-        if hit is not None:
-            self._cache.move_to_end(text)
-            return hit
-        (vec,) = await self.embed_batch([text])
-        self._cache[text] = vec
-        if len(self._cache) > QUERY_CACHE:
-            self._cache.popitem(last=False)
-        return vec
+        return await self._cache.get_or_embed(text, self.embed_batch)
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -23,7 +23,6 @@ import base64
 import logging
 import math
 import struct
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -31,6 +30,7 @@ import openai
 
 from clara_core.errors import ConfigError
 
+from .cache import QueryCache
 from .errors import EmbeddingError
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ MAX_REQUEST_CHARS = 500_000
 #: that tokenise densely.  A memory that long is embedded by its beginning, which is
 #: better than failing its whole batch with a 400.
 MAX_INPUT_CHARS = 6000
-QUERY_CACHE = 512
 #: Models that reject the ``dimensions`` parameter (they only make their native size).
 _NO_DIMENSIONS = frozenset({"text-embedding-ada-002"})
 
@@ -91,7 +90,7 @@ class OpenAIEmbedder:
             # C parser, and one connection pool per process rather than two stacks.
             http_client=openai.DefaultAioHttpClient(),
         )
-        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._cache = QueryCache()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
@@ -114,16 +113,7 @@ class OpenAIEmbedder:
     # ------------------------------------------------------------ Embedder
 
     async def embed(self, text: str) -> list[float]:
-        # Queries repeat (the same message is embedded for context and for storing).
-        hit = self._cache.get(text)
-        if hit is not None:
-            self._cache.move_to_end(text)
-            return hit
-        (vec,) = await self.embed_batch([text])
-        self._cache[text] = vec
-        if len(self._cache) > QUERY_CACHE:
-            self._cache.popitem(last=False)
-        return vec
+        return await self._cache.get_or_embed(text, self.embed_batch)
 
     async def embed_batch(self, texts: list[str]) -> list[list[float]]:
         out: list[list[float]] = []

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 import re
 import struct
@@ -200,35 +199,11 @@ class EmbeddingsEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         server = self._server
-        received_at = time.monotonic()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        too_large = False
+        record, too_large = await server.record(request, "openai")
+        headers, body = record.headers, record.json
         try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raw, too_large = b"", True
-        try:
-            body: Any = json.loads(raw)
-        except ValueError:
-            body = None
-        record = RecordedRequest(
-            wire="openai",
-            method=request.method,
-            path=request.path,
-            headers=headers,
-            json=body,
-            received_at=received_at,
-            stream=False,
-        )
-        server.requests.append(record)
-        server._notify()
-        try:
-            if too_large:
-                raise WireError(
-                    413,
-                    f"Request exceeds the maximum allowed number of bytes ({server.max_body_bytes}).",
-                    code="request_too_large",
-                )
+            if too_large is not None:
+                raise too_large
             OPENAI.authenticate(headers, server.api_keys)
             if not isinstance(body, dict):
                 raise WireError(400, "We could not parse the JSON body of your request.")

@@ -48,6 +48,8 @@ class RecordedRequest:
     error: str | None = None
     #: Scripted pieces actually written (text chunks and tool-argument deltas).
     chunks_sent: int = 0
+    #: Size of the request body in bytes.
+    body_bytes: int = 0
 
     @property
     def body(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from .anthropic_wire import ANTHROPIC
 from .embeddings import EmbeddingsEndpoint
 from .errors import WireError
 from .openai_wire import OPENAI
-from .records import Disconnect, Outcome, RecordedRequest
+from .records import Disconnect, Outcome, RecordedRequest, WireName
 from .responses import (
     RESPONSE_TYPES,
     Drop,
@@ -244,7 +244,11 @@ class FakeLLM:
             wire, WireError(404, f"Invalid URL ({request.method} {request.path})")
         )
 
-    async def _completion(self, request: web.Request, wire: Wire) -> web.StreamResponse:
+    async def record(
+        self, request: web.Request, wire_name: WireName
+    ) -> tuple[RecordedRequest, WireError | None]:
+        """Read, parse and record a request (rejected ones too, so tests see them);
+        also returns the API's 413 error when the body was too large."""
         received_at = time.monotonic()
         headers = _lower(request.headers)
         too_large = False
@@ -257,23 +261,34 @@ class FakeLLM:
         except ValueError:
             body = None
         record = RecordedRequest(
-            wire=wire.name,
+            wire=wire_name,
             method=request.method,
             path=request.path,
             headers=headers,
             json=body,
             received_at=received_at,
             stream=isinstance(body, dict) and body.get("stream") is True,
+            body_bytes=len(raw),
         )
         self.requests.append(record)
         self._notify()
+        too_large_error = (
+            WireError(
+                413,
+                f"Request exceeds the maximum allowed number of bytes ({self.max_body_bytes}).",
+                code="request_too_large",
+            )
+            if too_large
+            else None
+        )
+        return record, too_large_error
+
+    async def _completion(self, request: web.Request, wire: Wire) -> web.StreamResponse:
+        record, too_large = await self.record(request, wire.name)
+        headers, body = record.headers, record.json
         try:
-            if too_large:
-                raise WireError(
-                    413,
-                    f"Request exceeds the maximum allowed number of bytes ({self.max_body_bytes}).",
-                    code="request_too_large",
-                )
+            if too_large is not None:
+                raise too_large
             wire.authenticate(headers, self.api_keys)
             wire.check_headers(headers)
             if not isinstance(body, dict):
@@ -300,7 +315,7 @@ class FakeLLM:
         stream_options = body.get("stream_options")
         ctx = RenderContext(
             model=str(body.get("model") or DEFAULT_MODEL),
-            input_tokens=estimate_tokens(len(raw)),
+            input_tokens=estimate_tokens(record.body_bytes),
             include_usage=isinstance(stream_options, dict)
             and stream_options.get("include_usage") is True,
             created=int(time.time()),

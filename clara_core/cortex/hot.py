@@ -161,6 +161,14 @@ class HotStore:
     async def get_meta(self, user_id: str) -> dict[str, str]:
         return await self.redis.hgetall(self._key(user_id, "meta"))
 
+    async def note_stored(self, user_id: str, count: int) -> None:
+        """Bookkeeping in ``meta``: how many memories were stored, and when last."""
+        key = self._key(user_id, "meta")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, "memories_stored", count)
+            pipe.hset(key, "last_stored_at", self.clock().isoformat())
+            await pipe.execute()
+
     async def update_meta(self, user_id: str, fields: dict[str, str | int | float]) -> None:
         await self.redis.hset(
             self._key(user_id, "meta"), mapping={k: str(v) for k, v in fields.items()}

@@ -577,6 +577,7 @@ class MemoryManager:
                         ),
                     )
                 await self.hot.push_recent(user_id, m.id)
+            await self.hot.note_stored(user_id, len(memories))
 
         await self._hot(write, None)
         if not self.redis_health.up:

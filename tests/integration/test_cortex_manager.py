@@ -42,6 +42,8 @@ async def test_store_then_context_retrieves_the_relevant_memory(cortex: MemoryMa
         [m.score for m in ctx.retrieved], reverse=True
     )
     assert {m.content for m in ctx.working} == set(FACTS)  # write-through to the hot tier
+    meta = await cortex.hot.get_meta("alice")
+    assert meta["memories_stored"] == str(len(FACTS)) and meta["last_stored_at"]
     prompt = ctx.to_prompt_string()
     assert "## Relevant memories" in prompt and "Miso" in prompt
 

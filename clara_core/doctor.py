@@ -80,6 +80,8 @@ async def _check_storage(settings: Settings) -> list[Check]:
                     required=False,
                 )
             )
+            if st.up_to_date:
+                checks += await _check_cortex(settings, storage.engine)
         except Exception as exc:
             checks.append(Check("postgres", False, f"cannot query PostgreSQL: {exc}"))
         try:
@@ -105,6 +107,49 @@ async def _check_storage(settings: Settings) -> list[Check]:
     finally:
         await storage.close()
     return checks
+
+
+async def _check_cortex(settings: Settings, engine) -> list[Check]:
+    """The embedder matches the stored vectors; writes waiting in the outbox."""
+    from .cortex.embedding.local_onnx import MODEL_ID
+    from .cortex.manager import EMBEDDER_META_KEY
+    from .cortex.warm import WarmStore
+
+    if not settings.cortex_enabled:
+        return [Check("cortex", True, "memory is off (CORTEX_ENABLED=false)", required=False)]
+    warm = WarmStore(engine)
+    model = (
+        MODEL_ID
+        if settings.cortex_embedding_provider == "local"
+        else settings.cortex_embedding_model
+    )
+    dims = settings.cortex_embedding_dims
+    recorded = await warm.get_meta(EMBEDDER_META_KEY)
+    column = await warm.embedding_column_dims()
+    if column != dims or (recorded is not None and recorded != {"model": model, "dims": dims}):
+        was = recorded or {"model": "?", "dims": column}
+        embedder = Check(
+            "cortex embedder",
+            False,
+            f"configured {model} ({dims} dims) but memories were embedded with "
+            f"{was['model']} ({was['dims']} dims): run `python discord_bot.py cortex reembed`",
+        )
+    else:
+        embedder = Check("cortex embedder", True, f"{model}, {dims} dims")
+    outbox = settings.cortex_outbox_dir or (settings.clara_data_dir / "cortex-outbox")
+    pending = await asyncio.to_thread(
+        lambda: len(list(outbox.glob("*.json"))) if outbox.is_dir() else 0
+    )
+    queued = Check(
+        "cortex outbox",
+        pending == 0,
+        "no memory writes waiting"
+        if pending == 0
+        else f"{pending} memory write(s) wait for PostgreSQL in {outbox}; Clara flushes them "
+        "when she runs and PostgreSQL is reachable",
+        required=False,
+    )
+    return [embedder, queued]
 
 
 async def _check_http(name: str, url: str, headers: dict[str, str], ok_hint: str) -> Check:

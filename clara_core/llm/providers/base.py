@@ -12,6 +12,7 @@ import httpx2
 
 from ..errors import ProviderUnavailable
 from ..types import Completion, CompletionRequest, StreamEvent
+from .burst import REQUEST_GATE
 from .http_errors import translate_error
 from .sse import SSEvent, iter_sse
 
@@ -68,6 +69,7 @@ class ChatProvider(ABC):
         in any way (done, error, cancellation) closes the HTTP response at once.
         """
         name = self.endpoint.provider
+        await REQUEST_GATE.wait()
         try:
             response = await self.client.post(path, cast_to=httpx2.Response, body=body, stream=True)
         except (self.sdk_error, httpx2.TransportError) as exc:

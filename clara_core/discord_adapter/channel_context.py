@@ -24,6 +24,7 @@ from clara_core.llm.types import Message
 from storage.channel_summaries import ChannelSummaryStore
 
 from .chains import strip_footer, strip_mention
+from .pacing import GlobalBudget
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,11 @@ class ChannelContext:
         summary_age_minutes: float,
         store: ChannelSummaryStore | None = None,
         llm: LLMService | None = None,
+        budget: GlobalBudget | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.limit = limit
+        self.budget = budget
         self.age = timedelta(minutes=summary_age_minutes)
         self.store = store
         self.llm = llm
@@ -70,7 +73,13 @@ class ChannelContext:
 
     async def _history(self, message: discord.Message) -> list[discord.Message]:
         channel_id = message.channel.id
-        if channel_id not in self._warm:
+        # The REST fetch counts against Discord's global limit.  When the budget is
+        # already spoken for (hundreds of conversations at once), answering quickly
+        # with the messages the gateway delivered beats a complete history: the
+        # channel stays cold and is fetched on a quieter message.
+        if channel_id not in self._warm and (
+            self.budget is None or self.budget.try_acquire(headroom=self.budget.limit // 2)
+        ):
             self._warm.add(channel_id)
             try:
                 fetched = [

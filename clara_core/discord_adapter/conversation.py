@@ -74,17 +74,16 @@ class ConversationHandler:
         self.sessions = sessions
         # Set by the app when the monitor runs: one entry per answered message.
         self.activity_sink: Callable[[Activity], None] | None = None
+        budget = GlobalBudget(settings.discord_global_requests_per_second)
         self.channel_context = ChannelContext(
             limit=settings.discord_channel_history_limit,
             summary_age_minutes=settings.discord_summary_age_minutes,
             store=channel_summaries,
             llm=runner.llm,
+            budget=budget,
         )
         self.files = LocalFileStore(settings.clara_files_dir, max_size=settings.clara_max_file_size)
-        self.pacer = ChannelPacer(
-            settings.discord_edit_interval_seconds,
-            budget=GlobalBudget(settings.discord_global_requests_per_second),
-        )
+        self.pacer = ChannelPacer(settings.discord_edit_interval_seconds, budget=budget)
         self.queue = ChannelQueue()
         self.cache = MessageCache()
 

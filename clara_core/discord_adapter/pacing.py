@@ -64,6 +64,17 @@ class GlobalBudget:
         self._dispatch()
         await future
 
+    def try_acquire(self, *, headroom: int = 0) -> bool:
+        """A grant now, for an optional request: only if nobody waits and ``headroom``
+        grants of this window stay free for the requests people are waiting on."""
+        now = self.clock()
+        while self._granted and self._granted[0] <= now - self.window:
+            self._granted.popleft()
+        if self._waiters or len(self._granted) + headroom >= self.limit:
+            return False
+        self._granted.append(now)
+        return True
+
     def _dispatch(self) -> None:
         now = self.clock()
         while self._granted and self._granted[0] <= now - self.window:

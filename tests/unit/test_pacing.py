@@ -66,3 +66,14 @@ async def test_a_cancelled_waiter_does_not_consume_a_token():
     await budget.acquire()
     # one refill (~0.2 s), not two: the cancelled waiter's turn was skipped
     assert time.monotonic() - t0 < 0.3
+
+
+async def test_try_acquire_takes_only_a_free_grant():
+    budget = GlobalBudget(rate=20, window=0.2)  # 4 per 200 ms
+    assert budget.try_acquire(headroom=2) and budget.try_acquire(headroom=2)
+    assert not budget.try_acquire(headroom=2)  # two stay free for waited-on requests
+    await budget.acquire()
+    await budget.acquire()
+    assert not budget.try_acquire()  # the window is full: an optional request is skipped
+    await asyncio.sleep(0.21)
+    assert budget.try_acquire()

@@ -33,10 +33,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# KEYS: working zset, working data hash.  ARGV: id, expiry, json, now.
+_ADD_WORKING = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', 0, 1000)
+if #expired > 0 then
+  redis.call('ZREM', KEYS[1], unpack(expired))
+  redis.call('HDEL', KEYS[2], unpack(expired))
+end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #last > 0 then
+  local keep = math.max(1, math.floor(tonumber(last[2]) - tonumber(ARGV[4])) + 1)
+  redis.call('EXPIRE', KEYS[1], keep)
+  redis.call('EXPIRE', KEYS[2], keep)
+end
+return #expired
+"""
+
+
 class HotStore:
     def __init__(self, redis: Redis, *, clock: Callable[[], datetime] = _now) -> None:
         self.redis = redis
         self.clock = clock
+        self._add_working = redis.register_script(_ADD_WORKING)
 
     def _key(self, user_id: str, suffix: str) -> str:
         return f"{PREFIX}:{check_user_id(user_id)}:{suffix}"
@@ -91,25 +111,20 @@ class HotStore:
     # -- working memory -------------------------------------------------------
 
     async def add_working(self, memory: Memory, *, ttl_s: int | None = None) -> float:
-        """Store ``memory`` until now + TTL (from its emotional score); returns the expiry."""
+        """Store ``memory`` until now + TTL (from its emotional score); returns the expiry.
+
+        One atomic script, one round trip: add, prune what expired, and give the
+        keys the TTL of their longest-lived member."""
         ttl = ttl_s if ttl_s is not None else working_ttl(memory.emotional_score)
         now = self._ts()
         expires = now + ttl
-        zkey = self._key(memory.user_id, "working")
-        dkey = self._key(memory.user_id, "working:data")
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(zkey, {memory.id: expires})
-            pipe.hset(dkey, memory.id, json.dumps(memory.to_json_dict()))
-            await pipe.execute()
-        await self._prune(memory.user_id, now)
-        # The keys live as long as their longest-lived member.
-        latest = await self.redis.zrange(zkey, -1, -1, withscores=True)
-        if latest:
-            keep = max(1, int(latest[0][1] - now) + 1)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.expire(zkey, keep)
-                pipe.expire(dkey, keep)
-                await pipe.execute()
+        await self._add_working(
+            keys=[
+                self._key(memory.user_id, "working"),
+                self._key(memory.user_id, "working:data"),
+            ],
+            args=[memory.id, expires, json.dumps(memory.to_json_dict()), now],
+        )
         return expires
 
     async def get_working(self, user_id: str, limit: int | None = None) -> list[Memory]:
@@ -161,12 +176,14 @@ class HotStore:
     async def get_meta(self, user_id: str) -> dict[str, str]:
         return await self.redis.hgetall(self._key(user_id, "meta"))
 
-    async def note_stored(self, user_id: str, count: int) -> None:
-        """Bookkeeping in ``meta``: how many memories were stored, and when last."""
-        key = self._key(user_id, "meta")
+    async def note_stored(self, user_id: str, memory_ids: list[str]) -> None:
+        """New memories go on the recent list; ``meta`` counts them and notes when."""
+        recent, meta = self._key(user_id, "recent"), self._key(user_id, "meta")
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, "memories_stored", count)
-            pipe.hset(key, "last_stored_at", self.clock().isoformat())
+            pipe.lpush(recent, *memory_ids)
+            pipe.ltrim(recent, 0, RECENT_CAP - 1)
+            pipe.hincrby(meta, "memories_stored", len(memory_ids))
+            pipe.hset(meta, "last_stored_at", self.clock().isoformat())
             await pipe.execute()
 
     async def update_meta(self, user_id: str, fields: dict[str, str | int | float]) -> None:

@@ -524,12 +524,16 @@ class MemoryManager:
         else:
             vectors = await self._embed_or_none([m.content for m in memories])
 
-        if to_hot:
-            await self._to_hot(user_id, memories)
         supersede = [m.supersedes for m in memories if m.supersedes]
-        queued = await self.writer.submit(
+        warm_write = self.writer.submit(
             add_op(memories, vectors, model=self.embedder.model_id, supersede=supersede)  # type: ignore[arg-type]
         )
+        if to_hot:
+            # Both tiers at once: neither write depends on the other, and a store is
+            # on the path of every remembered fact (bench/cortex.py: store p95).
+            _, queued = await asyncio.gather(self._to_hot(user_id, memories), warm_write)
+        else:
+            queued = await warm_write
         return [
             StoreResult(
                 success=True,
@@ -557,6 +561,7 @@ class MemoryManager:
             return
 
         async def write() -> None:
+            now = self.clock()
             for m in memories:
                 if m.supersedes:  # a corrected fact leaves the recent context too
                     await self.hot.forget_working(user_id, m.supersedes)
@@ -566,18 +571,11 @@ class MemoryManager:
                         await self.hot.update_identity(
                             user_id, {m.metadata["identity_key"]: m.metadata.get("value")}
                         )
-                    await self.hot.push_recent(user_id, m.id)
                     continue
-                if m.created_at > self.clock() - timedelta(seconds=working_ttl(m.emotional_score)):
-                    await self.hot.add_working(
-                        m,
-                        ttl_s=int(
-                            working_ttl(m.emotional_score)
-                            - (self.clock() - m.created_at).total_seconds()
-                        ),
-                    )
-                await self.hot.push_recent(user_id, m.id)
-            await self.hot.note_stored(user_id, len(memories))
+                left = working_ttl(m.emotional_score) - (now - m.created_at).total_seconds()
+                if left > 0:  # an old memory (an import, a backfill) skips working memory
+                    await self.hot.add_working(m, ttl_s=int(left))
+            await self.hot.note_stored(user_id, [m.id for m in memories])
 
         await self._hot(write, None)
         if not self.redis_health.up:

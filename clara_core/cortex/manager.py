@@ -319,7 +319,9 @@ class MemoryManager:
             )
 
         await asyncio.gather(identity(), working(), retrieved(), project())
-        if ctx.retrieved and self.pg_health.up:
+        if ctx.retrieved and self.pg_health.up and self.weights.reinforcement > 0:
+            # Access counts only matter when they rank (CORTEX_RETRIEVAL_WEIGHTS); the
+            # measured default gives them no weight, so no write per turn.
             ids = [m.id for m in ctx.retrieved]
             self._spawn(self._warm_read(lambda: self.warm.touch(user_id, ids, self.clock()), None))
         return ctx

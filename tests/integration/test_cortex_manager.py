@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from clara_core.cortex.manager import EMBEDDER_META_KEY, MemoryManager, NewMemory
+from clara_core.cortex.scoring import RetrievalWeights
 from clara_core.cortex.types import AccessDenied, EmbedderMismatch, MemoryStatus, MemoryType
 from tests.support.clock import Clock
 from tests.support.cortex_manager import memory_manager
@@ -17,7 +18,12 @@ pytestmark = pytest.mark.storage
 
 @pytest.fixture
 async def cortex(redis, engine, tmp_path):
-    async with memory_manager(redis=redis, engine=engine, outbox_dir=tmp_path / "outbox") as m:
+    async with memory_manager(
+        redis=redis,
+        engine=engine,
+        outbox_dir=tmp_path / "outbox",
+        weights=RetrievalWeights(0.40, 0.25, 0.20, 0.15),  # the spec's, reinforcement on
+    ) as m:
         yield m
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clara_core.cortex.emotion import HeuristicEmotionScorer
 from clara_core.cortex.manager import MemoryManager
+from clara_core.cortex.scoring import RetrievalWeights
 from tests.support.clock import Clock
 from tests.support.cortex import local_embedder
 
@@ -25,6 +26,7 @@ async def memory_manager(
     clock: Clock | None = None,
     watch: bool = False,
     probe_interval: float = 0.1,
+    weights: RetrievalWeights | None = None,
 ) -> AsyncIterator[MemoryManager]:
     manager = MemoryManager(
         redis=redis,
@@ -34,6 +36,7 @@ async def memory_manager(
         outbox_dir=outbox_dir,
         clock=clock or Clock(),
         probe_interval=probe_interval,
+        weights=weights,
     )
     await manager.initialize(watch=watch)
     try:

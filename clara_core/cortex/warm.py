@@ -98,8 +98,12 @@ def _row(memory: Memory, embedding: Sequence[float] | None, model: str | None) -
     }
 
 
+#: hnsw.ef_search every connection starts with (storage.db.SESSION_OPTIONS).
+DEFAULT_EF_SEARCH = 100
+
+
 class WarmStore:
-    def __init__(self, engine: AsyncEngine, *, ef_search: int = 100) -> None:
+    def __init__(self, engine: AsyncEngine, *, ef_search: int = DEFAULT_EF_SEARCH) -> None:
         self.engine = engine
         self._db = session_factory(engine)
         self.ef_search = ef_search
@@ -381,25 +385,28 @@ class WarmStore:
     async def _run_search(
         self, stmt: Select[Any], distance: Any, limit: int, *, exact: bool = False
     ) -> list[Memory]:
-        async with self.engine.begin() as conn:
-            # Transaction-local settings (is_local=true: they can't leak to other pooled
-            # queries), all in one round trip.  plan_cache_mode: psycopg prepares a
-            # statement after 5 runs and PostgreSQL then switches to a generic plan
-            # that doesn't know which user is asked for; measured, that plan sorts all
-            # of a big user's rows by distance instead of using HNSW (61 ms vs 12 ms
-            # p95 for get_context at 25k memories; bench/cortex.py).
-            await conn.execute(
-                text(
-                    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                    "set_config('hnsw.ef_search', :ef, true), "
-                    "set_config('plan_cache_mode', 'force_custom_plan', true)"
-                ),
-                {"ef": str(int(max(self.ef_search, limit * 2)))},
-            )
-            if exact:  # no HNSW: the filtered rows, sorted by true distance
-                self.exact_fallbacks += 1
-                await conn.execute(text("SELECT set_config('enable_indexscan', 'off', true)"))
-            rows = (await conn.execute(stmt)).all()
+        # The connection already carries hnsw.iterative_scan, ef_search=100 and
+        # plan_cache_mode=force_custom_plan (storage.db.SESSION_OPTIONS): no extra
+        # round trips on the hot path.  Larger limits and the exact fallback need
+        # transaction-local settings, which can't leak to other pooled queries.
+        ef = int(max(self.ef_search, limit * 2))
+        if not exact and ef <= DEFAULT_EF_SEARCH:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(stmt)).all()
+        else:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                        "set_config('hnsw.ef_search', :ef, true), "
+                        "set_config('plan_cache_mode', 'force_custom_plan', true), "
+                        "set_config('enable_indexscan', :indexscan, true)"
+                    ),
+                    {"ef": str(ef), "indexscan": "off" if exact else "on"},
+                )
+                if exact:  # no HNSW: the filtered rows, sorted by true distance
+                    self.exact_fallbacks += 1
+                rows = (await conn.execute(stmt)).all()
         found = [_memory(r, 1.0 - float(r.distance)) for r in rows]
         return sorted(found, key=lambda m: m.similarity or 0.0, reverse=True)
 

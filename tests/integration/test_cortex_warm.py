@@ -66,6 +66,9 @@ async def test_filtered_search_returns_limit_rows_of_that_user_only(engine):
             ).scalars()
         )
     assert "ix_memories_embedding_hnsw" in plan
+    async with engine.connect() as conn:  # every connection starts with these
+        assert (await conn.execute(text("SHOW hnsw.iterative_scan"))).scalar() == "relaxed_order"
+        assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
     for _ in range(5):
         query = _vec(rng)
         found = await store.search("alice", query, limit=10)

@@ -63,20 +63,21 @@ RRF_K = 60
 LEG_DEPTH = 30  # candidates per leg before fusion
 
 WEIGHTINGS: dict[str, RetrievalWeights] = {
-    "default 0.40/0.25/0.20/0.15": RetrievalWeights(),
+    "spec 0.40/0.25/0.20/0.15": RetrievalWeights(0.40, 0.25, 0.20, 0.15),
     "similarity only 1/0/0/0": RetrievalWeights(1.0, 0.0, 0.0, 0.0),
     "0.70/0.10/0.10/0.10": RetrievalWeights(0.70, 0.10, 0.10, 0.10),
     "0.60/0.20/0.10/0.10": RetrievalWeights(0.60, 0.20, 0.10, 0.10),
-    "0.85/0.10/0.05/0.00": RetrievalWeights(0.85, 0.10, 0.05, 0.00),
+    "default 0.85/0.10/0.05/0.00": RetrievalWeights(),
     "0.90/0.10/0.00/0.00": RetrievalWeights(0.90, 0.10, 0.00, 0.00),
 }
 HYBRIDS = {  # name -> (weighting of the vector leg, lexical query mode)
     "hybrid RRF: similarity-only vector + FTS(or)": ("similarity only 1/0/0/0", "or"),
-    "hybrid RRF: default re-ranked + FTS(or)": ("default 0.40/0.25/0.20/0.15", "or"),
+    "hybrid RRF: spec re-ranked + FTS(or)": ("spec 0.40/0.25/0.20/0.15", "or"),
     "hybrid RRF: similarity-only vector + FTS(and)": ("similarity only 1/0/0/0", "and"),
 }
-DEFAULT = "default 0.40/0.25/0.20/0.15"
-GET_CONTEXT = "get_context, default weights (reinforcing)"
+DEFAULT = "spec 0.40/0.25/0.20/0.15"
+GET_CONTEXT = "get_context, Clara's default weights"
+CLARA_DEFAULT = "default 0.85/0.10/0.05/0.00"
 LEXICAL_ONLY = "FTS(or) alone"
 
 
@@ -311,7 +312,7 @@ class Harness:
         await self.ask_get_context(user_id, question, vec)
 
     async def ask_get_context(self, user_id: str, question: Question, vec: list[float]) -> None:
-        mm = self.managers[DEFAULT]
+        mm = self.managers[CLARA_DEFAULT]
         ctx = await mm.get_context(
             f"gc-{user_id}",
             question.q,
@@ -395,7 +396,7 @@ def print_table(scores: dict[str, Scores], info: dict[str, Any]) -> None:
     )
     w = max(map(len, scores))
     default = scores[DEFAULT]
-    print(f"{'configuration':<{w}}  recall@5  recall@10    MRR  hit@1  vs default (better/worse)")
+    print(f"{'configuration':<{w}}  recall@5  recall@10    MRR  hit@1  vs spec (better/worse)")
     for name, s in scores.items():
         m = s.summary()
         better, worse = versus(s, default)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -61,21 +61,14 @@ class CompactionResult:
     failures: list[str] = field(default_factory=list)
 
 
+@dataclass
 class CompactionJob:
-    def __init__(
-        self,
-        warm: WarmStore,
-        model: TextModel,
-        embedder: Embedder,
-        settings: Settings,
-        *,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.warm = warm
-        self.model = model
-        self.embedder = embedder
-        self.settings = settings
-        self.clock = clock
+    warm: WarmStore
+    model: TextModel
+    embedder: Embedder
+    settings: Settings
+    _: KW_ONLY
+    clock: Callable[[], datetime]
 
     async def run(self, user_id: str) -> CompactionResult:
         result = CompactionResult()

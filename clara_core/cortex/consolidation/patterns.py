@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -119,23 +119,15 @@ class PatternResult:
     parsed: bool = True
 
 
+@dataclass
 class PatternExtractor:
-    def __init__(
-        self,
-        warm: WarmStore,
-        hot: HotStore,
-        model: TextModel,
-        embedder: Embedder,
-        settings: Settings,
-        *,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.warm = warm
-        self.hot = hot
-        self.model = model
-        self.embedder = embedder
-        self.settings = settings
-        self.clock = clock
+    warm: WarmStore
+    hot: HotStore
+    model: TextModel
+    embedder: Embedder
+    settings: Settings
+    _: KW_ONLY
+    clock: Callable[[], datetime]
 
     async def run(self, user_id: str) -> PatternResult:
         """Extract and apply; model errors propagate (the runner records them)."""

@@ -1,5 +1,6 @@
-"""Slash commands under ``/clara``: status, a user's default tier, and (from
-``memory_commands``) what Clara remembers about the caller and forgetting it.
+"""Slash commands under ``/clara``: status, a user's default tier, (from
+``memory_commands``) what Clara remembers about the caller and forgetting it,
+and (from ``project_commands``) shared project memory.
 
 Replies are ephemeral (only the caller sees them).
 """
@@ -70,5 +71,7 @@ def build_command_tree(client: ClaraDiscordClient) -> app_commands.CommandTree:
 
     # /clara memory and /clara forget (their buttons are routed by the client).
     client.memory_commands.register(group)
+    # /clara project create|add|remove|link|unlink|list
+    client.project_commands.register(group)
     tree.add_command(group)
     return tree

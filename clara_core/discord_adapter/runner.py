@@ -34,6 +34,7 @@ from .endpoints import configure_discord_endpoints
 from .logmirror import LogMirror
 from .memory_commands import MemoryCommands
 from .pacing import ChannelPacer
+from .project_commands import ProjectCommands
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -92,6 +93,7 @@ class ClaraDiscordClient(discord.Client):
                 settings.clara_files_dir, max_size=settings.clara_max_file_size
             )
         self.memory_commands = MemoryCommands(self, confirm_timeout=forget_confirm_timeout)
+        self.project_commands = ProjectCommands(self)
         self.tree = build_command_tree(self)
         self.log_mirror: LogMirror | None = None
         if settings is not None and settings.discord_log_channel_id is not None:

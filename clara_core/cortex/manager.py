@@ -43,7 +43,7 @@ from .types import (
     check_user_id,
 )
 from .warm import WarmStore
-from .writes import WarmWriter, add_op
+from .writes import WarmWriter
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -527,8 +527,8 @@ class MemoryManager:
             vectors = await self._embed_or_none([m.content for m in memories])
 
         supersede = [m.supersedes for m in memories if m.supersedes]
-        warm_write = self.writer.submit(
-            add_op(memories, vectors, model=self.embedder.model_id, supersede=supersede)  # type: ignore[arg-type]
+        warm_write = self.writer.add(
+            memories, vectors, model=self.embedder.model_id, supersede=supersede
         )
         if to_hot:
             # Both tiers at once: neither write depends on the other, and a store is

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .health import TierHealth, postgres_down
@@ -24,17 +24,17 @@ log = logging.getLogger(__name__)
 
 
 def add_op(
-    memories: list[Memory],
-    embeddings: list[list[float] | None],
+    memories: Sequence[Memory],
+    embeddings: Sequence[Sequence[float] | None],
     *,
     model: str | None,
-    supersede: list[str] = (),  # type: ignore[assignment]
+    supersede: Sequence[str] = (),
 ) -> dict[str, Any]:
     return {
         "op": "add",
         "user_id": memories[0].user_id,
         "memories": [m.to_json_dict() for m in memories],
-        "embeddings": embeddings,
+        "embeddings": [list(e) if e is not None else None for e in embeddings],
         "model": model,
         "supersede": list(supersede),
     }
@@ -57,26 +57,56 @@ class WarmWriter:
 
     async def submit(self, op: dict[str, Any]) -> bool:
         """Apply ``op`` now or queue it durably; returns True when it was queued."""
+        return await self._submit(lambda: self.apply(op), lambda: op)
+
+    async def add(
+        self,
+        memories: Sequence[Memory],
+        embeddings: Sequence[Sequence[float] | None],
+        *,
+        model: str | None,
+        supersede: Sequence[str] = (),
+    ) -> bool:
+        """Store memories; they are serialised only when they must wait in the outbox
+        (``store`` is on every remembered fact's path)."""
+        return await self._submit(
+            lambda: self._add(memories, embeddings, model, supersede),
+            lambda: add_op(memories, embeddings, model=model, supersede=supersede),
+        )
+
+    async def _submit(
+        self, now: Callable[[], Awaitable[Any]], op: Callable[[], dict[str, Any]]
+    ) -> bool:
         if self.health.up and self.outbox.pending == 0:
             try:
-                await self.apply(op)
+                await now()
                 return False
             except Exception as exc:
                 if not postgres_down(exc):
                     raise  # a bad write is a bug: don't park it in the outbox forever
                 self.health.mark_down(exc)
-        await self.outbox.append(op)
+        await self.outbox.append(op())
         return True
+
+    async def _add(
+        self,
+        memories: Sequence[Memory],
+        embeddings: Sequence[Sequence[float] | None],
+        model: str | None,
+        supersede: Sequence[str],
+    ) -> None:
+        user_id = memories[0].user_id
+        await self.warm.add_many(
+            list(zip(memories, embeddings, strict=True)),
+            model=model,
+            supersede=[(user_id, old) for old in supersede],
+        )
 
     async def apply(self, op: dict[str, Any]) -> None:
         kind, user_id = op["op"], op["user_id"]
         if kind == "add":
             memories = [Memory.from_json_dict(d) for d in op["memories"]]
-            await self.warm.add_many(
-                list(zip(memories, op["embeddings"], strict=True)),
-                model=op["model"],
-                supersede=[(user_id, old) for old in op.get("supersede", [])],
-            )
+            await self._add(memories, op["embeddings"], op["model"], op.get("supersede", []))
         elif kind == "status":
             await self.warm.update_status(user_id, op["ids"], MemoryStatus(op["status"]))
         elif kind == "retype":

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clara_core.cortex.health import postgres_down
-from clara_core.cortex.types import Memory, MemoryStatus, MemoryType, check_user_id
+from clara_core.cortex.types import Memory, check_user_id
 from storage.local_files import LocalFileStore
 from storage.user_data import delete_user_data_in
 
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The memory types ``MemoryManager.recent_memories`` lists (working memories are
-#: short-lived scratch and session state is not a memory); the page count must
-#: use the same filter or "page X of Y" would lie.
-LISTED_TYPES = (MemoryType.SEMANTIC, MemoryType.EPISODIC, MemoryType.IDENTITY, MemoryType.PROJECT)
 SHORT_ID_LEN = 8
 _FULL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # A prefix of the canonical text form: at least the 8 characters /clara memory shows.
@@ -83,9 +79,7 @@ async def memory_page(
     if not memory.pg_health.up:
         return MemoryPage(identity, [], 1, 1, 0, unavailable=True)
     try:
-        total = await memory.warm.count(
-            user_id, status=MemoryStatus.ACTIVE, memory_types=LISTED_TYPES
-        )
+        total = await memory.count_memories(user_id)
         pages = max(1, math.ceil(total / per_page))
         page = min(max(1, page), pages)
         memories = await memory.recent_memories(

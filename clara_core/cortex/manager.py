@@ -36,6 +36,7 @@ from .types import (
     EmbedderMismatch,
     Memory,
     MemoryContext,
+    MemoryStatus,
     MemoryType,
     ProjectContext,
     SearchResult,
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EMBEDDER_META_KEY = "embedder"
+#: What a user is shown as their memories (working memory is short-lived scratch,
+#: session state is not a memory).
+LISTED_TYPES = (MemoryType.SEMANTIC, MemoryType.EPISODIC, MemoryType.IDENTITY, MemoryType.PROJECT)
 #: What the hot tier's working memory holds (identity has its own hash).
 WORKING_TYPES = tuple(t for t in MemoryType if t is not MemoryType.IDENTITY)
 CANDIDATE_FACTOR = 3  # vector candidates fetched per retrieved memory, then re-ranked
@@ -425,16 +429,12 @@ class MemoryManager:
     ) -> list[Memory]:
         """The user's active memories, newest first (``/clara memory`` pages through these)."""
         return await self.warm.get_memories(
-            user_id,
-            memory_types=[
-                MemoryType.SEMANTIC,
-                MemoryType.EPISODIC,
-                MemoryType.IDENTITY,
-                MemoryType.PROJECT,
-            ],
-            limit=limit,
-            offset=offset,
+            user_id, memory_types=LISTED_TYPES, limit=limit, offset=offset
         )
+
+    async def count_memories(self, user_id: str) -> int:
+        """How many memories ``recent_memories`` can page through."""
+        return await self.warm.count(user_id, status=MemoryStatus.ACTIVE, memory_types=LISTED_TYPES)
 
     # -- writes ---------------------------------------------------------------
 

@@ -9,6 +9,7 @@ replicas starting at once).
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,6 @@ from clara_core.errors import MigrationError
 
 log = logging.getLogger(__name__)
 
-ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 _LOCK_KEY = 0x636C617261  # "clara"
 
 
@@ -40,9 +40,36 @@ class MigrationStatus:
         return not self.pending
 
 
+def _is_script_dir(path: Path) -> bool:
+    # The *library* is also a directory named "alembic" (next to ``storage`` in
+    # site-packages after a non-editable install): only ours has env.py and
+    # revision files.
+    return (path / "env.py").is_file() and any((path / "versions").glob("*.py"))
+
+
+def script_directory() -> Path:
+    """Where Clara's migration scripts are: the source tree's ``alembic/``, or,
+    after ``pip install .``, the copy installed as data files under
+    ``<prefix>/share/clara/alembic`` (pyproject's ``data-files``)."""
+    candidates = [
+        Path(__file__).resolve().parent.parent / "alembic",
+        Path(sys.prefix) / "share" / "clara" / "alembic",
+    ]
+    for path in candidates:
+        if _is_script_dir(path):
+            return path
+    # Running no migration and reporting success would leave an empty database
+    # that every query then fails on: refuse loudly instead.
+    raise MigrationError(
+        "Clara's migration scripts were not found (looked in "
+        + ", ".join(str(p) for p in candidates)
+        + "); reinstall Clara (pip install .) or run from a source checkout"
+    )
+
+
 def alembic_config() -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
+    cfg.set_main_option("script_location", str(script_directory()))
     return cfg
 
 
@@ -83,6 +110,8 @@ async def downgrade(engine: AsyncEngine, revision: str) -> MigrationStatus:
 async def status(engine: AsyncEngine) -> MigrationStatus:
     script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()
+    if head is None:
+        raise MigrationError(f"no migration revisions in {script.dir}; the installation is broken")
 
     def current(sync_conn: Connection) -> str | None:
         return MigrationContext.configure(sync_conn).get_current_revision()

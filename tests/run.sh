@@ -2,8 +2,9 @@
 # Set up and run Clara's whole test suite: the README's test command.
 #   bash tests/run.sh            # everything
 #   bash tests/run.sh -k daemon  # extra arguments go to pytest
-# Creates .venv if needed, installs Clara with its dev extras, checks lint and
-# formatting, then runs pytest. Postgres and Redis are started by the tests
+# Creates .venv if needed, installs exactly what requirements-dev.lock pins
+# (hash-checked, wheels only), then Clara itself, checks lint and formatting,
+# then runs pytest. Postgres and Redis are started by the tests
 # themselves (embedded), unless TEST_DATABASE_URL / TEST_REDIS_URL are set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +13,11 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+# No "pip install --upgrade pip": the venv's own pip installs the lock, so the
+# result does not depend on what PyPI serves today.
+.venv/bin/python -m pip install --quiet --require-hashes --only-binary :all: \
+    -r requirements-dev.lock
+.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 
 echo "== ruff (lint + format check)"
 .venv/bin/ruff check .

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from clara_core.errors import ConfigError
 
+from .llm_json import as_index, as_number, json_items
 from .ports import TextModel
 
 if TYPE_CHECKING:
@@ -90,13 +91,47 @@ def _parse_line(line: str) -> tuple[int | None, float | None]:
     return None, clamp(float(numbers[0])) if numbers else None
 
 
+_INDEX_KEYS = ("item", "index", "n", "number", "id")
+
+
+def _json_scores(text: str, count: int) -> list[float | None] | None:
+    """Scores from an answer in JSON, which models in a JSON habit give despite the
+    prompt: ``[0.1, 0.8]``, ``{"scores": [...]}``, ``[{"item": 1, "score": 0.1}]``,
+    ``{"score": 0.7}``.  ``None`` when the answer is not JSON of that kind."""
+    if "[" not in text and "{" not in text:
+        return None  # "0.7" and "1. 0.3" lines: the line parser's
+    items = json_items(text, field="scores", item_fields=frozenset({"score"}))
+    if not items:
+        return None
+    scores: list[float | None] = [None] * count
+    if all(not isinstance(i, dict) for i in items):
+        if len(items) != count:
+            return None  # which item is which? unknowable
+        return [None if (v := as_number(i)) is None else clamp(v) for i in items]
+    for position, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        value = as_number(item.get("score"))
+        index = next((item[k] for k in _INDEX_KEYS if k in item), None)
+        slot = position if index is None else as_index(as_number(index), count + 1)
+        if index is not None and slot is not None:
+            slot -= 1  # items are numbered from 1
+        if slot is not None and 0 <= slot < count and value is not None:
+            scores[slot] = clamp(value)
+    return scores
+
+
 def parse_scores(text: str, count: int) -> list[float | None]:
     """One score per item from a model's answer (``None`` where it gave none).
 
     Numbered lines are matched to items by number, so a skipped or reordered line
     cannot shift every later score; unnumbered lines are matched by position, but
-    only when the line count leaves no doubt about which line is which.
+    only when the line count leaves no doubt about which line is which.  An answer
+    in JSON is read as JSON.
     """
+    from_json = _json_scores(text, count)
+    if from_json is not None:
+        return from_json
     lines = [ln.strip() for ln in text.strip().splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("```")]
     parsed = [_parse_line(ln) for ln in lines]

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .llm_json import json_array
-from .ports import TextModel
+from .llm_json import as_number, json_items, strict_object
+from .ports import JsonAnswer, TextModel
 from .rejection import quick_reject
 from .types import MemoryType
 
@@ -44,6 +44,32 @@ Return {{"facts": [...]}} where each fact is
   "emotion": emotional intensity 0.0-1.0}}
 Return {{"facts": []}} when there is nothing worth remembering."""
 
+_NULLABLE_STRING = {"type": ["string", "null"]}
+#: The answer's shape, for providers with structured output (the prompt says the same).
+FACTS_ANSWER = JsonAnswer(
+    name="remember_facts",
+    description="The facts from the user's message worth remembering (may be empty).",
+    schema=strict_object(
+        {
+            "facts": {
+                "type": "array",
+                "items": strict_object(
+                    {
+                        "content": {"type": "string"},
+                        "type": {"type": "string", "enum": ["identity", "semantic", "episodic"]},
+                        "key": _NULLABLE_STRING,
+                        "value": _NULLABLE_STRING,
+                        "corrects": _NULLABLE_STRING,
+                        "emotion": {"type": ["number", "null"]},
+                    }
+                ),
+            }
+        }
+    ),
+)
+#: Keys that mark an object as one fact given without its list around it.
+_FACT_FIELDS = frozenset({"content", "fact"})
+
 #: A correction replaces the closest earlier fact only if it is about the same thing.
 CORRECTION_MATCH = 0.6
 #: A fact this close to an active memory is already known.
@@ -65,29 +91,40 @@ class ExtractedFact:
     emotion: float | None = None
 
 
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _fact(item: Any) -> ExtractedFact | None:
+    """One fact from one item: an object as the prompt asks, or a plain string."""
+    if isinstance(item, str):
+        content = _text(item)
+        return ExtractedFact(content[:1000], MemoryType.SEMANTIC) if content else None
+    if not isinstance(item, dict):
+        return None
+    content = _text(item.get("content")) or _text(item.get("fact"))
+    if content is None:
+        return None
+    kind = _TYPES.get(str(item.get("type") or "semantic").strip().lower(), MemoryType.SEMANTIC)
+    key = _text(item.get("key"))
+    if kind is MemoryType.IDENTITY and key is None:
+        kind = MemoryType.SEMANTIC  # an identity fact without a key can't be looked up
+    emotion = as_number(item.get("emotion"))
+    return ExtractedFact(
+        content=content[:1000],
+        memory_type=kind,
+        key=key.lower().replace(" ", "_")[:40] if key else None,
+        value=item.get("value") if kind is MemoryType.IDENTITY else None,
+        corrects=_text(item.get("corrects")),
+        emotion=min(1.0, max(0.0, emotion)) if emotion is not None else None,
+    )
+
+
 def parse_facts(answer: str) -> list[ExtractedFact]:
-    items = json_array(answer) or []
-    facts = []
-    for item in items:
-        content = item.get("content")
-        if not isinstance(content, str) or not content.strip():
-            continue
-        kind = _TYPES.get(str(item.get("type", "semantic")).lower(), MemoryType.SEMANTIC)
-        key = item.get("key") if isinstance(item.get("key"), str) and item.get("key") else None
-        if kind is MemoryType.IDENTITY and key is None:
-            kind = MemoryType.SEMANTIC  # an identity fact without a key can't be looked up
-        emotion = item.get("emotion")
-        facts.append(
-            ExtractedFact(
-                content=content.strip()[:1000],
-                memory_type=kind,
-                key=key.strip().lower().replace(" ", "_")[:40] if key else None,
-                value=item.get("value") if kind is MemoryType.IDENTITY else None,
-                corrects=item.get("corrects") if isinstance(item.get("corrects"), str) else None,
-                emotion=float(emotion) if isinstance(emotion, (int, float)) else None,
-            )
-        )
-    return facts
+    """The facts in the model's answer, in the shape asked for or a common deviation
+    (plain strings, one object without its list, the list bare, fenced, in prose)."""
+    items = json_items(answer, field="facts", item_fields=_FACT_FIELDS) or []
+    return [fact for fact in map(_fact, items) if fact is not None]
 
 
 class MemoryExtractor:
@@ -110,20 +147,32 @@ class MemoryExtractor:
         if quick_reject(user_text):
             return []
         known = await self.manager.get_identity(user_id)
+        try:
+            facts = await self.extract(known, user_text, reply, speaker=speaker)
+        except Exception as exc:
+            log.warning("memory extraction failed for this turn: %s", exc)
+            return []
+        if not still_wanted():  # e.g. the user was forgotten while the model read the turn
+            return []
+        return await self.apply(user_id, facts, project_id=project_id)
+
+    async def extract(
+        self, known: dict[str, Any], user_text: str, reply: str, *, speaker: str | None = None
+    ) -> list[ExtractedFact]:
+        """Ask the model for the turn's facts (errors propagate)."""
         prompt = PROMPT.format(
             known="\n".join(f"- {k}: {v}" for k, v in known.items()) or "(none yet)",
             speaker=speaker or "user",
             user_text=user_text[:4000],
             reply=reply[:2000],
         )
-        try:
-            answer = await self.model.complete_text(prompt, max_tokens=600, system=SYSTEM)
-        except Exception as exc:
-            log.warning("memory extraction failed for this turn: %s", exc)
-            return []
-        if not still_wanted():  # e.g. the user was forgotten while the model read the turn
-            return []
-        return await self.apply(user_id, parse_facts(answer), project_id=project_id)
+        answer = await self.model.complete_text(
+            prompt, max_tokens=600, system=SYSTEM, json_answer=FACTS_ANSWER
+        )
+        facts = parse_facts(answer)
+        if not facts and json_items(answer, field="facts", item_fields=_FACT_FIELDS) is None:
+            log.warning("memory extraction: unreadable model answer: %.200r", answer)
+        return facts
 
     async def apply(
         self, user_id: str, facts: list[ExtractedFact], *, project_id: str | None = None

@@ -8,14 +8,33 @@ adapter pointed at the fake LLM server.
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class JsonAnswer:
+    """The JSON shape a prompt asks for, so the model layer can use the provider's
+    structured output where it has one.  ``schema`` is a JSON Schema with an object
+    root in the strict subset (``llm_json.strict_object``); ``name`` is an
+    identifier (``[a-zA-Z0-9_-]{1,64}``).  The answer still arrives as text and is
+    still parsed tolerantly: not every model or server honours the request."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
 
 
 class TextModel(Protocol):
     """A cheap model for scoring, extraction and summaries."""
 
     async def complete_text(
-        self, prompt: str, *, max_tokens: int, system: str | None = None
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        system: str | None = None,
+        json_answer: JsonAnswer | None = None,
     ) -> str: ...
 
 

@@ -16,13 +16,19 @@ from dataclasses import dataclass, field
 
 from clara_core.config import Settings
 
-from .errors import LLMError, ProviderAuthError, ProviderUnavailable, StreamInterrupted
+from .errors import (
+    LLMError,
+    ProviderAuthError,
+    ProviderRequestError,
+    ProviderUnavailable,
+    StreamInterrupted,
+)
 from .models import ModelCapabilities, capabilities_for
 from .providers.base import ChatProvider, Endpoint
 from .registry import endpoint_for, load_builtins, model_for, wire_class
 from .retry import RetryPolicy
 from .tiers import CLASSIFIER_SYSTEM, Tier, parse_tier_answer
-from .types import Completion, CompletionRequest, Message, StreamEvent, ToolSpec
+from .types import Completion, CompletionRequest, Message, OutputSchema, StreamEvent, ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,11 @@ class ChatRequest:
     system: str | None = None
     tools: list[ToolSpec] = field(default_factory=list)
     max_tokens: int | None = None
+    #: A wish: sent only where the route's wire and model accept it.
     temperature: float | None = None
+    #: Ask for JSON of this shape through the wire's structured output where the
+    #: route supports it; elsewhere the prompt alone asks (parse tolerantly).
+    output_schema: OutputSchema | None = None
 
 
 class LLMService:
@@ -64,6 +74,10 @@ class LLMService:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self._providers: dict[Endpoint, ChatProvider] = {}
+        # Routes whose server refused structured output although the model table
+        # says the model has it (a proxy that doesn't pass it on): ask them with
+        # the prompt alone from then on instead of failing every call.
+        self._no_structured: set[tuple[Endpoint, str]] = set()
         # SDK imports (~1 s) and client construction (SSL context, transport
         # imports: ~100 ms each) block. Pay for them here, at start-up, for
         # every endpoint routes() can produce, never inside a turn.
@@ -108,15 +122,42 @@ class LLMService:
         return provider
 
     def _request(self, req: ChatRequest, route: Route) -> CompletionRequest:
+        """The request for this route, holding only what its wire and model accept."""
         caps = route.capabilities
+        wire = wire_class(route.endpoint.wire)
+        sampling = wire.sampling_params & caps.sampling_params
+        structured = (
+            req.output_schema is not None
+            and wire.structured_output
+            and caps.structured_output
+            and (route.endpoint, route.model) not in self._no_structured
+        )
         return CompletionRequest(
             model=route.model,
             messages=req.messages,
             system=req.system,
             tools=req.tools,
             max_tokens=min(req.max_tokens or self.settings.llm_max_tokens, caps.max_output_tokens),
-            temperature=req.temperature,
+            temperature=req.temperature if "temperature" in sampling else None,
+            output_schema=req.output_schema if structured else None,
         )
+
+    def _refused_structured(
+        self, request: CompletionRequest, route: Route, exc: ProviderRequestError
+    ) -> bool:
+        """True when a refusal may be the structured output itself: remember it so the
+        caller asks again (and from now on) with the prompt alone."""
+        if request.output_schema is None:
+            return False
+        log.warning(
+            "%s refused a structured-output request for %s (%s); "
+            "asking with the prompt alone from now on",
+            route.provider,
+            route.model,
+            exc,
+        )
+        self._no_structured.add((route.endpoint, route.model))
+        return True
 
     # -- calls --------------------------------------------------------------
 
@@ -131,11 +172,15 @@ class LLMService:
             attempt = 0
             while True:
                 emitted = False
+                request = self._request(req, route)
                 try:
-                    async for event in provider.stream(self._request(req, route)):
+                    async for event in provider.stream(request):
                         emitted = True
                         yield event
                     return
+                except ProviderRequestError as exc:
+                    if emitted or not self._refused_structured(request, route, exc):
+                        raise
                 except ProviderUnavailable as exc:
                     if emitted:
                         raise StreamInterrupted(str(exc), provider=route.provider) from exc
@@ -163,8 +208,12 @@ class LLMService:
             provider = self._provider(route.endpoint)
             attempt = 0
             while True:
+                request = self._request(req, route)
                 try:
-                    return await provider.complete(self._request(req, route))
+                    return await provider.complete(request)
+                except ProviderRequestError as exc:
+                    if not self._refused_structured(request, route, exc):
+                        raise
                 except ProviderUnavailable as exc:
                     attempt += 1
                     delay = self.policy.delay(attempt, exc.retry_after, self.rng)

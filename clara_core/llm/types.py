@@ -94,6 +94,24 @@ class Usage:
         )
 
 
+@dataclass(frozen=True)
+class OutputSchema:
+    """Ask for a JSON answer of this shape (provider-neutral structured output).
+
+    Each wire expresses it its own way (OpenAI ``response_format`` json_schema,
+    Anthropic a forced tool call); either way the answer's JSON comes back as
+    ``Completion.text``.  ``schema`` is a JSON Schema whose root is an object
+    (both wires require that), written in the strict subset: every object lists
+    all its properties in ``required`` and sets ``additionalProperties: false``.
+    Models or servers without structured output get only the prompt, so callers
+    still parse the answer tolerantly.
+    """
+
+    name: str  # [a-zA-Z0-9_-]{1,64}: both wires use it as an identifier
+    schema: dict[str, Any]
+    description: str = ""
+
+
 @dataclass
 class CompletionRequest:
     model: str
@@ -101,7 +119,10 @@ class CompletionRequest:
     system: str | None = None
     tools: list[ToolSpec] = field(default_factory=list)
     max_tokens: int = 4096
+    #: Only set when the route's wire and model accept it (``LLMService`` decides).
     temperature: float | None = None
+    #: Only set when the route supports structured output (``LLMService`` decides).
+    output_schema: OutputSchema | None = None
 
 
 # ---- stream events -------------------------------------------------------

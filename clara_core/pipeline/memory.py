@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from clara_core.cortex.extraction import MemoryExtractor
 from clara_core.cortex.manager import MemoryManager
+from clara_core.cortex.ports import JsonAnswer
 from clara_core.llm.service import ChatRequest, LLMService
 from clara_core.llm.tiers import Tier
-from clara_core.llm.types import Message
+from clara_core.llm.types import Message, OutputSchema
 
 from .events import Done
 from .prompt import PromptContributor, PromptSection, TurnContext
@@ -27,14 +28,26 @@ class ServiceTextModel:
         self.tier = tier
 
     async def complete_text(
-        self, prompt: str, *, max_tokens: int, system: str | None = None
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        system: str | None = None,
+        json_answer: JsonAnswer | None = None,
     ) -> str:
+        schema = (
+            OutputSchema(json_answer.name, json_answer.schema, json_answer.description)
+            if json_answer is not None
+            else None
+        )
         completion = await self.service.complete(
             ChatRequest(
                 messages=[Message.text("user", prompt)],
                 system=system,
                 max_tokens=max_tokens,
+                # Wishes: the service sends each only where the route accepts it.
                 temperature=0.0,
+                output_schema=schema,
             ),
             tier=self.tier,
         )

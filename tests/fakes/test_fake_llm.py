@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import anthropic
-import httpx2
 import openai
 import pytest
 from anthropic import AsyncAnthropic
@@ -509,83 +511,220 @@ async def test_stop_cuts_off_a_hanging_stream() -> None:
     await client.close()
 
 
-async def test_drop_mid_stream(fake: FakeLLM, oai: AsyncOpenAI, claude: AsyncAnthropic) -> None:
-    fake.enqueue(Drop(["one ", "two "]), Drop(["one ", "two "]))
+@dataclass
+class RawExchange:
+    """One HTTP/1.1 exchange as it went over the socket (see :func:`raw_exchange`)."""
 
-    received = ""
-    with pytest.raises(openai.APIConnectionError) as oai_error:
-        stream = await oai.chat.completions.create(model=MODEL, messages=HI, stream=True)
-        async for chunk in stream:
-            received += chunk.choices[0].delta.content or ""
-    assert received == "one two "
-    assert isinstance(oai_error.value.__cause__, httpx2.RemoteProtocolError)
+    status: int
+    headers: dict[str, str]
+    #: The body as received: chunk payloads of a chunked body, else the raw bytes.
+    pieces: list[bytes]
+    #: Seconds from sending the request to each piece's arrival.
+    arrivals: list[float]
+    #: The body ended properly (chunked terminator, or Content-Length bytes).
+    complete: bool
+    #: The server closed the connection (EOF) before the body ended.
+    closed: bool
+    #: Nothing arrived for ``read_timeout`` seconds while the connection stayed open.
+    stalled: bool
+    #: Seconds from sending the request to the close, the stall or the end.
+    ended_at: float
 
-    # anthropic-python does NOT wrap mid-stream transport errors: the raw
-    # httpx2.RemoteProtocolError escapes (not anthropic.APIConnectionError).
-    received = ""
-    with pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"):
-        stream = await claude.messages.create(model=MODEL, max_tokens=64, messages=HI, stream=True)
-        async for event in stream:
-            if event.type == "content_block_delta":
-                received += event.delta.text
-    assert received == "one two "
-    assert [r.outcome for r in fake.requests] == ["dropped", "dropped"]
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.pieces)
 
 
-async def test_read_timeout_mid_stream(
-    fake: FakeLLM, oai: AsyncOpenAI, claude: AsyncAnthropic
-) -> None:
-    fake.enqueue(Hang(["x"]), Hang(["x"]))
-    with pytest.raises(openai.APITimeoutError):
-        stream = await oai.chat.completions.create(
-            model=MODEL, messages=HI, stream=True, timeout=0.2
-        )
-        async for _ in stream:
-            pass
-    # Again unwrapped on the Anthropic side.
-    with pytest.raises(httpx2.ReadTimeout):
-        stream = await claude.messages.create(
-            model=MODEL, max_tokens=64, messages=HI, stream=True, timeout=0.2
-        )
-        async for _ in stream:
-            pass
-    assert [(await fake.wait_for_disconnect(1)).chunks_sent for _ in range(2)] == [1, 1]
+async def raw_exchange(
+    fake: FakeLLM,
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    *,
+    read_timeout: float = 2.0,
+) -> RawExchange:
+    """POST ``body`` over a plain socket and record exactly what the fake sends and
+    when: no HTTP client library, so nothing of an SDK's error handling is tested."""
+    payload = json.dumps(body).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", fake.port)
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{fake.port}"]
+    head += [f"{k}: {v}" for k, v in {**headers, "content-type": "application/json"}.items()]
+    head += [f"Content-Length: {len(payload)}", "", ""]
+    started = time.monotonic()
+    writer.write("\r\n".join(head).encode() + payload)
+    await writer.drain()
+
+    pieces: list[bytes] = []
+    arrivals: list[float] = []
+    closed = stalled = complete = False
+
+    async def read(coro: Any) -> bytes | None:
+        nonlocal stalled
+        try:
+            return await asyncio.wait_for(coro, read_timeout)
+        except TimeoutError:
+            stalled = True
+            return None
+
+    try:
+        status_line = await reader.readline()
+        response_headers: dict[str, str] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            response_headers[name.strip().lower()] = value.strip()
+        if response_headers.get("transfer-encoding") == "chunked":
+            while True:
+                size_line = await read(reader.readline())
+                if size_line is None:
+                    break
+                if not size_line:
+                    closed = True
+                    break
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    complete = True
+                    break
+                chunk = await read(reader.readexactly(size + 2))
+                if chunk is None:
+                    break
+                pieces.append(chunk[:-2])
+                arrivals.append(time.monotonic() - started)
+        else:
+            expected = int(response_headers.get("content-length", "0"))
+            while sum(map(len, pieces)) < expected:
+                data = await read(reader.read(65536))
+                if data is None:
+                    break
+                if not data:
+                    closed = True
+                    break
+                pieces.append(data)
+                arrivals.append(time.monotonic() - started)
+            complete = sum(map(len, pieces)) == expected
+    except asyncio.IncompleteReadError as exc:  # EOF inside a chunk
+        if exc.partial:
+            pieces.append(exc.partial)
+            arrivals.append(time.monotonic() - started)
+        closed = True
+    ended_at = time.monotonic() - started
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+    return RawExchange(
+        status=int(status_line.split()[1]),
+        headers=response_headers,
+        pieces=pieces,
+        arrivals=arrivals,
+        complete=complete,
+        closed=closed,
+        stalled=stalled,
+        ended_at=ended_at,
+    )
+
+
+#: Per wire: path, headers and a minimal streaming body for :func:`raw_exchange`.
+RAW_WIRES: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
+    "openai": (
+        "/v1/chat/completions",
+        {"authorization": f"Bearer {KEY}"},
+        {"model": MODEL, "messages": HI},
+    ),
+    "anthropic": (
+        "/v1/messages",
+        {"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+        {"model": MODEL, "max_tokens": 64, "messages": HI},
+    ),
+}
+#: The events that end a complete stream on each wire.
+STREAM_END = {"openai": b"data: [DONE]", "anthropic": b"message_stop"}
+
+
+def streamed_text(wire: str, body: bytes) -> str:
+    """The text deltas in a (possibly cut) SSE body."""
+    text = ""
+    for line in body.decode().splitlines():
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        event = json.loads(line.removeprefix("data: "))
+        if wire == "openai":
+            text += "".join(c["delta"].get("content") or "" for c in event["choices"])
+        elif event["type"] == "content_block_delta":
+            text += event["delta"].get("text", "")
+    return text
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+async def test_drop_mid_stream(fake: FakeLLM, wire: str) -> None:
+    """Drop: a 200 chunked SSE stream, the scripted pieces, then a close ~close_after
+    later without the wire's closing events or the chunked terminator."""
+    fake.enqueue(Drop(["one ", "two "], close_after=0.2))
+    path, headers, body = RAW_WIRES[wire]
+    raw = await raw_exchange(fake, path, {**body, "stream": True}, headers)
+
+    assert raw.status == 200 and raw.headers["content-type"].startswith("text/event-stream")
+    assert raw.headers["transfer-encoding"] == "chunked"
+    assert streamed_text(wire, raw.body) == "one two "
+    assert STREAM_END[wire] not in raw.body
+    assert raw.closed and not raw.complete and not raw.stalled
+    assert raw.ended_at >= 0.2  # the close came close_after after the last piece
+    assert fake.requests[0].outcome == "dropped" and fake.requests[0].chunks_sent == 2
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+async def test_read_timeout_mid_stream(fake: FakeLLM, wire: str) -> None:
+    """Hang: the pieces, then silence with the connection held open until the client
+    gives up; the client's leaving is recorded as a disconnect."""
+    fake.enqueue(Hang(["x"]))
+    path, headers, body = RAW_WIRES[wire]
+    raw = await raw_exchange(fake, path, {**body, "stream": True}, headers, read_timeout=0.3)
+
+    assert raw.status == 200 and streamed_text(wire, raw.body) == "x"
+    assert raw.stalled and not raw.closed and not raw.complete
+    assert raw.ended_at - raw.arrivals[-1] >= 0.3
+    disconnect = await fake.wait_for_disconnect(timeout=1)
+    assert disconnect.chunks_sent == 1 and disconnect.request.outcome == "disconnected"
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+async def test_truncated_body(fake: FakeLLM, wire: str) -> None:
+    """Drop(body_bytes=n) on a non-streamed request: headers promising the whole JSON
+    body, n bytes of it, then a close."""
+    fake.enqueue(Drop(["a full answer"], body_bytes=20))
+    path, headers, body = RAW_WIRES[wire]
+    raw = await raw_exchange(fake, path, body, headers)
+
+    assert raw.status == 200 and raw.headers["content-type"] == "application/json"
+    assert int(raw.headers["content-length"]) > 20
+    assert len(raw.body) == 20 and raw.body.startswith(b"{")
+    assert raw.closed and not raw.complete
+    assert fake.requests[0].outcome == "dropped"
 
 
 async def test_aiohttp_transport_drop_and_close(fake: FakeLLM) -> None:
-    """Clara runs the SDKs on ``DefaultAioHttpClient``: the errors differ (ReadError)."""
-    fake.enqueue(Drop(["one ", "two "]), Drop(["one ", "two "]), Hang(["x"]))
+    """Clara runs the SDKs on ``DefaultAioHttpClient`` (aiohttp): a plain aiohttp
+    client sees the drop as a body that ends early, and closing an SDK stream early
+    on that transport reaches the server at once."""
+    fake.enqueue(Drop(["one ", "two "]), Hang(["x"]))
+    path, headers, body = RAW_WIRES["openai"]
+    received = b""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(fake.base_url + path, json={**body, "stream": True}, headers=headers) as resp,
+    ):
+        assert resp.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async for data in resp.content.iter_any():
+                received += data
+    assert streamed_text("openai", received) == "one two "
+    assert STREAM_END["openai"] not in received
+
     oai = AsyncOpenAI(
         base_url=fake.openai_base_url,
         api_key=KEY,
         max_retries=0,
         http_client=openai.DefaultAioHttpClient(),
     )
-    claude = AsyncAnthropic(
-        base_url=fake.anthropic_base_url,
-        api_key=KEY,
-        max_retries=0,
-        http_client=anthropic.DefaultAioHttpClient(),
-    )
-    async with oai, claude:
-        received = ""
-        with pytest.raises(openai.APIConnectionError) as oai_error:
-            stream = await oai.chat.completions.create(model=MODEL, messages=HI, stream=True)
-            async for chunk in stream:
-                received += chunk.choices[0].delta.content or ""
-        assert received == "one two "
-        assert isinstance(oai_error.value.__cause__, httpx2.ReadError)
-
-        received = ""
-        with pytest.raises(httpx2.ReadError, match="payload is not completed"):
-            stream = await claude.messages.create(
-                model=MODEL, max_tokens=64, messages=HI, stream=True
-            )
-            async for event in stream:
-                if event.type == "content_block_delta":
-                    received += event.delta.text
-        assert received == "one two "
-
+    async with oai:
         stream = await oai.chat.completions.create(model=MODEL, messages=HI, stream=True)
         async for chunk in stream:
             if chunk.choices[0].delta.content:
@@ -979,3 +1118,188 @@ async def test_concurrent_streams_are_counted(fake: FakeLLM, oai: AsyncOpenAI) -
         assert await results == ["abc"] * 3
     await fake.wait_idle(1)
     assert fake.active_streams == 0 and fake.completed == 3
+
+
+# ---------------------------------------------------------------- request fields & structured output
+
+FACTS_SCHEMA = {
+    "type": "object",
+    "properties": {"facts": {"type": "array", "items": {"type": "string"}}},
+    "required": ["facts"],
+    "additionalProperties": False,
+}
+
+
+def test_anthropic_known_fields_match_the_sdk() -> None:
+    """The fake's idea of the Messages API is the installed SDK's: a lock upgrade that
+    changes the request fields fails here first."""
+    from typing import get_type_hints
+
+    from anthropic.types import message_create_params
+
+    from tests.fakes.fake_llm.anthropic_validation import KNOWN_FIELDS
+
+    sdk = set(get_type_hints(message_create_params.MessageCreateParamsBase))
+    assert sdk | {"stream"} == KNOWN_FIELDS
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_anthropic_rejects_unknown_top_level_fields(fake: FakeLLM, stream: bool) -> None:
+    fake.enqueue(Reply("unused"))
+    body = {"model": MODEL, "max_tokens": 8, "messages": HI, "temperature": 0.0, "stream": stream}
+    status, payload = await raw_post(
+        fake, "/v1/messages", body, {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    )
+    assert status == 400
+    assert payload["error"] == {
+        "type": "invalid_request_error",
+        "message": "temperature: Extra inputs are not permitted",
+    }
+    assert fake.requests[0].outcome == "rejected" and fake.pending == 1
+
+
+async def test_openai_json_schema_answer_is_the_content(fake: FakeLLM, oai: AsyncOpenAI) -> None:
+    fake.enqueue(Reply('{"facts": ["likes tea"]}'))
+    completion = await oai.chat.completions.create(
+        model=MODEL,
+        messages=HI,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "facts", "schema": FACTS_SCHEMA, "strict": True},
+        },
+    )
+    assert json.loads(completion.choices[0].message.content) == {"facts": ["likes tea"]}
+    assert fake.requests[0].body["response_format"]["json_schema"]["name"] == "facts"
+
+
+@pytest.mark.parametrize(
+    ("response_format", "match"),
+    [
+        pytest.param({"type": "xml"}, "Supported values", id="bad-type"),
+        pytest.param(
+            {"type": "json_schema", "json_schema": {"schema": FACTS_SCHEMA}},
+            "json_schema.name",
+            id="no-name",
+        ),
+        pytest.param(
+            {"type": "json_schema", "json_schema": {"name": "has space", "schema": FACTS_SCHEMA}},
+            "does not match pattern",
+            id="bad-name",
+        ),
+        pytest.param(
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": {"type": "array", "items": {}}},
+            },
+            'type: "object"',
+            id="array-root",
+        ),
+        pytest.param(
+            {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "x",
+                    "schema": {"type": "object", "properties": {"a": {"type": "text"}}},
+                },
+            },
+            "not a JSON type",
+            id="bad-json-type",
+        ),
+        pytest.param(
+            {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "x",
+                    "strict": True,
+                    "schema": {**FACTS_SCHEMA, "additionalProperties": True},
+                },
+            },
+            "'additionalProperties' is required to be supplied and to be false",
+            id="strict-additional-properties",
+        ),
+        pytest.param(
+            {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "x",
+                    "strict": True,
+                    "schema": {**FACTS_SCHEMA, "required": []},
+                },
+            },
+            "Missing 'facts'",
+            id="strict-required",
+        ),
+        pytest.param({"type": "json_object"}, "must contain the word 'json'", id="json-object"),
+    ],
+)
+async def test_openai_rejects_malformed_response_formats(
+    fake: FakeLLM, oai: AsyncOpenAI, response_format: dict[str, Any], match: str
+) -> None:
+    fake.enqueue(Reply("{}"))
+    with pytest.raises(openai.BadRequestError, match=match):
+        await oai.chat.completions.create(model=MODEL, messages=HI, response_format=response_format)
+    assert fake.pending == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_anthropic_forced_tool_answer_is_a_tool_use_block(
+    fake: FakeLLM, claude: AsyncAnthropic, stream: bool
+) -> None:
+    fake.enqueue(Reply('{"facts": ["likes tea"]}'))
+    kwargs: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 64,
+        "messages": HI,
+        "tools": [{"name": "facts", "input_schema": FACTS_SCHEMA}],
+        "tool_choice": {"type": "tool", "name": "facts"},
+    }
+    if stream:
+        async with claude.messages.stream(**kwargs) as helper:
+            message = await helper.get_final_message()
+    else:
+        message = await claude.messages.create(**kwargs)
+    (block,) = message.content
+    assert (block.type, block.name, block.input) == ("tool_use", "facts", {"facts": ["likes tea"]})
+    assert message.stop_reason == "tool_use"
+
+
+async def test_anthropic_forced_tool_needs_an_object_or_an_ignoring_model(
+    fake: FakeLLM, claude: AsyncAnthropic
+) -> None:
+    kwargs: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 64,
+        "messages": HI,
+        "tools": [{"name": "facts", "input_schema": FACTS_SCHEMA}],
+        "tool_choice": {"type": "tool", "name": "facts"},
+    }
+    fake.enqueue(Reply('["a list"]'))
+    with pytest.raises(anthropic.InternalServerError, match="must be a JSON object"):
+        await claude.messages.create(**kwargs)
+    # A proxy that ignores tool_choice answers in prose.
+    fake.enqueue(Reply('Sure: {"facts": []}', honour_format=False))
+    message = await claude.messages.create(**kwargs)
+    assert [b.type for b in message.content] == ["text"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "match"),
+    [
+        pytest.param({"type": "object", "properties": []}, "properties: must be an object", id="p"),
+        pytest.param({"type": "object", "required": "facts"}, "required", id="required"),
+        pytest.param(
+            {"type": "object", "properties": {"a": {"type": "str"}}}, "not a JSON type", id="type"
+        ),
+    ],
+)
+async def test_anthropic_rejects_malformed_input_schemas(
+    fake: FakeLLM, claude: AsyncAnthropic, schema: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError, match=f"JSON schema is invalid.*{match}"):
+        await claude.messages.create(
+            model=MODEL,
+            max_tokens=64,
+            messages=HI,
+            tools=[{"name": "facts", "input_schema": schema}],
+            tool_choice={"type": "tool", "name": "facts"},
+        )

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 
 from clara_core.config import PROVIDERS as PROVIDER_FIELDS
-from clara_core.llm.errors import ProviderAuthError, ProviderUnavailable
+from clara_core.llm.errors import ProviderAuthError, ProviderUnavailable, StreamInterrupted
 from clara_core.llm.service import ChatRequest
 from clara_core.llm.types import Completion, ImagePart, Message, TextDelta, TextPart
 from tests.fakes.fake_llm import Drop, ErrorReply, FakeLLM, Hang, Reply
-from tests.support.llm import KEY, PROVIDERS, build_runner, settings_for
+from tests.support.llm import KEY, PROVIDERS, build_runner, provider_settings, settings_for
 
 pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
 
@@ -46,10 +46,10 @@ async def test_streaming_text(fake, provider):
     req = fake.requests[0]
     assert req.stream and req.wire == ("anthropic" if provider == "anthropic" else "openai")
     expected_model = {
-        "openrouter": "anthropic/claude-sonnet-4",
+        "openrouter": "anthropic/claude-sonnet-5.5",
         "nanogpt": "moonshotai/Kimi-K2-Instruct-0905",
         "openai": "gpt-4o",
-        "anthropic": "claude-sonnet-4-5",
+        "anthropic": "claude-sonnet-5-5",
     }[provider]
     assert req.model == expected_model
 
@@ -166,3 +166,76 @@ async def test_cancelling_closes_the_http_stream(fake, provider):
     disconnect = await fake.wait_for_disconnect(timeout=2)
     assert disconnect.chunks_sent >= 1
     await service.aclose()
+
+
+# -- transport failures: one outcome, whichever way the SDK reports them ----------------
+#
+# Which exception class a dropped connection, a read timeout or a cut body arrives as
+# differs between SDK releases (raw httpx2/aiohttp errors, or the SDK's own
+# APIConnectionError/APITimeoutError).  Clara's outcome must not: before any output
+# the call is retried (ProviderUnavailable), after output it is StreamInterrupted.
+
+
+async def test_read_timeout_mid_stream_is_interrupted(fake, provider):
+    fake.enqueue(Hang(["partial "]))
+    _, service = build_runner(settings_for(fake, provider, llm_timeout=0.5))
+    seen = []
+    try:
+        with pytest.raises(StreamInterrupted):
+            async for event in service.stream(ChatRequest([Message.text("user", "hi")]), tier=None):
+                seen.append(event)
+    finally:
+        await service.aclose()
+    assert [e.text for e in seen if isinstance(e, TextDelta)] == ["partial "]
+    assert len(fake.requests) == 1
+    assert (await fake.wait_for_disconnect(timeout=1)).chunks_sent == 1
+
+
+@pytest.mark.parametrize("failure", ["drop", "timeout"])
+async def test_failure_before_any_output_is_retried(fake, provider, failure):
+    first = Drop() if failure == "drop" else Hang()
+    fake.enqueue(first, Reply("second try"))
+    _, service = build_runner(settings_for(fake, provider, llm_timeout=0.5))
+    try:
+        text, done = await _stream(service, ChatRequest([Message.text("user", "hi")]))
+    finally:
+        await service.aclose()
+    assert text == done.text == "second try"
+    assert [r.stream for r in fake.requests] == [True, True]
+
+
+async def test_truncated_body_is_retried_then_reported(fake, provider):
+    fake.enqueue(Drop(["forty-two"], body_bytes=20), Reply("forty-two"))
+    _, service = build_runner(settings_for(fake, provider))
+    try:
+        done = await service.complete(ChatRequest([Message.text("user", "answer?")]), tier=None)
+        assert done.text == "forty-two"
+        assert [r.outcome for r in fake.requests] == ["dropped", "completed"]
+
+        fake.enqueue(*[Drop(["x"], body_bytes=5)] * 3)
+        with pytest.raises(ProviderUnavailable) as info:
+            await service.complete(ChatRequest([Message.text("user", "again?")]), tier=None)
+    finally:
+        await service.aclose()
+    assert type(info.value) is ProviderUnavailable
+    assert len(fake.requests) == 2 + 3  # first try + 2 retries (FAST_RETRIES)
+
+
+async def test_a_dropping_provider_falls_back(fake, provider):
+    other = "anthropic" if provider != "anthropic" else "openai"
+    settings = settings_for(
+        fake,
+        provider,
+        llm_fallback_providers=[other],
+        **provider_settings(fake, other),
+    )
+    fake.enqueue(*[Drop()] * 3, Reply("from the fallback"))
+    _, service = build_runner(settings)
+    try:
+        text, _ = await _stream(service, ChatRequest([Message.text("user", "hi")]))
+    finally:
+        await service.aclose()
+    assert text == "from the fallback"
+    wires = [r.wire for r in fake.requests]
+    primary_wire = "anthropic" if provider == "anthropic" else "openai"
+    assert wires == [primary_wire] * 3 + [("anthropic" if other == "anthropic" else "openai")]

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..llm_json import as_index, json_array
+from ..llm_json import as_index, json_array, strict_object
+from ..ports import JsonAnswer
 from ..types import Memory, MemoryStatus, MemoryType
 
 if TYPE_CHECKING:
@@ -43,6 +44,29 @@ If contradictions exist, return JSON array:
 [{{"a": <index>, "b": <index>, "reason": "explanation"}}]
 
 If no contradictions, return: []"""
+
+
+#: The answer's shape, for providers with structured output: the prompt's array,
+#: inside an object (both wires want an object at the root).
+CONTRADICTIONS_ANSWER = JsonAnswer(
+    name="report_contradictions",
+    description="Pairs of statements (by index) that contradict each other; empty if none.",
+    schema=strict_object(
+        {
+            "contradictions": {
+                "type": "array",
+                "items": strict_object(
+                    {
+                        "a": {"type": "integer"},
+                        "b": {"type": "integer"},
+                        "reason": {"type": "string"},
+                    }
+                ),
+            }
+        }
+    ),
+)
+_PAIR_FIELDS = frozenset({"a", "b"})
 
 
 def cluster_by_similarity(vectors: Sequence[Sequence[float]], threshold: float) -> list[list[int]]:
@@ -167,9 +191,11 @@ class ContradictionDetector:
             f"{i}. {m.content[:PROMPT_CONTENT_CHARS]}" for i, m in enumerate(group)
         )
         text = await self.model.complete_text(
-            CONTRADICTION_PROMPT.format(statements=statements), max_tokens=500
+            CONTRADICTION_PROMPT.format(statements=statements),
+            max_tokens=500,
+            json_answer=CONTRADICTIONS_ANSWER,
         )
-        items = json_array(text)
+        items = json_array(text, field="contradictions", item_fields=_PAIR_FIELDS)
         if items is None:
             log.warning("contradiction check: unreadable model answer: %.200r", text)
             return None

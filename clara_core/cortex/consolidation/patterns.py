@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..llm_json import as_index, json_array
+from ..llm_json import as_index, as_number, json_array, strict_object
+from ..ports import JsonAnswer
 from ..types import Memory, MemoryType
 from .records import Pattern
 
@@ -59,6 +60,29 @@ Example:
   {{"category": "identity", "fact": "works as software engineer", "confidence": 0.9, "evidence": [0, 5, 12]}},
   {{"category": "preference", "fact": "prefers direct communication", "confidence": 0.75, "evidence": [3, 8]}}
 ]"""
+
+#: The answer's shape, for providers with structured output: the prompt's array,
+#: inside an object (both wires want an object at the root).
+PATTERNS_ANSWER = JsonAnswer(
+    name="report_patterns",
+    description="Stable patterns about the user, with confidence and evidence.",
+    schema=strict_object(
+        {
+            "patterns": {
+                "type": "array",
+                "items": strict_object(
+                    {
+                        "category": {"type": "string", "enum": list(CATEGORIES)},
+                        "fact": {"type": "string"},
+                        "confidence": {"type": "number"},
+                        "evidence": {"type": "array", "items": {"type": "integer"}},
+                    }
+                ),
+            }
+        }
+    ),
+)
+_PATTERN_FIELDS = frozenset({"fact"})
 
 # Identity facts land under a field named for what they say.  A small fixed
 # table, not a model call: the same fact must always land under the same key,
@@ -164,7 +188,9 @@ class PatternExtractor:
 
     async def extract(self, memories: list[Memory]) -> list[Pattern] | None:
         """The model's patterns; ``None`` when its answer was unreadable."""
-        text = await self.model.complete_text(self.build_prompt(memories), max_tokens=1000)
+        text = await self.model.complete_text(
+            self.build_prompt(memories), max_tokens=1000, json_answer=PATTERNS_ANSWER
+        )
         patterns = parse_patterns(text, memories)
         if patterns is None:
             log.warning("pattern extraction: unreadable model answer: %.200r", text)
@@ -250,7 +276,7 @@ class PatternExtractor:
 
 def parse_patterns(text: str, memories: list[Memory]) -> list[Pattern] | None:
     """Patterns from the model's answer, invalid items dropped; ``None`` if unreadable."""
-    items = json_array(text)
+    items = json_array(text, field="patterns", item_fields=_PATTERN_FIELDS)
     if items is None:
         return None
     patterns: list[Pattern] = []
@@ -258,11 +284,8 @@ def parse_patterns(text: str, memories: list[Memory]) -> list[Pattern] | None:
         fact = item.get("fact")
         if not isinstance(fact, str) or not fact.strip():
             continue
-        try:
-            confidence = float(item.get("confidence", 0.0))
-        except (TypeError, ValueError):
-            continue
-        if confidence != confidence:  # NaN
+        confidence = as_number(item.get("confidence", 0.0))
+        if confidence is None:
             continue
         # Only "identity" changes behaviour; other labels are kept as metadata.
         category = str(item.get("category") or "").strip().lower()[:32] or "unknown"

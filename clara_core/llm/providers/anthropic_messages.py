@@ -22,6 +22,7 @@ from ..types import (
     FinishReason,
     ImagePart,
     Message,
+    OutputSchema,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -30,7 +31,6 @@ from ..types import (
     Usage,
 )
 from .base import ChatProvider, Endpoint
-from .http_errors import translate_error
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -113,9 +113,24 @@ def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
+def answer_tool(schema: OutputSchema) -> dict[str, Any]:
+    """Structured output on this wire: a tool whose input is the answer, forced
+    with ``tool_choice`` (works for every model that takes tools, and through
+    proxies that pass tools on)."""
+    return {
+        "name": schema.name,
+        "description": schema.description or "Give your answer in this form.",
+        "input_schema": schema.schema,
+    }
+
+
 class AnthropicMessagesProvider(ChatProvider):
     wire = "anthropic"
     sdk_error = anthropic.AnthropicError
+    # The Messages API as the installed SDK describes it (``messages.create()``)
+    # takes no sampling parameters: sending ``temperature`` fails the whole call.
+    sampling_params = frozenset()
+    structured_output = True
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -131,13 +146,17 @@ class AnthropicMessagesProvider(ChatProvider):
         }
         if request.system:
             params["system"] = request.system
-        if request.tools:
-            params["tools"] = [
-                {"name": t.name, "description": t.description, "input_schema": t.parameters}
-                for t in request.tools
-            ]
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
+        tools = [
+            {"name": t.name, "description": t.description, "input_schema": t.parameters}
+            for t in request.tools
+        ]
+        if request.output_schema is not None:
+            tools.append(answer_tool(request.output_schema))
+            params["tool_choice"] = {"type": "tool", "name": request.output_schema.name}
+        if tools:
+            params["tools"] = tools
+        # No ``temperature``: not in this wire's ``sampling_params``, so the service
+        # never sets it for us (and the SDK would reject it with a TypeError).
         return params
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
@@ -148,6 +167,8 @@ class AnthropicMessagesProvider(ChatProvider):
         stop_reason: str | None = None
         finished = False
         model = request.model
+        answer = request.output_schema.name if request.output_schema else None
+        answer_blocks: set[int] = set()  # the forced answer tool's blocks: their JSON is the text
         body = {**self._params(request), "stream": True}
         async with self._sse_events("/v1/messages", body) as events:
             async for sse in events:
@@ -160,7 +181,10 @@ class AnthropicMessagesProvider(ChatProvider):
                     usage = Usage(u.get("input_tokens") or 0, u.get("output_tokens") or 0)
                 elif kind == "content_block_start":
                     index, block = event.get("index", 0), event.get("content_block") or {}
-                    if block.get("type") == "tool_use":
+                    if block.get("type") == "tool_use" and answer and block.get("name") == answer:
+                        answer_blocks.add(index)
+                        text.clear()  # any preamble is not part of the JSON answer
+                    elif block.get("type") == "tool_use":
                         blocks[index] = {
                             "id": block.get("id"),
                             "name": block.get("name"),
@@ -175,6 +199,11 @@ class AnthropicMessagesProvider(ChatProvider):
                     if delta.get("type") == "text_delta" and delta.get("text"):
                         text.append(delta["text"])
                         yield TextDelta(delta["text"])
+                    elif delta.get("type") == "input_json_delta" and index in answer_blocks:
+                        piece = delta.get("partial_json", "")
+                        if piece:
+                            text.append(piece)
+                            yield TextDelta(piece)
                     elif delta.get("type") == "input_json_delta" and index in blocks:
                         piece = delta.get("partial_json", "")
                         blocks[index]["json"].append(piece)
@@ -198,26 +227,31 @@ class AnthropicMessagesProvider(ChatProvider):
             ToolCall(id=b["id"], name=b["name"], raw_arguments="".join(b["json"]) or "{}")
             for _, b in sorted(blocks.items())
         ]
-        yield Completion(
-            "".join(text), calls, _FINISH.get(stop_reason or "", "other"), usage, model
-        )
+        reason = _FINISH.get(stop_reason or "", "other")
+        if answer_blocks and reason == "tool_calls":
+            reason = "stop"  # the forced answer tool is the answer, not a call to run
+        yield Completion("".join(text), calls, reason, usage, model)
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        name = self.endpoint.provider
-        try:
+        with self._translated():
             msg = await self.client.messages.create(**self._params(request))
-        except anthropic.AnthropicError as exc:
-            raise translate_error(exc, name) from exc
-        text = "".join(b.text for b in msg.content if b.type == "text")
+        answer = request.output_schema.name if request.output_schema else None
+        structured = [b for b in msg.content if b.type == "tool_use" and b.name == answer]
+        reason = _FINISH.get(msg.stop_reason or "", "other")
+        if structured:
+            # The forced tool's input is the JSON answer; text around it is not.
+            text = json.dumps(structured[0].input, ensure_ascii=False)
+            if reason == "tool_calls":
+                reason = "stop"
+        else:
+            text = "".join(b.text for b in msg.content if b.type == "text")
         calls = [
             ToolCall(id=b.id, name=b.name, raw_arguments=json.dumps(b.input))
             for b in msg.content
-            if b.type == "tool_use"
+            if b.type == "tool_use" and b.name != answer
         ]
         usage = Usage(msg.usage.input_tokens or 0, msg.usage.output_tokens or 0)
-        return Completion(
-            text, calls, _FINISH.get(msg.stop_reason or "", "other"), usage, msg.model
-        )
+        return Completion(text, calls, reason, usage, msg.model)
 
     async def aclose(self) -> None:
         await self.client.close()

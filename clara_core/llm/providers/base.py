@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -13,7 +14,7 @@ import httpx2
 from ..errors import ProviderUnavailable
 from ..types import Completion, CompletionRequest, StreamEvent
 from .burst import REQUEST_GATE
-from .http_errors import translate_error
+from .http_errors import provider_failures, translate_error
 from .sse import SSEvent, iter_sse
 
 
@@ -40,10 +41,31 @@ class ChatProvider(ABC):
 
     wire: ClassVar[str]
     sdk_error: ClassVar[type[Exception]]  # the SDK's root exception class
+    #: Sampling parameters this wire's API accepts (``CompletionRequest.temperature``
+    #: ...).  ``LLMService`` only sets those in this set *and* the model's.
+    sampling_params: ClassVar[frozenset[str]] = frozenset()  # none unless declared
+    #: Whether the adapter can express ``CompletionRequest.output_schema``.
+    structured_output: ClassVar[bool] = False
     client: Any  # the SDK client: both SDKs share the ``post(..., stream=True)`` API
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        self.failures = provider_failures(self.sdk_error)
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Any provider-side failure inside the block becomes Clara's ``LLMError``:
+        SDK errors, transport errors that escape the SDK unwrapped, a body that is
+        not the JSON it claims to be."""
+        name = self.endpoint.provider
+        try:
+            yield
+        except self.failures as exc:
+            raise translate_error(exc, name) from exc
+        except json.JSONDecodeError as exc:
+            raise ProviderUnavailable(
+                f"{name}: malformed response body ({exc})", provider=name
+            ) from exc
 
     def _sdk_client_kwargs(self) -> dict[str, Any]:
         """What both SDK clients are built with: no SDK retries (the service owns them)."""
@@ -70,13 +92,12 @@ class ChatProvider(ABC):
         """
         name = self.endpoint.provider
         await REQUEST_GATE.wait()
-        try:
+        with self._translated():
             response = await self.client.post(path, cast_to=httpx2.Response, body=body, stream=True)
-        except (self.sdk_error, httpx2.TransportError) as exc:
-            raise translate_error(exc, name) from exc
         try:
             yield iter_sse(response.aiter_lines())
-        except (self.sdk_error, httpx2.TransportError) as exc:
+        except self.failures as exc:
+            # Raw from the response's iterator, or wrapped by an SDK that reads it.
             raise translate_error(exc, name) from exc
         except ValueError as exc:  # malformed JSON in the stream
             raise ProviderUnavailable(

@@ -15,6 +15,7 @@ from ..types import (
     FinishReason,
     ImagePart,
     Message,
+    OutputSchema,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -23,7 +24,6 @@ from ..types import (
     Usage,
 )
 from .base import ChatProvider, Endpoint
-from .http_errors import translate_error
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -73,9 +73,19 @@ def to_openai_messages(system: str | None, messages: list[Message]) -> list[dict
     return out
 
 
+def response_format(schema: OutputSchema) -> dict[str, Any]:
+    """Structured output on this wire: ``response_format`` json_schema, strict."""
+    spec: dict[str, Any] = {"name": schema.name, "schema": schema.schema, "strict": True}
+    if schema.description:
+        spec["description"] = schema.description
+    return {"type": "json_schema", "json_schema": spec}
+
+
 class OpenAIChatProvider(ChatProvider):
     wire = "openai"
     sdk_error = openai.OpenAIError
+    sampling_params = frozenset({"temperature"})
+    structured_output = True
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -105,6 +115,8 @@ class OpenAIChatProvider(ChatProvider):
             ]
         if request.temperature is not None:
             params["temperature"] = request.temperature
+        if request.output_schema is not None:
+            params["response_format"] = response_format(request.output_schema)
         return params
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
@@ -169,10 +181,8 @@ class OpenAIChatProvider(ChatProvider):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         name = self.endpoint.provider
-        try:
+        with self._translated():
             resp = await self.client.chat.completions.create(**self._params(request))
-        except openai.OpenAIError as exc:
-            raise translate_error(exc, name) from exc
         if not resp.choices:
             raise ProviderUnavailable(f"{name}: empty response", provider=name)
         choice = resp.choices[0]

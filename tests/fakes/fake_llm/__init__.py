@@ -21,9 +21,10 @@ Script: ``fake.enqueue(*responses)`` is consumed one per request (either wire), 
 ``fake.default``, else a 500 "no scripted response" (sent with ``x-should-retry:
 false``).  Responses: :class:`Reply` (text and/or :class:`ToolCall` s, pacing via
 ``chunk_delay`` / ``first_token_delay``), :class:`ErrorReply`, :class:`Hang`,
-:class:`Drop`, :class:`StreamError`, or a ``(RecordedRequest) -> Response`` factory.
+:class:`Drop` (``body_bytes=n``: a truncated non-streamed body), :class:`StreamError`,
+or a ``(RecordedRequest) -> Response`` factory.
 
-SDK behaviour worth knowing (openai 3.51 / anthropic 2.10, both on httpx2):
+SDK behaviour worth knowing (openai 3.63 / anthropic 2.17, both on httpx2):
 
 * Both retry 408/409/429/5xx and connection errors (``max_retries``, default 2) and
   obey ``x-should-retry``.  Both honour ``retry-after-ms`` then ``retry-after``
@@ -33,11 +34,19 @@ SDK behaviour worth knowing (openai 3.51 / anthropic 2.10, both on httpx2):
 * anthropic-python 2.x sends ``api_key`` as ``Authorization: Bearer``, not
   ``x-api-key``; the fake accepts either on the Anthropic wire.
 * Mid-stream transport failures: openai raises ``APIConnectionError`` /
-  ``APITimeoutError`` (``__cause__`` is the httpx2 error); anthropic does NOT wrap
-  them — the raw ``httpx2.RemoteProtocolError`` / ``httpx2.ReadTimeout`` escapes the
-  stream iterator (before the stream starts both raise their ``APIConnectionError``).
+  ``APITimeoutError`` (``__cause__`` is the httpx2 error).  anthropic up to 2.10 did
+  NOT wrap them (the raw ``httpx2.RemoteProtocolError`` / ``httpx2.ReadTimeout``
+  escaped the stream iterator); 2.17 wraps them like openai.  Which class arrives is
+  the SDK's business: the fake's self-tests check what goes over the wire (raw
+  sockets), and Clara maps both forms alike (``clara_core/llm/providers/http_errors``).
   With ``DefaultAioHttpClient`` a cut chunked body is ``httpx2.ReadError``
   ("Response payload is not completed") instead of ``RemoteProtocolError``.
+* A truncated non-streamed body (``Drop(body_bytes=n)``) surfaces as both SDKs'
+  ``APIConnectionError`` caused by ``httpx2.ReadError``.
+* Structured output: OpenAI ``response_format`` json_schema (validated, strict rules
+  included) returns the scripted text as the message content; Anthropic forced tool
+  use (``tool_choice: {"type": "tool"}``) returns it as that tool's ``tool_use``
+  input.  Unknown top-level Anthropic fields (``temperature``, ...) are a 400.
 * In-stream error events: openai raises ``APIError`` (not a status error);
   anthropic raises a plain ``APIStatusError`` whose ``status_code`` is the stream's 200.
 * To make the server see a disconnect, close the stream: ``await stream.close()``,
@@ -51,7 +60,8 @@ SDK behaviour worth knowing (openai 3.51 / anthropic 2.10, both on httpx2):
 Modules: :mod:`.server` (``FakeLLM``), :mod:`.responses` (the script types),
 :mod:`.records` (what was seen), :mod:`.openai_wire` / :mod:`.anthropic_wire`
 (rendering, auth, error bodies), :mod:`.openai_validation` /
-:mod:`.anthropic_validation` (request rules), :mod:`.sse`, :mod:`.wire`.
+:mod:`.anthropic_validation` (request rules), :mod:`.json_schema` (structured-output
+schema rules), :mod:`.sse`, :mod:`.wire`.
 """
 
 from .errors import WireError

@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import WireError
 from .images import IMAGE_MEDIA_TYPES, decode_base64, sniff_media_type
+from .json_schema import schema_problem
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 #: Base64 image data larger than this is rejected (the real per-image API limit).
@@ -31,6 +32,35 @@ _ASSISTANT_BLOCKS = {
 }
 _TOOL_RESULT_BLOCKS = {"text", "image", "document", "search_result"}
 
+#: The request body's top-level fields: ``MessageCreateParams`` of the SDK the
+#: fake is pinned against (anthropic-python 2.17; the self-test
+#: ``test_anthropic_known_fields_match_the_sdk`` keeps the two in step), plus
+#: ``stream``.  The API rejects anything else with 400 "Extra inputs are not
+#: permitted" — e.g. ``temperature``, which this API version no longer takes.
+KNOWN_FIELDS = frozenset(
+    {
+        "cache_control",
+        "container",
+        "diagnostics",
+        "inference_geo",
+        "max_tokens",
+        "messages",
+        "metadata",
+        "model",
+        "output_config",
+        "service_tier",
+        "speed",
+        "stop_sequences",
+        "stream",
+        "system",
+        "thinking",
+        "tool_choice",
+        "tools",
+        "user_profile_id",
+        "workspace_id",
+    }
+)
+
 
 def _bad(message: str) -> WireError:
     return WireError(400, message)
@@ -42,6 +72,9 @@ def validate_messages_request(body: Any) -> None:
     for name in ("model", "max_tokens", "messages"):
         if name not in body:
             raise _bad(f"{name}: Field required")
+    for name in body:
+        if name not in KNOWN_FIELDS:
+            raise _bad(f"{name}: Extra inputs are not permitted")
     if not isinstance(body["model"], str) or not body["model"]:
         raise _bad("model: Input should be a valid string")
     max_tokens = body["max_tokens"]
@@ -298,6 +331,12 @@ def _check_tools(tools: Any) -> set[str]:
             raise _bad(f"tools.{k}.custom.input_schema: Input should be a valid dictionary")
         if schema.get("type") != "object":
             raise _bad(f"tools.{k}.custom.input_schema.type: Input should be 'object'")
+        problem = schema_problem(schema)
+        if problem:
+            raise _bad(
+                f"tools.{k}.custom.input_schema: JSON schema is invalid. It must match JSON "
+                f"Schema draft 2020-12 (https://json-schema.org/draft/2020-12): {problem}"
+            )
         names.append(name)
     if len(set(names)) != len(names):
         raise _bad("tools: Tool names must be unique.")
@@ -320,16 +359,6 @@ def _check_options(body: dict[str, Any], max_tokens: int) -> None:
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _bad("stream: Input should be a valid boolean")
-    for name in ("temperature", "top_p"):
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _bad(f"{name}: Input should be a valid number")
-        if value < 0:
-            raise _bad(f"{name}: Input should be greater than or equal to 0")
-        if value > 1:
-            raise _bad(f"{name}: Input should be less than or equal to 1")
     stop = body.get("stop_sequences")
     if stop is not None and (
         not isinstance(stop, list) or not all(isinstance(s, str) for s in stop)
@@ -346,7 +375,6 @@ def _check_options(body: dict[str, Any], max_tokens: int) -> None:
             )
         if max_tokens <= budget:
             raise _bad("`max_tokens` must be greater than `thinking.budget_tokens`.")
-        if body.get("temperature") not in (None, 1, 1.0):
-            raise _bad(
-                "`temperature` may only be set to 1 when thinking is enabled or in extended thinking mode."
-            )
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+            raise _bad("Thinking may not be enabled when tool_choice forces tool use.")

@@ -13,6 +13,7 @@ can only be streamed; non-streamed it yields a loud 500 from the fake.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -96,6 +97,39 @@ class AnthropicWire(Wire):
     def validate(self, body: Any) -> None:
         validate_messages_request(body)
 
+    def forced_tool(self, body: dict[str, Any]) -> str | None:
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") == "tool":
+            name = choice.get("name")
+            return name if isinstance(name, str) else None
+        return None
+
+    def _as_forced(self, reply: Reply, ctx: RenderContext) -> Reply:
+        """Under forced tool use the model answers by calling the tool: a text-only
+        reply's text (a JSON object) becomes that call's input."""
+        if ctx.forced_tool is None or reply.tool_calls or not reply.honour_format:
+            return reply
+        try:
+            value = json.loads(reply.text)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise WireError(
+                500,
+                f"FakeLLM: the request forces tool {ctx.forced_tool!r} (structured output), "
+                "so the scripted Reply text must be a JSON object (the tool's input); got "
+                f"{reply.text[:80]!r}. Script Reply(..., honour_format=False) for a model "
+                "that ignores it.",
+                headers={"x-should-retry": "false"},
+            )
+        return dataclasses.replace(
+            reply,
+            text="",
+            chunks=[],
+            tool_calls=[ToolCall(ctx.forced_tool, value)],
+            finish_reason=reply.finish_reason,
+        )
+
     def error_body(self, error: WireError, request_id: str) -> dict[str, Any]:
         status = error.status
         default_type = "api_error" if status >= 500 else "invalid_request_error"
@@ -124,6 +158,7 @@ class AnthropicWire(Wire):
         }
 
     def render_json(self, reply: Reply, ctx: RenderContext) -> dict[str, Any]:
+        reply = self._as_forced(reply, ctx)
         content: list[dict[str, Any]] = []
         if reply.text:
             content.append({"type": "text", "text": reply.text})
@@ -139,6 +174,7 @@ class AnthropicWire(Wire):
         return {**self._message(reply, ctx), "content": content, "stop_reason": stop_reason(reply)}
 
     def render_stream(self, reply: Reply, ctx: RenderContext) -> StreamPlan:
+        reply = self._as_forced(reply, ctx)
         b = PlanBuilder()
         usage = ctx.usage_for(reply)
         start = self._message(reply, ctx)

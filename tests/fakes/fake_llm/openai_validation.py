@@ -11,8 +11,10 @@ from typing import Any
 
 from .errors import WireError
 from .images import IMAGE_MEDIA_TYPES, decode_base64, sniff_media_type
+from .json_schema import schema_problem, strict_problem
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _DATA_URL = re.compile(r"^data:([^;,]+);base64,(.*)$", re.DOTALL)
 
@@ -81,6 +83,7 @@ def validate_chat_request(body: Any) -> None:
     _check_tool_choice(body, tool_names)
     _check_stream(body)
     _check_numbers(body)
+    _check_response_format(body.get("response_format"), messages)
 
 
 # ------------------------------------------------------------------ messages
@@ -414,3 +417,78 @@ def _check_numbers(body: dict[str, Any]) -> None:
                 param=name,
                 code="integer_below_min_value",
             )
+
+
+# ------------------------------------------------------------------ structured output
+
+
+def _schema_error(name: str, problem: str) -> WireError:
+    return WireError(
+        400,
+        f"Invalid schema for response_format '{name}': {problem}",
+        param="response_format",
+        code="invalid_json_schema",
+    )
+
+
+def _check_response_format(response_format: Any, messages: list[Any]) -> None:
+    """``text``, ``json_object`` (the prompt must mention JSON) or ``json_schema``
+    (a named, valid schema; under ``strict`` the strict-mode rules too)."""
+    if response_format is None:
+        return
+    if not isinstance(response_format, dict):
+        raise _invalid_type("response_format", "an object", response_format)
+    kind = response_format.get("type")
+    if kind not in ("text", "json_object", "json_schema"):
+        raise WireError(
+            400,
+            f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object' and "
+            "'json_schema'.",
+            param="response_format.type",
+            code="invalid_value",
+        )
+    if kind == "json_object":
+        said = " ".join(str(m.get("content")) for m in messages if isinstance(m, dict)).lower()
+        if "json" not in said:
+            raise WireError(
+                400,
+                "'messages' must contain the word 'json' in some form, to use "
+                "'response_format' of type 'json_object'.",
+                param="messages",
+            )
+        return
+    if kind == "text":
+        return
+    spec = response_format.get("json_schema")
+    if not isinstance(spec, dict):
+        raise _missing("response_format.json_schema")
+    name = spec.get("name")
+    if not isinstance(name, str):
+        raise _missing("response_format.json_schema.name")
+    if not SCHEMA_NAME.match(name):
+        raise _invalid_value(
+            "response_format.json_schema.name",
+            "string does not match pattern. Expected a string that matches the pattern "
+            "'^[a-zA-Z0-9_-]+$'.",
+        )
+    schema = spec.get("schema")
+    if schema is None:
+        return  # the API accepts a schema-less json_schema (any JSON object)
+    if not isinstance(schema, dict):
+        raise _invalid_type("response_format.json_schema.schema", "an object", schema)
+    problem = schema_problem(schema)
+    if problem:
+        raise _schema_error(name, problem)
+    if schema.get("type") != "object":
+        raise _schema_error(
+            name,
+            "schema must be a JSON Schema of 'type: \"object\"', got "
+            f"'type: \"{schema.get('type')}\"'.",
+        )
+    strict = spec.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise _invalid_type("response_format.json_schema.strict", "a boolean", strict)
+    if strict:
+        problem = strict_problem(schema)
+        if problem:
+            raise _schema_error(name, problem)

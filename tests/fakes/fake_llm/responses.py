@@ -85,6 +85,14 @@ class Reply:
     "length"/"max_tokens", "tool_calls"/"tool_use", ...); it is mapped per wire and
     defaults to the tool-call reason when there are tool calls, else the natural stop.
     ``model`` defaults to the request's model; ``usage`` to plausible counts.
+
+    Structured output: script the JSON answer as ``text``.  It is sent where the
+    request's structured output puts it: the message content for OpenAI
+    ``response_format`` json_schema, and for Anthropic forced tool use
+    (``tool_choice: {"type": "tool", "name": N}``) a ``tool_use`` block calling
+    ``N`` with the text, which must then be a JSON object, as its ``input``.
+    ``honour_format=False`` answers with plain text regardless, like a proxy or
+    model that ignores the structured-output request.
     """
 
     text: str = ""
@@ -96,6 +104,7 @@ class Reply:
     finish_reason: str | None = None
     usage: Usage | None = None
     model: str | None = None
+    honour_format: bool = True
 
     def __post_init__(self) -> None:
         if self.chunks is None:
@@ -199,9 +208,14 @@ class Drop(_Interrupted):
     the client has read the chunks).  aiohttp's ``StreamReader`` (under the SDKs'
     ``DefaultAioHttpClient``) raises a pending connection error before returning
     still-buffered bytes, so with ``close_after=0`` whether a client sees the last
-    chunks depends on how it reads."""
+    chunks depends on how it reads.
+
+    ``body_bytes`` (non-streaming only): send the response headers, with the
+    ``Content-Length`` of the whole JSON body of ``Reply(chunks=after_chunks)``,
+    and only its first ``body_bytes`` bytes, then close: a truncated body."""
 
     close_after: float = 0.05
+    body_bytes: int | None = None
 
 
 @dataclass

@@ -319,6 +319,7 @@ class FakeLLM:
             include_usage=isinstance(stream_options, dict)
             and stream_options.get("include_usage") is True,
             created=int(time.time()),
+            forced_tool=wire.forced_tool(body),
         )
         try:
             return await self._respond(request, record, wire, response, ctx)
@@ -381,6 +382,8 @@ class FakeLLM:
         if pause != "ok":
             return self._interrupted(request, record, pause, started)
         if isinstance(response, Drop):
+            if response.body_bytes is not None:
+                return await self._truncated(request, record, wire, reply, ctx, response.body_bytes)
             record.outcome = "dropped"
             _close(request)
             self._notify()
@@ -409,6 +412,34 @@ class FakeLLM:
         self.completed += 1
         self._notify()
         return _json_response(body, {wire.request_id_header: wire.new_request_id()})
+
+    async def _truncated(
+        self,
+        request: web.Request,
+        record: RecordedRequest,
+        wire: Wire,
+        reply: Reply,
+        ctx: RenderContext,
+        keep: int,
+    ) -> web.StreamResponse:
+        """Headers promising the whole JSON body, ``keep`` bytes of it, then a close."""
+        body = dumps(wire.render_json(reply, ctx))
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "content-type": "application/json",
+                wire.request_id_header: wire.new_request_id(),
+            },
+        )
+        response.content_length = len(body)
+        await response.prepare(request)
+        record.status = 200
+        await response.write(body[:keep])
+        await asyncio.sleep(0.05)  # let the client read what was sent before the close
+        record.outcome = "dropped"
+        _close(request)
+        self._notify()
+        return response
 
     async def _stream(
         self,

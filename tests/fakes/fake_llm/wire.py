@@ -54,6 +54,9 @@ class RenderContext:
     #: OpenAI ``stream_options.include_usage``.
     include_usage: bool
     created: int
+    #: The tool the request forces (Anthropic ``tool_choice: {"type": "tool"}``): a
+    #: text-only Reply is then rendered as that tool's call, its text as the input.
+    forced_tool: str | None = None
 
     def usage_for(self, reply: Reply) -> Usage:
         if reply.usage is not None:
@@ -79,6 +82,10 @@ class Wire(ABC):
     def check_headers(self, headers: Mapping[str, str]) -> None:
         """Raise :class:`WireError` for missing mandatory headers (none by default)."""
         return
+
+    def forced_tool(self, body: dict[str, Any]) -> str | None:
+        """The tool a request forces the model to call (structured output), if any."""
+        return None
 
     @abstractmethod
     def validate(self, body: Any) -> None:

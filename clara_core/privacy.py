@@ -18,7 +18,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clara_core.cortex.health import postgres_down
 from clara_core.cortex.types import Memory, check_user_id
@@ -137,6 +137,7 @@ class ForgetReport:
     projects: int = 0
     preferences: int = 0
     files: int = 0
+    queued_turns: int = 0  # conversation turns waiting on disk for PostgreSQL
     #: Stores that were configured but could not be cleared (names from STORE_NAMES).
     failed: list[str] = field(default_factory=list)
     #: Stores that are not configured (nothing of the user can be there).
@@ -150,12 +151,19 @@ class ForgetReport:
 STORE_NAMES = ("memory", "history", "files")
 
 
+class QueuedHistory(Protocol):
+    """Conversation turns queued on disk while PostgreSQL is down (pipeline.session_log)."""
+
+    async def purge_user(self, user_id: str) -> int: ...
+
+
 async def forget_everything(
     user_id: str,
     *,
     memory: MemoryManager | None,
     engine: AsyncEngine | None,
     files: LocalFileStore | None,
+    queued_history: QueuedHistory | None = None,
 ) -> ForgetReport:
     """Delete everything Clara holds about ``user_id`` and only that:
 
@@ -163,7 +171,9 @@ async def forget_everything(
       memberships (``MemoryManager.forget``);
     * ``engine``: the core tables — sessions and their messages, messages the
       user wrote elsewhere, projects they own, their preferences;
-    * ``files``: their folder in the local file store.
+    * ``files``: their folder in the local file store;
+    * ``queued_history``: their conversation turns queued on disk while
+      PostgreSQL was down (they would otherwise be stored once it is back).
     """
     # Validated once, up front: a malformed id (empty, a glob, a path) must not
     # reach any store, not even one that would treat it harmlessly.
@@ -197,6 +207,15 @@ async def forget_everything(
             else:
                 log.exception("forget: deleting a user's history failed")
             report.failed.append("history")
+
+    if queued_history is not None:
+        # Queued turns would otherwise be written back once PostgreSQL returns.
+        try:
+            report.queued_turns = await queued_history.purge_user(user_id)
+        except Exception:
+            log.exception("forget: dropping a user's queued conversation turns failed")
+            if "history" not in report.failed:
+                report.failed.append("history")
 
     if files is None:
         report.skipped.append("files")

@@ -22,6 +22,9 @@ from .db import session_factory
 from .models import ConversationSession, Message, Project
 from .models.base import utcnow
 
+#: Key in a message's metadata naming the turn it was written with (see add_messages).
+TURN_KEY = "turn"
+
 
 @dataclass(frozen=True)
 class SessionInfo:
@@ -56,9 +59,19 @@ class SessionStore:
         )
 
     async def get_or_start(
-        self, user_id: str, context_id: str, *, project: str, idle_minutes: float
+        self,
+        user_id: str,
+        context_id: str,
+        *,
+        project: str,
+        idle_minutes: float,
+        at: datetime | None = None,
     ) -> SessionInfo:
-        now = self.clock()
+        """The open session, or a new one after ``idle_minutes`` of silence.
+
+        ``at``: when the turn happened, for turns stored late (queued during a
+        PostgreSQL outage): idleness is judged at that time, not at replay."""
+        now = at or self.clock()
         async with self._db() as db:
             current = await db.scalar(
                 select(ConversationSession)
@@ -110,10 +123,19 @@ class SessionStore:
         return "\n".join(f"{role}: {content[:300]}" for role, content in reversed(rows))
 
     async def add_messages(
-        self, session_id: uuid.UUID, messages: Sequence[tuple[str, str, str, str | None]]
+        self,
+        session_id: uuid.UUID,
+        messages: Sequence[tuple[str, str, str, str | None]],
+        *,
+        at: datetime | None = None,
+        turn_id: str | None = None,
     ) -> None:
-        """(role, user_id, content, platform_message_id) rows, and the session's activity time."""
-        now = self.clock()
+        """(role, user_id, content, platform_message_id) rows, and the session's activity time.
+
+        ``at``: when they were said (a late write keeps its time); ``turn_id``
+        marks the rows so that a replayed write can tell it already landed."""
+        now = at or self.clock()
+        meta = {TURN_KEY: turn_id} if turn_id is not None else {}
         async with self._db() as db:
             for role, user_id, content, platform_id in messages:
                 db.add(
@@ -124,14 +146,34 @@ class SessionStore:
                         content=content,
                         platform_message_id=platform_id,
                         created_at=now,
+                        meta=meta,
                     )
                 )
             await db.execute(
                 update(ConversationSession)
-                .where(ConversationSession.id == session_id)
+                .where(
+                    ConversationSession.id == session_id,
+                    # a late write must not move the activity time backwards
+                    ConversationSession.last_activity_at < now,
+                )
                 .values(last_activity_at=now)
             )
             await db.commit()
+
+    async def has_turn(self, user_id: str, turn_id: str) -> bool:
+        """Whether rows written with ``turn_id`` for ``user_id`` exist."""
+        async with self._db() as db:
+            found = await db.scalar(
+                select(Message.id)
+                .where(Message.user_id == user_id, Message.meta.contains({TURN_KEY: turn_id}))
+                .limit(1)
+            )
+            return found is not None
+
+    async def ping(self) -> None:
+        """Raise unless PostgreSQL answers."""
+        async with self._db() as db:
+            await db.execute(select(1))
 
     async def messages(self, session_id: uuid.UUID, limit: int = 20) -> list[StoredMessage]:
         async with self._db() as db:

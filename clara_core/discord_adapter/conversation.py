@@ -3,14 +3,19 @@
 Triggers: a mention of Clara, any DM, or a reply to one of Clara's messages;
 bots (and Clara herself) are ignored.  DISCORD_ALLOWED_SERVERS (which
 supersedes channels), DISCORD_ALLOWED_CHANNELS and DISCORD_ALLOWED_ROLES
-gate where and for whom she answers.  Stop phrases cancel the channel's
-running answer and clear its queue.
+gate where and for whom she answers.  A message addressed to her that is a
+stop word ("@Clara stop", "nevermind") or starts with one of
+DISCORD_STOP_PHRASES cancels the channel's running answer and clears its
+queue.  Turns are stored in sessions through ``SessionLog``, which queues
+them on disk while PostgreSQL is down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -26,6 +31,8 @@ from clara_core.pipeline.events import (
     ToolFinished,
     ToolStarted,
 )
+from clara_core.pipeline.session_log import OUTBOX_DIR as SESSION_OUTBOX_DIR
+from clara_core.pipeline.session_log import SessionLog
 from clara_core.pipeline.turn import TurnInput, TurnRunner
 from storage.channel_summaries import ChannelSummaryStore
 from storage.local_files import LocalFileStore
@@ -43,6 +50,44 @@ from .streaming import StreamingReply
 log = logging.getLogger(__name__)
 
 ADMIN_ROLE = "Clara-Admin"
+
+#: Whole messages that ask Clara to stop when addressed to her ("@Clara stop"),
+#: besides DISCORD_STOP_PHRASES.  Only the *whole* remaining text counts, so
+#: "@Clara stop using emojis" is still a question, not a cancel.
+STOP_WORDS = frozenset(
+    {"stop", "stop it", "nevermind", "never mind", "cancel", "abort", "halt", "forget it"}
+)
+
+_PUNCTUATION = re.compile(r"[^\w\s]+")
+
+
+def _words(text: str) -> list[str]:
+    return _PUNCTUATION.sub(" ", text.lower()).split()
+
+
+def is_stop_request(text: str, names: set[str], phrases: list[str]) -> bool:
+    """A stop word or configured stop phrase, with or without Clara's name.
+
+    Configured phrases keep their documented rule (the message is the phrase or
+    starts with it); the built-in stop words must be the whole message once
+    her name and punctuation are gone.
+    """
+    words = _words(text)
+    # "@Clara" typed as plain text (no real mention) leaves her name behind.
+    name_words = {w for n in names for w in _words(n)}
+    bare = list(words)
+    while bare and bare[0] in name_words:
+        bare.pop(0)
+    while bare and bare[-1] in name_words:
+        bare.pop()
+    for candidate in {" ".join(words), " ".join(bare)}:
+        if candidate in STOP_WORDS:
+            return True
+        for phrase in phrases:
+            p = " ".join(_words(phrase))
+            if p and (candidate == p or candidate.startswith(p + " ")):
+                return True
+    return False
 
 
 def is_admin(member: discord.abc.User) -> bool:
@@ -75,6 +120,9 @@ class ConversationHandler:
         # Set by the app when the monitor runs: one entry per answered message.
         self.activity_sink: Callable[[Activity], None] | None = None
         budget = GlobalBudget(settings.discord_global_requests_per_second)
+        # Every request discord.py sends with the bot token, its own retries included,
+        # passes the budget (discord.py's documented http_trace hook; read at login).
+        client.http.http_trace = budget.trace_config()
         self.channel_context = ChannelContext(
             limit=settings.discord_channel_history_limit,
             summary_age_minutes=settings.discord_summary_age_minutes,
@@ -82,10 +130,34 @@ class ConversationHandler:
             llm=runner.llm,
             budget=budget,
         )
-        self.files = LocalFileStore(settings.clara_files_dir, max_size=settings.clara_max_file_size)
+        self.files = LocalFileStore(
+            settings.clara_files_dir,
+            max_size=settings.clara_max_file_size,
+            quota=settings.clara_files_quota,
+        )
         self.pacer = ChannelPacer(settings.discord_edit_interval_seconds, budget=budget)
         self.queue = ChannelQueue()
         self.cache = MessageCache()
+        # Conversation history, queued on disk while PostgreSQL is down.
+        self.history = (
+            SessionLog(
+                sessions,
+                settings.clara_data_dir / SESSION_OUTBOX_DIR,
+                project=settings.default_project,
+                idle_minutes=settings.session_idle_minutes,
+            )
+            if sessions is not None
+            else None
+        )
+        self._history_start: asyncio.Task[None] | None = None
+        if self.history is not None:
+            # Turns queued before a restart are replayed as soon as Clara can answer
+            # (the handler is built inside the running app; without a loop, on the
+            # first turn that finds the queue).
+            with contextlib.suppress(RuntimeError):
+                self._history_start = asyncio.get_running_loop().create_task(
+                    self.history.start(), name="session-log-start"
+                )
 
     # -- gates ---------------------------------------------------------------
 
@@ -119,12 +191,17 @@ class ConversationHandler:
             return ref.resolved.author.id == me.id
         return False
 
-    def is_stop(self, text: str) -> bool:
-        normalized = " ".join(text.lower().replace("!", "").replace(".", "").split())
-        return any(
-            normalized == p or normalized.startswith(p + " ")
-            for p in self.settings.discord_stop_phrases
-        )
+    def is_stop(self, text: str, message: discord.Message | None = None) -> bool:
+        """Whether ``text`` (an addressed message, her mention already removed) asks
+        Clara to stop.  Her name may be added ("clara stop", "stop, Clara!")."""
+        names = {"clara"}
+        me = self.client.user
+        if me is not None:
+            names |= {me.name.lower(), me.display_name.lower()}
+        member = message.guild.me if message is not None and message.guild is not None else None
+        if member is not None:
+            names.add(member.display_name.lower())  # her nickname in this server
+        return is_stop_request(text, names, self.settings.discord_stop_phrases)
 
     # -- events --------------------------------------------------------------
 
@@ -143,7 +220,7 @@ class ConversationHandler:
             return
         self.cache.put(message)
         text = strip_mention(message.content, me.id)
-        if self.is_stop(text):
+        if self.is_stop(text, message):
             await self._stop(message)
             return
         ahead = self.queue.submit(
@@ -212,7 +289,7 @@ class ConversationHandler:
 
     async def _prepare(
         self, message: discord.Message, text: str, bot_id: int
-    ) -> tuple[TurnInput, History, SessionInfo | None]:
+    ) -> tuple[TurnInput, History, SessionInfo | None, str]:
         history = await self._history(message, bot_id)
         prepared = await prepare_attachments(
             message.attachments, user_id=str(message.author.id), store=self.files
@@ -241,22 +318,24 @@ class ConversationHandler:
             turn.context_notes.append(
                 f"Summary of your previous conversation here:\n{session.snapshot}"
             )
-        return turn, history, session
+        return turn, history, session, prepared.user_notice()
 
     async def _answer(self, message: discord.Message, text: str) -> None:
         me = self.client.user
         assert me is not None
-        turn, history, session = await self._prepare(message, text, me.id)
+        turn, history, session, notice = await self._prepare(message, text, me.id)
         cut_note = "earlier messages in this thread are unavailable" if history.cut else None
         badge: str | None = None
         started = time.monotonic()
         reply = StreamingReply(message, self.pacer)
         reply.start()  # from here on, cancellation must go through reply.abort()
+        if notice:  # e.g. an attachment over the user's quota: shown first, kept to the end
+            reply.append(notice)
         try:
             async for event in self.runner.run(turn):
                 if isinstance(event, TierChosen) and (event.explicit or event.auto):
                     how = "auto" if event.auto else "tier"
-                    badge = f"{how}: {event.tier or 'base'} · {event.model}"
+                    badge = f"{how}: {event.tier or 'base'}"
                 elif isinstance(event, TextDelta):
                     reply.append(event.text)
                 elif isinstance(event, ToolStarted):
@@ -265,8 +344,13 @@ class ConversationHandler:
                     mark = "✅" if event.ok else "⚠️"
                     reply.set_status(f"{mark} {event.name} ({event.duration_s:.1f}s)")
                 elif isinstance(event, Done):
+                    if badge is not None:
+                        # Name the model that actually answered, known only now.
+                        badge += f" · {event.model}"
+                        if event.tool_model:
+                            badge += f" (tools: {event.tool_model})"
                     footer = " · ".join(x for x in (badge, cut_note) if x) or None
-                    await reply.finish(event.text, footer=footer)
+                    await reply.finish(notice + event.text, footer=footer)
                     for m in reply.messages:
                         self.cache.put(m)
                     await self._store(session, message, text, event.text, reply)
@@ -301,18 +385,10 @@ class ConversationHandler:
         return f"discord:{message.channel.id}"
 
     async def _session(self, message: discord.Message) -> SessionInfo | None:
-        if self.sessions is None:
+        if self.history is None:
             return None
-        try:
-            return await self.sessions.get_or_start(
-                str(message.author.id),
-                self._context_id(message),
-                project=self.settings.default_project,
-                idle_minutes=self.settings.session_idle_minutes,
-            )
-        except Exception as exc:  # a database outage must not stop the reply
-            log.warning("could not open a session: %s", exc)
-            return None
+        # None during a PostgreSQL outage: the reply goes on, and _store queues the turn.
+        return await self.history.begin(str(message.author.id), self._context_id(message))
 
     async def _store(
         self,
@@ -322,24 +398,28 @@ class ConversationHandler:
         answer: str,
         reply: StreamingReply,
     ) -> None:
-        if session is None or self.sessions is None:
+        if self.history is None:
             return
-        try:
-            await self.sessions.add_messages(
-                session.id,
-                [
-                    ("user", str(message.author.id), text, str(message.id)),
-                    (
-                        "assistant",
-                        "clara",
-                        answer,
-                        str(reply.messages[0].id) if reply.messages else None,
-                    ),
-                ],
-            )
-        except Exception as exc:
-            log.warning("could not store the conversation: %s", exc)
+        await self.history.record(
+            session,
+            str(message.author.id),
+            self._context_id(message),
+            [
+                ("user", str(message.author.id), text, str(message.id)),
+                (
+                    "assistant",
+                    "clara",
+                    answer,
+                    str(reply.messages[0].id) if reply.messages else None,
+                ),
+            ],
+        )
 
     async def close(self) -> None:
         await self.queue.close()
         await self.channel_context.close()
+        if self._history_start is not None:
+            self._history_start.cancel()
+            await asyncio.gather(self._history_start, return_exceptions=True)
+        if self.history is not None:
+            await self.history.close()

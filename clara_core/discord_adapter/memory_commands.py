@@ -430,8 +430,13 @@ class MemoryCommands:
         return f"Memory {label} was already gone."
 
     async def _forget_everything(self, user: str) -> str:
+        conversation = self.client.conversation
         report = await forget_everything(
-            user, memory=self.client.memory, engine=self.client.engine, files=self.client.files
+            user,
+            memory=self.client.memory,
+            engine=self.client.engine,
+            files=self.client.files,
+            queued_history=conversation.history if conversation is not None else None,
         )
         return render_report(report)
 

@@ -11,10 +11,10 @@ from clara_core.llm.types import Usage
 @dataclass(frozen=True)
 class TierChosen:
     tier: Tier | None  # None: the provider's base model
-    model: str
+    model: str  # the model that answers
     auto: bool  # picked by AUTO_TIER_SELECTION
     explicit: bool  # the user asked with a !prefix
-    tool_model: str | None = None  # differs when the low tier hands tools to the base model
+    tool_model: str | None = None  # the model for tool-calling steps, when another one
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class Done:
     tier: Tier | None
     usage: Usage
     tool_steps: int
+    #: The model that ran the tool steps, when not the one that answered (the
+    #: low tier hands its tool-calling steps to the base model).
+    tool_model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -116,13 +116,31 @@ class TurnRunner:
         if tool_route is not None and not tool_route.capabilities.tools:
             tool_route = None
         with_tools = tool_route is not None
+        # Tool calls never run on the low tier (spec): for it, the tool route is
+        # the base model.  Handing it the whole turn would mean the low tier never
+        # answers at all, since a tool is always registered.  So the tier's own
+        # model answers, offered the tools so it can say when it needs one; a step
+        # in which it asks for tools is re-run on the tool model, and only that
+        # step: the tools are called as the base model decides, and the next step
+        # (with the results) is the tier model's again.  A wasted cheap call per
+        # tool step buys a low tier that is really low for everything else.  The
+        # hand-off needs the tier model to take tools where tool requests go
+        # (TOOL_BASE_URL may point elsewhere); if it can't, the whole turn runs on
+        # the tool model as before, so tools keep working.
+        hand_off = (
+            tool_route is not None
+            and tool_route.model != chat_route.model
+            and chat_route.capabilities.tools
+            and chat_route.endpoint == tool_route.endpoint
+        )
+        answering = chat_route if hand_off or tool_route is None else tool_route
         yield TierChosen(
             tier=tier,
-            model=(tool_route or chat_route).model,
+            model=answering.model,
             auto=auto,
             explicit=asked is not None,
             tool_model=tool_route.model
-            if tool_route and tool_route.model != chat_route.model
+            if tool_route and tool_route.model != answering.model
             else None,
         )
 
@@ -132,7 +150,7 @@ class TurnRunner:
             system += "\n\n## Earlier conversation\n" + "\n\n".join(turn.context_notes)
         user_text = f"{turn.speaker}: {text}" if turn.speaker else text
         images = turn.images
-        if images and not (tool_route or chat_route).capabilities.vision:
+        if images and not answering.capabilities.vision:
             # Capabilities are data: this model can't see, so say so instead of failing.
             user_text += (
                 f"\n[{len(images)} image(s) attached, but the current model can't see images; "
@@ -144,6 +162,7 @@ class TurnRunner:
         usage = llm.Usage()
         steps = 0
         said: list[str] = []  # text of each model call, shown as one answer
+        tool_model: str | None = None  # set when a step was handed to the tool model
         while True:
             final_round = steps >= self.max_tool_iterations
             request = ChatRequest(
@@ -154,21 +173,53 @@ class TurnRunner:
                 tools=specs if with_tools and not final_round else [],
             )
             completion: llm.Completion | None = None
-            first = True
-            async for event in self.llm.stream(request, tier=tier, with_tools=with_tools):
-                if isinstance(event, llm.TextDelta):
-                    if first and said:
-                        yield TextDelta(ANSWER_BREAK)  # between "let me check" and the result
-                    first = False
-                    yield TextDelta(event.text)
-                elif isinstance(event, llm.Completion):
-                    completion = event
+            async for item in self._call(
+                request, tier, with_tools=with_tools and not hand_off, said=said, show=True
+            ):
+                if isinstance(item, llm.Completion):
+                    completion = item
+                else:
+                    yield item
             assert completion is not None  # providers always end with a Completion
             usage = usage + completion.usage
-            if completion.text:
+            if hand_off and completion.tool_calls and not final_round:
+                # The tier model asked for tools: this step goes to the tool model.
+                # What the tier model said is on screen already ("let me check");
+                # the tool model saying it again would read twice, so its text of
+                # this step only goes to the conversation the models see.
+                shown = bool(completion.text)
+                if shown:
+                    said.append(completion.text)
+                handed: llm.Completion | None = None
+                async for item in self._call(
+                    request, tier, with_tools=True, said=said, show=not shown
+                ):
+                    if isinstance(item, llm.Completion):
+                        handed = item
+                    else:
+                        yield item
+                assert handed is not None
+                usage = usage + handed.usage
+                tool_model = handed.model
+                if handed.text and shown and not handed.tool_calls:
+                    # The tool model answered without a tool after all: then its
+                    # text is the answer, not a repeated lead-in, and must be shown.
+                    yield TextDelta(ANSWER_BREAK)
+                    yield TextDelta(handed.text)
+                if handed.text and (not shown or not handed.tool_calls):
+                    said.append(handed.text)
+                completion = handed
+            elif completion.text:
                 said.append(completion.text)
             if not completion.tool_calls or final_round:
-                done = Done(ANSWER_BREAK.join(said), completion.model, tier, usage, steps)
+                done = Done(
+                    ANSWER_BREAK.join(said),
+                    completion.model,
+                    tier,
+                    usage,
+                    steps,
+                    tool_model=tool_model if tool_model != completion.model else None,
+                )
                 self._after(turn_ctx, done)
                 yield done
                 return
@@ -196,6 +247,29 @@ class TurnRunner:
                 messages.append(
                     llm.Message.tool_result(call.id, result.content, is_error=result.is_error)
                 )
+
+    async def _call(
+        self,
+        request: ChatRequest,
+        tier: Tier | None,
+        *,
+        with_tools: bool,
+        said: list[str],
+        show: bool,
+    ) -> AsyncIterator[TextDelta | llm.Completion]:
+        """One streamed model call: its text as ``TextDelta``s (unless ``show`` is
+        off), then its ``Completion``."""
+        first = True
+        async for event in self.llm.stream(request, tier=tier, with_tools=with_tools):
+            if isinstance(event, llm.TextDelta):
+                if not show:
+                    continue
+                if first and said:
+                    yield TextDelta(ANSWER_BREAK)  # between "let me check" and the result
+                first = False
+                yield TextDelta(event.text)
+            elif isinstance(event, llm.Completion):
+                yield event
 
     async def _run_tools(self, calls: list[llm.ToolCall], ctx: ToolContext) -> list[ToolResult]:
         """Independent calls of one step run concurrently; cancellation reaches all."""

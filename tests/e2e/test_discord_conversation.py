@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
-from tests.fakes.fake_llm import Hang, Reply
+from tests.fakes.fake_llm import Hang, Reply, ToolCall
 from tests.support.discord_app import clara_on_discord
+from tools.builtin import clock_tool
+from tools.registry import ToolRegistry
 
 pytestmark = pytest.mark.slow
 
@@ -221,3 +224,146 @@ async def test_back_to_back_mentions_continue_the_exchange():
         await w.wait_reply_text("Hi Bob.")
         convo = [m for m in w.llm.requests[2].messages if m["role"] != "system"]
         assert [m["role"] for m in convo] == ["user"]
+
+
+async def _stop_while_streaming(w, send_stop, *, channel_id: int | None = None) -> None:
+    """A streamed answer hangs mid-way with Bob queued behind it; ``send_stop()``
+    must end the stream at once, clear the queue and confirm it, with no edit
+    after the confirmation."""
+    w.llm.enqueue(Hang(["Let me think about this very carefully "]), Reply("queued answer"))
+    await w.mention(w.alice, "a hard question", channel_id=channel_id)
+    await w.discord.wait_until(
+        lambda: w.replies(channel_id), timeout=15, what="first partial reply"
+    )
+    partial = w.replies(channel_id)[0]
+    await w.mention(w.bob, "and mine?", channel_id=channel_id)  # queued behind alice
+    await w.discord.wait_until(
+        lambda: any("in line" in m.content for m in w.replies(channel_id)),
+        timeout=10,
+        what="queue notice",
+    )
+    await send_stop(partial)
+    await w.llm.wait_for_disconnect(timeout=3)
+    await w.discord.wait_until(
+        lambda: any(m.content.startswith("Stopped.") for m in w.replies(channel_id)),
+        timeout=5,
+        what="confirmation",
+    )
+    confirm = next(m for m in w.replies(channel_id) if m.content.startswith("Stopped."))
+    assert "Cleared 1 queued request." in confirm.content
+    edits_at_confirm = len(w.discord.message_history(partial.id))
+    assert "⏹ stopped" in w.discord.message_history(partial.id)[-1]
+    await asyncio.sleep(1.0)
+    assert len(w.discord.message_history(partial.id)) == edits_at_confirm  # no further edits
+    assert len(w.llm.requests) == 1  # neither bob's queued request nor the "stop" ran
+
+
+@pytest.mark.parametrize("text", ["stop", "nevermind", "Clara, stop!", "never mind."])
+async def test_a_mention_with_a_stop_word_stops(text):
+    """The spec's own examples: "@Clara stop", "@Clara nevermind"."""
+    async with clara_on_discord() as w:
+
+        async def send_stop(partial):
+            await w.mention(w.alice, text)
+
+        await _stop_while_streaming(w, send_stop)
+
+
+async def test_a_reply_to_clara_saying_stop_stops():
+    async with clara_on_discord() as w:
+
+        async def send_stop(partial):
+            await w.say(w.alice, "stop", reference_message_id=partial.id)
+
+        await _stop_while_streaming(w, send_stop)
+
+
+async def test_stop_in_a_dm_stops():
+    async with clara_on_discord() as w:
+        dm = w.discord.add_dm_channel(w.alice.id)
+        # In a DM every message is addressed to Clara; the queued one is Alice's own.
+        w.llm.enqueue(Hang(["Let me think about this very carefully "]), Reply("queued"))
+        await w.say(w.alice, "a hard question", channel_id=dm.id)
+        await w.discord.wait_until(lambda: w.replies(dm.id), timeout=15, what="partial reply")
+        partial = w.replies(dm.id)[0]
+        await w.say(w.alice, "and another thing", channel_id=dm.id)
+        await w.discord.wait_until(
+            lambda: any("in line" in m.content for m in w.replies(dm.id)),
+            timeout=10,
+            what="queue notice",
+        )
+        await w.say(w.alice, "Stop", channel_id=dm.id)
+        await w.llm.wait_for_disconnect(timeout=3)
+        await w.discord.wait_until(
+            lambda: any(m.content.startswith("Stopped.") for m in w.replies(dm.id)),
+            timeout=5,
+            what="confirmation",
+        )
+        edits_at_confirm = len(w.discord.message_history(partial.id))
+        await asyncio.sleep(1.0)
+        assert len(w.discord.message_history(partial.id)) == edits_at_confirm
+        assert len(w.llm.requests) == 1
+
+
+async def test_a_stop_word_inside_a_question_is_a_question():
+    async with clara_on_discord() as w:
+        w.llm.enqueue(Reply("Sure, no more emojis."))
+        await w.mention(w.alice, "stop using emojis please")
+        await w.wait_reply_text("Sure, no more emojis.")
+        assert "stop using emojis" in str(w.llm.requests[0].messages[-1])
+
+
+async def test_an_unaddressed_stop_in_a_server_channel_changes_nothing():
+    """Only messages addressed to Clara trigger her (mention, reply, DM): someone
+    saying "stop" to someone else in the channel must not cancel her answer."""
+    answer = "A long answer that keeps going " + " ".join(f"w{i}" for i in range(20))
+    async with clara_on_discord() as w:
+        w.llm.enqueue(Reply(answer, chunk_delay=0.08))
+        await w.mention(w.alice, "tell me something long")
+        await w.discord.wait_until(lambda: w.replies(), timeout=15, what="partial reply")
+        await w.say(w.bob, "stop")
+        await w.wait_reply_text(answer, timeout=20)
+        await asyncio.sleep(0.3)
+        assert not any("Stopped" in m.content or "stop" in m.content for m in w.replies())
+        assert len(w.llm.requests) == 1
+
+
+def _clock_tools() -> ToolRegistry:
+    reg = ToolRegistry()
+    fixed = datetime(2026, 12, 5, 10, 30, tzinfo=UTC)
+    reg.register(clock_tool("Europe/Lisbon", now=lambda: fixed))
+    return reg
+
+
+@pytest.mark.parametrize("prefix", ["!low", "!fast"])
+async def test_low_prefix_answers_with_the_low_model_and_says_so(prefix):
+    async with clara_on_discord(tools=_clock_tools(), custom_openai_model_low="cheap-model") as w:
+        w.llm.enqueue(Reply("Hi!"))
+        await w.mention(w.alice, f"{prefix} hi")
+        await w.discord.wait_until(
+            lambda: w.replies() and "cheap-model" in w.replies()[0].content,
+            timeout=15,
+            what="badge",
+        )
+        assert [r.model for r in w.llm.requests] == ["cheap-model"]
+        assert w.replies()[0].content == "Hi!\n-# tier: low · cheap-model"
+
+
+async def test_low_prefix_hands_the_tool_step_to_the_base_model():
+    async with clara_on_discord(tools=_clock_tools(), custom_openai_model_low="cheap-model") as w:
+        w.llm.enqueue(
+            Reply(tool_calls=[ToolCall("get_current_time", {})]),
+            Reply(tool_calls=[ToolCall("get_current_time", {})]),
+            Reply("It's 10:30 in Lisbon."),
+        )
+        await w.mention(w.alice, "!low what time is it?")
+        await w.discord.wait_until(
+            lambda: w.replies() and "cheap-model" in w.replies()[0].content,
+            timeout=15,
+            what="badge",
+        )
+        assert [r.model for r in w.llm.requests] == ["cheap-model", "gpt-4o", "cheap-model"]
+        assert "10:30:00" in str(w.llm.requests[2].messages)  # the clock's real result
+        assert w.replies()[0].content == (
+            "It's 10:30 in Lisbon.\n-# tier: low · cheap-model (tools: gpt-4o)"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,6 +17,7 @@ from clara_core.pipeline.events import (
 )
 from tests.fakes.fake_llm import ErrorReply, FakeLLM, Hang, Reply, ToolCall
 from tests.support.llm import KEY, build_runner, collect, settings_for, turn
+from tools.builtin import clock_tool
 from tools.registry import Tool, ToolRegistry
 
 WIRES = ("openai", "anthropic")  # one provider per wire API
@@ -164,21 +166,108 @@ async def test_high_prefix_reaches_the_model_as_the_high_model(fake):
     assert "explain entanglement" in str(last_user) and "!high" not in str(last_user)
 
 
-async def test_low_tier_hands_tools_to_the_base_model(fake):
-    fake.enqueue(Reply("quick"), Reply("quick too"))
-    settings = settings_for(fake, "openai", custom_openai_model_low="cheap-model")
-    runner, service = build_runner(settings, _weather_tools())
-    no_tools_runner, no_tools_service = build_runner(settings)
+@pytest.mark.parametrize("wire", WIRES)
+@pytest.mark.parametrize("prefix", ["!low", "!haiku", "!fast"])
+async def test_low_tier_answers_with_the_low_model_although_tools_exist(fake, wire, prefix):
+    """A tool is always registered, so every request offers tools: the low tier
+    must still answer with the low model (it used to be bumped to the base one)."""
+    fake.enqueue(Reply("quick"))
+    low = "claude-haiku-test" if wire == "anthropic" else "cheap-model"
+    tier_field = "anthropic_model_low" if wire == "anthropic" else "custom_openai_model_low"
+    runner, service = build_runner(settings_for(fake, wire, **{tier_field: low}), _clock_tools())
     try:
-        with_tools = await collect(runner, turn("!fast hi"))
-        without = await collect(no_tools_runner, turn("!fast hi"))
+        events = await collect(runner, turn(f"{prefix} hi"))
     finally:
         await service.aclose()
-        await no_tools_service.aclose()
-    assert fake.requests[0].model == "gpt-4o" and fake.requests[0].tools  # base model, tools on
-    assert with_tools[0].tool_model == "gpt-4o"
-    assert fake.requests[1].model == "cheap-model" and not fake.requests[1].tools
+    assert [r.model for r in fake.requests] == [low]
+    assert fake.requests[0].tools  # offered, so it can ask for a tool step
+    chosen, done = events[0], events[-1]
+    assert isinstance(chosen, TierChosen) and chosen.tier == "low" and chosen.model == low
+    assert isinstance(done, Done) and done.model == low and done.tool_model is None
+    assert done.text == "quick"
+
+
+def _clock_tools() -> ToolRegistry:
+    reg = ToolRegistry()
+    fixed = datetime(2026, 12, 5, 10, 30, tzinfo=UTC)
+    reg.register(clock_tool("Europe/Lisbon", now=lambda: fixed))
+    return reg
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_low_tier_hands_only_its_tool_steps_to_the_base_model(fake, wire):
+    base = "claude-base-test" if wire == "anthropic" else "gpt-4o"
+    low = "claude-haiku-test" if wire == "anthropic" else "cheap-model"
+    model_fields = (
+        {"anthropic_model": base, "anthropic_model_low": low}
+        if wire == "anthropic"
+        else {"custom_openai_model": base, "custom_openai_model_low": low}
+    )
+    fake.enqueue(
+        # the low model wants the clock: that step is re-run on the base model
+        Reply("Let me check.", tool_calls=[ToolCall("get_current_time", {}, id="call_low")]),
+        Reply("Checking the clock.", tool_calls=[ToolCall("get_current_time", {}, id="call_b")]),
+        # with the result in hand, the low model answers
+        Reply("It's 10:30 in Lisbon."),
+    )
+    runner, service = build_runner(settings_for(fake, wire, **model_fields), _clock_tools())
+    try:
+        events = await collect(runner, turn("!low what time is it?"))
+    finally:
+        await service.aclose()
+    assert [r.model for r in fake.requests] == [low, base, low]
+    assert all(r.tools for r in fake.requests)
+    finished = [e for e in events if isinstance(e, ToolFinished)]
+    assert len(finished) == 1 and finished[0].ok  # the base model's call, run once
+    results = _tool_messages(fake.requests[2], wire)
+    assert len(results) == 1 and "10:30:00" in str(results[0])
+    # the tool result answers the base model's call (its id), not the discarded one
+    assert "call_b" in str(fake.requests[2].messages) and "call_low" not in str(
+        fake.requests[2].messages
+    )
+    done = events[-1]
+    assert isinstance(done, Done) and done.tool_steps == 1
+    assert done.model == low and done.tool_model == base
+    # what the low model said is on screen; the base model's lead-in is not repeated
+    assert done.text == "Let me check.\n\nIt's 10:30 in Lisbon."
+    streamed = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert streamed == done.text
+    chosen = events[0]
+    assert isinstance(chosen, TierChosen) and chosen.model == low and chosen.tool_model == base
+
+
+async def test_low_tier_without_tools_registered_needs_no_hand_off(fake):
+    fake.enqueue(Reply("quick too"))
+    settings = settings_for(fake, "openai", custom_openai_model_low="cheap-model")
+    runner, service = build_runner(settings)
+    try:
+        without = await collect(runner, turn("!fast hi"))
+    finally:
+        await service.aclose()
+    assert fake.requests[0].model == "cheap-model" and not fake.requests[0].tools
     assert without[-1].model == "cheap-model" and without[-1].text == "quick too"
+
+
+async def test_low_tier_with_a_separate_tool_endpoint_runs_on_the_tool_model(fake):
+    """TOOL_BASE_URL: the low model's endpoint may not take tools at all, so the
+    turn stays on the tool endpoint's base model (tools keep working)."""
+    async with FakeLLM(api_keys={"tool-key"}) as tool_fake:
+        tool_fake.enqueue(Reply("via the tool endpoint"))
+        settings = settings_for(
+            fake,
+            "openai",
+            custom_openai_model_low="cheap-model",
+            tool_api_key="tool-key",
+            tool_base_url=tool_fake.openai_base_url,
+        )
+        runner, service = build_runner(settings, _clock_tools())
+        try:
+            events = await collect(runner, turn("!low hi"))
+        finally:
+            await service.aclose()
+        assert fake.requests == []
+        assert [r.model for r in tool_fake.requests] == ["gpt-4o"]
+        assert events[0].model == "gpt-4o" and events[-1].model == "gpt-4o"
 
 
 @pytest.mark.parametrize(
@@ -310,3 +399,21 @@ async def test_cancelling_a_turn_stops_stream_and_tools(fake):
     await fake.wait_for_disconnect(timeout=2)
     await service.aclose()
     await service2.aclose()
+
+
+async def test_low_tier_hand_off_where_the_base_model_needs_no_tool_still_shows_its_answer(fake):
+    fake.enqueue(
+        Reply("Let me check.", tool_calls=[ToolCall("get_current_time", {})]),
+        Reply("No need to check: it's the same as a minute ago."),  # base: no tool call
+    )
+    settings = settings_for(fake, "openai", custom_openai_model_low="cheap-model")
+    runner, service = build_runner(settings, _clock_tools())
+    try:
+        events = await collect(runner, turn("!low time again?"))
+    finally:
+        await service.aclose()
+    assert [r.model for r in fake.requests] == ["cheap-model", "gpt-4o"]
+    done = events[-1]
+    assert isinstance(done, Done) and done.tool_steps == 0 and done.model == "gpt-4o"
+    assert done.text == "Let me check.\n\nNo need to check: it's the same as a minute ago."
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.text

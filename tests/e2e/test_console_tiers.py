@@ -1,0 +1,66 @@
+"""`--console` on the low tier: the low model answers, tool steps go to the base model."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from tests.e2e.test_console import Terminal
+from tests.fakes.fake_llm import FakeLLM, Reply, ToolCall
+from tests.support.clara_process import ENTRY, clara_env
+
+pytestmark = pytest.mark.slow
+
+
+async def test_console_low_tier_answers_with_the_low_model(tmp_path):
+    async with FakeLLM(api_keys={"k"}) as fake:
+        env = clara_env(
+            tmp_path,
+            LLM_PROVIDER="openai",
+            CUSTOM_OPENAI_API_KEY="k",
+            CUSTOM_OPENAI_BASE_URL=fake.openai_base_url,
+            CUSTOM_OPENAI_MODEL="base-model",
+            CUSTOM_OPENAI_MODEL_LOW="cheap-model",
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ENTRY),
+            "--console",
+            env=env,
+            cwd=tmp_path,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        term = Terminal(proc)
+        try:
+            await term.expect("you> ")
+            fake.enqueue(Reply("Hi there."))
+            await term.type("!low hi")
+            await term.expect("clara> Hi there.")
+            assert "[low tier, asked: cheap-model]" in term.output
+            assert [r.model for r in fake.requests] == ["cheap-model"]
+
+            fake.enqueue(
+                Reply(tool_calls=[ToolCall("get_current_time", {})]),
+                Reply(tool_calls=[ToolCall("get_current_time", {})]),
+                Reply("Time checked."),
+            )
+            await term.type("!fast what time is it?")
+            await term.expect("Time checked.")
+            assert [r.model for r in fake.requests[1:]] == [
+                "cheap-model",
+                "base-model",
+                "cheap-model",
+            ]
+            assert "get_current_time done" in term.output
+            proc.stdin.close()
+            await asyncio.wait_for(proc.wait(), 30)
+            await term._reader
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0

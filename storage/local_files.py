@@ -2,25 +2,58 @@
 
 Every path is resolved inside the user's own folder: names are sanitised, so
 no input can reach another user's files or anything outside the store.
+
+A save is all or nothing and never overwrites: the bytes go to a temporary file
+with a unique name, which is then linked to the first free name ("notes.txt",
+"notes (2).txt", ...) in one atomic step, so two uploads of the same name at
+once both land, each whole.  The quota check and the write happen under one
+per-folder lock, so concurrent uploads cannot together overshoot
+CLARA_FILES_QUOTA.  All file I/O runs in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import os
 import re
 import shutil
+import threading
 import unicodedata
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from clara_core.errors import ClaraError
+
+log = logging.getLogger(__name__)
 
 
 class FileStoreError(ClaraError):
     """A file could not be stored or read; the message says why."""
 
 
+class QuotaExceeded(FileStoreError):
+    """The user's files would take more than CLARA_FILES_QUOTA; nothing was written."""
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+#: Temporary files start with "." (safe_name strips leading dots, so no stored file
+#: does) and end in ".part"; listings skip them.
+_TEMP_PREFIX, _TEMP_SUFFIX = ".upload-", ".part"
+#: Filesystems without hard links (some network and FAT mounts) say so with these.
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+_folder_locks: dict[Path, threading.Lock] = {}
+_folder_locks_guard = threading.Lock()
+
+
+def _folder_lock(folder: Path) -> threading.Lock:
+    """One lock per user folder, shared by every store object in this process
+    (the runner and the conversation handler each build one)."""
+    with _folder_locks_guard:
+        return _folder_locks.setdefault(folder, threading.Lock())
 
 
 def safe_name(name: str) -> str:
@@ -35,6 +68,20 @@ def _user_dir_name(user_id: str) -> str:
     return user_id
 
 
+def _is_temp(name: str) -> bool:
+    return name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX)
+
+
+def human_size(n: int) -> str:
+    """1536 -> "1.5 KiB": sizes as a user reads them."""
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
 @dataclass(frozen=True)
 class StoredFile:
     name: str
@@ -43,9 +90,11 @@ class StoredFile:
 
 
 class LocalFileStore:
-    def __init__(self, root: Path, *, max_size: int) -> None:
+    def __init__(self, root: Path, *, max_size: int, quota: int = 0) -> None:
         self.root = root.resolve()
         self.max_size = max_size
+        #: Bytes each user's folder may hold; 0 = no limit (CLARA_FILES_QUOTA).
+        self.quota = quota
 
     def user_dir(self, user_id: str) -> Path:
         return self.root / _user_dir_name(user_id)
@@ -58,39 +107,125 @@ class LocalFileStore:
         return path
 
     async def save(self, user_id: str, name: str, data: bytes) -> StoredFile:
+        """Store ``data`` under ``name`` (or "name (2)" etc. when taken).
+
+        Raises ``FileStoreError`` (``QuotaExceeded`` when the user's space is full)
+        with a message for the user; nothing partial is left behind."""
         if len(data) > self.max_size:
             raise FileStoreError(
                 f"{name} is {len(data):,} bytes; the limit is {self.max_size:,} (CLARA_MAX_FILE_SIZE)"
             )
         path = self._path(user_id, name)
-        # Keep earlier files: "notes.txt" then "notes (2).txt", ...
-        stem, suffix, n = path.stem, path.suffix, 2
-        while path.exists():
-            path = path.with_name(f"{stem} ({n}){suffix}")
-            n += 1
-        await asyncio.to_thread(self._write, path, data)
-        return StoredFile(path.name, path, len(data))
+        try:
+            return await asyncio.to_thread(self._save, path, bytes(data))
+        except FileStoreError:
+            raise
+        except OSError as exc:
+            log.error("could not store %s for user %s: %s", path.name, user_id, exc)
+            raise FileStoreError(
+                f"{name} could not be stored ({exc.strerror or exc}); try again later"
+            ) from exc
+
+    def _save(self, path: Path, data: bytes) -> StoredFile:
+        folder = path.parent
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with _folder_lock(folder):
+            if self.quota:
+                used = self._usage(folder)
+                if used + len(data) > self.quota:
+                    raise QuotaExceeded(
+                        f"{path.name} was not saved: your stored files take {human_size(used)} "
+                        f"of the {human_size(self.quota)} each person may keep, and this file "
+                        f"needs {human_size(len(data))}. Ask the bot's operator for more space "
+                        "(CLARA_FILES_QUOTA); /clara forget deletes all your files, along with "
+                        "everything else Clara keeps about you."
+                    )
+            tmp = folder / f"{_TEMP_PREFIX}{uuid.uuid4().hex}{_TEMP_SUFFIX}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    view = memoryview(data)
+                    while view:  # os.write may write less than asked
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
+                final = self._claim(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return StoredFile(final.name, final, len(data))
 
     @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    def _claim(tmp: Path, path: Path) -> Path:
+        """Give ``tmp`` the first free name from ``path`` on; never replaces a file.
+
+        ``os.link`` fails if the name exists, so picking the name and publishing the
+        complete file are one atomic step (other processes writing here included)."""
+        stem, suffix, n = path.stem, path.suffix, 2
+        candidate = path
+        while True:
+            try:
+                os.link(tmp, candidate)
+                return candidate
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                if exc.errno not in _NO_LINKS:
+                    raise
+                # No hard links here: reserve the name exclusively, then move the
+                # complete file onto the reservation (rename is atomic).
+                try:
+                    os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                except FileExistsError:
+                    pass
+                else:
+                    os.replace(tmp, candidate)
+                    return candidate
+            candidate = path.with_name(f"{stem} ({n}){suffix}")
+            n += 1
+
+    @staticmethod
+    def _usage(folder: Path) -> int:
+        total = 0
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue  # removed while we looked
+        return total
+
+    async def usage(self, user_id: str) -> int:
+        """Bytes the user's stored files take."""
+        base = self.user_dir(user_id)
+        return await asyncio.to_thread(lambda: self._usage(base) if base.is_dir() else 0)
 
     async def list(self, user_id: str) -> list[StoredFile]:
         base = self.user_dir(user_id)
-        if not base.exists():
+        return await asyncio.to_thread(self._list, base)
+
+    @staticmethod
+    def _list(base: Path) -> list[StoredFile]:
+        if not base.is_dir():
             return []
-        return sorted(
-            (StoredFile(p.name, p, p.stat().st_size) for p in base.iterdir() if p.is_file()),
-            key=lambda f: f.name,
-        )
+        files = []
+        for p in base.iterdir():
+            if _is_temp(p.name) or not p.is_file():
+                continue
+            try:
+                files.append(StoredFile(p.name, p, p.stat().st_size))
+            except FileNotFoundError:
+                continue
+        return sorted(files, key=lambda f: f.name)
 
     async def delete_user_data(self, user_id: str) -> int:
         base = self.user_dir(user_id)
-        if not base.exists():
-            return 0
-        count = sum(1 for p in base.iterdir() if p.is_file())
-        await asyncio.to_thread(shutil.rmtree, base)
-        return count
+
+        def delete() -> int:
+            if not base.exists():
+                return 0
+            count = sum(1 for p in base.iterdir() if p.is_file() and not _is_temp(p.name))
+            shutil.rmtree(base)
+            return count
+
+        return await asyncio.to_thread(delete)

@@ -14,9 +14,13 @@ layer: an id or a query alone never reaches another user's memories.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,11 +33,14 @@ from .outbox import Outbox
 from .ports import Embedder
 from .projects import ProjectStore
 from .rejection import quick_reject
+from .retrieval import RetrievalConfig, adjust, diversify, embedding_text, fuse
+from .retrieval_time import time_window
 from .scoring import RetrievalWeights, retrieval_score, working_ttl
 from .types import (
     AccessDenied,
     CortexError,
     EmbedderMismatch,
+    InvalidInput,
     Memory,
     MemoryContext,
     MemoryStatus,
@@ -41,6 +48,7 @@ from .types import (
     ProjectContext,
     SearchResult,
     StoreResult,
+    as_utc,
     check_user_id,
 )
 from .warm import WarmStore
@@ -87,6 +95,105 @@ class NewMemory:
     tags: list[str] = field(default_factory=list)
 
 
+# -- input validation -----------------------------------------------------------
+# Everything a write needs is checked before the first byte is written anywhere: an
+# error raised after the warm tier committed would make the caller retry a write that
+# already happened (and store it twice).
+
+
+def _count(parameter: str, value: object) -> int:
+    """A row count (limit, offset): a non-negative int.  0 is allowed and means "none"."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(parameter, f"expected a whole number, got {value!r}")
+    if value < 0:
+        raise InvalidInput(parameter, f"must be 0 or more, got {value}")
+    return value
+
+
+def _number(parameter: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInput(parameter, f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _memory_id(parameter: str, value: object) -> str | None:
+    """Memory and project ids are UUIDs; anything else would fail only inside SQL."""
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise InvalidInput(parameter, f"expected a UUID, got {value!r}") from None
+
+
+def _memory_type(parameter: str, value: object) -> MemoryType:
+    try:
+        return MemoryType(value)
+    except ValueError:
+        choices = ", ".join(t.value for t in MemoryType)
+        raise InvalidInput(parameter, f"expected one of {choices}, got {value!r}") from None
+
+
+def _memory_types(value: Iterable[object] | None) -> list[MemoryType] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise InvalidInput("memory_types", "expected a list of memory types, not one string")
+    return [_memory_type("memory_types", v) for v in value]
+
+
+def _vector(parameter: str, value: object, dims: int) -> list[float]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise InvalidInput(parameter, f"expected a list of {dims} numbers")
+    if len(value) != dims:
+        raise InvalidInput(parameter, f"has {len(value)} dimensions; the embedder makes {dims}")
+    return [_number(parameter, x) for x in value]
+
+
+def _checked_item(item: object, prefix: str) -> NewMemory:
+    """A validated copy of ``item``; naive ``created_at`` is taken to be UTC."""
+    if not isinstance(item, NewMemory):
+        raise InvalidInput(prefix.rstrip(".") or "item", f"expected a NewMemory, got {item!r}")
+
+    def name(field_name: str) -> str:
+        return f"{prefix}{field_name}"
+
+    if not isinstance(item.content, str) or not item.content.strip():
+        raise InvalidInput(name("content"), "a memory needs some content")
+    created_at = item.created_at
+    if created_at is not None:
+        if not isinstance(created_at, datetime):
+            raise InvalidInput(
+                name("created_at"), f"expected a datetime, got {type(created_at).__name__}"
+            )
+        created_at = as_utc(created_at)
+    if item.emotional_score is not None:
+        _number(name("emotional_score"), item.emotional_score)
+    if not isinstance(item.metadata, dict):
+        raise InvalidInput(name("metadata"), "expected a dict")
+    try:
+        # Both tiers and the outbox store it as JSON; find out now, not mid-write.
+        json.dumps(item.metadata)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(name("metadata"), f"must be JSON-serialisable ({exc})") from None
+    tags = [] if isinstance(item.tags, str) else list(item.tags)
+    if isinstance(item.tags, str) or not all(isinstance(t, str) for t in tags):
+        raise InvalidInput(name("tags"), "expected a list of strings")
+    if not isinstance(item.source, str):
+        raise InvalidInput(name("source"), "expected a string")
+    return dataclasses.replace(
+        item,
+        memory_type=_memory_type(name("memory_type"), item.memory_type),
+        created_at=created_at,
+        metadata=dict(item.metadata),
+        importance=_number(name("importance"), item.importance),
+        confidence=_number(name("confidence"), item.confidence),
+        project_id=_memory_id(name("project_id"), item.project_id),
+        supersedes=_memory_id(name("supersedes"), item.supersedes),
+        tags=tags,
+    )
+
+
 @dataclass
 class ForgetResult:
     warm: int = 0
@@ -105,6 +212,7 @@ class MemoryManager:
         outbox_dir: Path,
         weights: RetrievalWeights | None = None,
         max_retrieved: int = 15,
+        retrieval: RetrievalConfig | None = None,
         clock: Callable[[], datetime] = _now,
         probe_interval: float = PROBE_INTERVAL_S,
     ) -> None:
@@ -116,6 +224,7 @@ class MemoryManager:
         self.embedder = embedder
         self.scorer = scorer
         self.weights = weights or RetrievalWeights()
+        self.retrieval = retrieval or RetrievalConfig()
         self.max_retrieved = max_retrieved
         self.redis_health = TierHealth("Redis")
         self.pg_health = TierHealth("PostgreSQL")
@@ -273,9 +382,16 @@ class MemoryManager:
         skip_retrieval: bool = False,
     ) -> MemoryContext:
         check_user_id(user_id)
-        limit = max_retrieved or self.max_retrieved
+        # 0 means "retrieve nothing", so only None falls back to the default.
+        limit = _count(
+            "max_retrieved", self.max_retrieved if max_retrieved is None else max_retrieved
+        )
+        if query_embedding is not None:
+            query_embedding = _vector("query_embedding", query_embedding, self.embedder.dims)
         ctx = MemoryContext(user_id=user_id)
-        retrieve = bool(query) and not skip_retrieval and not quick_reject(query or "")
+        retrieve = (
+            bool(query) and limit > 0 and not skip_retrieval and not quick_reject(query or "")
+        )
         if query and not retrieve and not skip_retrieval:
             ctx.notes.append("retrieval skipped: nothing to look up in this message")
 
@@ -308,7 +424,7 @@ class MemoryManager:
                 if query_embedding is not None
                 else await self.embedder.embed(query or "")
             )
-            ctx.retrieved = await self._ranked_search(user_id, vec, limit, None, None)
+            ctx.retrieved = await self._ranked_search(user_id, query or "", vec, limit, None, None)
             if not self.pg_health.up:
                 ctx.notes.append("long-term memory is unavailable right now")
 
@@ -333,22 +449,68 @@ class MemoryManager:
     async def _ranked_search(
         self,
         user_id: str,
+        query: str,
         vec: Sequence[float],
         limit: int,
         memory_types: Sequence[MemoryType] | None,
         project_id: str | None,
     ) -> list[Memory]:
-        candidates = await self._warm_read(
-            lambda: self.warm.search(
-                user_id,
-                vec,
-                limit=limit * CANDIDATE_FACTOR,
-                memory_types=memory_types,
-                project_id=project_id,
-            ),
-            [],
-        )
-        return self._rerank(candidates)[:limit]
+        """Vector leg (re-ranked by similarity/recency/emotion), lexical leg and, when
+        the query names a time, a vector leg inside that window: fused, adjusted for
+        generic turns and the window, diversified (clara_core/cortex/retrieval.py)."""
+        cfg = self.retrieval
+        depth = limit * cfg.candidate_factor
+        window = time_window(query, self.clock()) if cfg.time_boost != 1.0 else None
+
+        def vector(since: datetime | None = None, before: datetime | None = None) -> Any:
+            return self._warm_read(
+                lambda: self.warm.search(
+                    user_id,
+                    vec,
+                    limit=depth,
+                    memory_types=memory_types,
+                    project_id=project_id,
+                    since=since,
+                    before=before,
+                ),
+                [],
+            )
+
+        async def lexical() -> list[Memory]:
+            if not cfg.lexical or not query.strip():
+                return []
+            return await self._warm_read(
+                lambda: self.warm.lexical_search(
+                    user_id,
+                    query,
+                    limit=depth,
+                    memory_types=memory_types,
+                    project_id=project_id,
+                    max_matches=cfg.lexical_max_matches,
+                ),
+                [],
+            )
+
+        async def dated() -> list[Memory]:
+            return [] if window is None else await vector(*window)
+
+        # The legs are independent reads: concurrently, so the slowest one sets
+        # the latency, not their sum.
+        candidates, lexical_hits, dated_hits = await asyncio.gather(vector(), lexical(), dated())
+        ranked = self._rerank(candidates)
+        if not lexical_hits and not dated_hits:
+            legs: list[tuple[Sequence[Memory], float]] = [(ranked, 1.0)]
+        else:
+            legs = [(ranked, 1.0), (lexical_hits, cfg.lexical_weight)]
+            if dated_hits:
+                legs.append((self._rerank(dated_hits), 1.0))
+        scored = adjust(fuse(legs, k=cfg.rrf_k), cfg, window)
+        picked = diversify(scored, limit, cfg.mmr_lambda)
+        for m, value in picked:
+            # score is the final ranking's value; similarity stays the cosine
+            # (None for a memory only the lexical leg found).
+            m.score = value
+        return [m for m, _ in picked]
 
     def _rerank(self, memories: list[Memory]) -> list[Memory]:
         now = self.clock()
@@ -375,10 +537,17 @@ class MemoryManager:
     ) -> SearchResult:
         check_user_id(user_id)
         started = time.perf_counter()
+        limit = _count("limit", limit)
+        project_id = _memory_id("project_id", project_id)
+        types = _memory_types(memory_types)
+        if query_embedding is not None:
+            query_embedding = _vector("query_embedding", query_embedding, self.embedder.dims)
         if project_id is not None:
             await self.projects.require_member(project_id, user_id)
+        if limit == 0:
+            return SearchResult(memories=[], total_count=0, search_time_ms=0)
         vec = query_embedding if query_embedding is not None else await self.embedder.embed(query)
-        memories = await self._ranked_search(user_id, vec, limit, memory_types, project_id)
+        memories = await self._ranked_search(user_id, query, vec, limit, types, project_id)
         return SearchResult(
             memories=memories,
             total_count=len(memories),
@@ -395,6 +564,8 @@ class MemoryManager:
         limit: int = 10,
     ) -> ProjectContext:
         """A project's shared memories, for members only (AccessDenied otherwise)."""
+        limit = _count("limit", limit)
+        project_id = str(_memory_id("project_id", project_id))
         info = await self.projects.info(project_id, as_user=user_id)
         recent = await self.warm.project_recent(project_id, member_id=user_id, limit=limit)
         retrieved: list[Memory] = []
@@ -428,6 +599,10 @@ class MemoryManager:
         self, user_id: str, *, limit: int = 10, offset: int = 0
     ) -> list[Memory]:
         """The user's active memories, newest first (``/clara memory`` pages through these)."""
+        check_user_id(user_id)
+        if _count("limit", limit) == 0:
+            return []
+        _count("offset", offset)
         return await self.warm.get_memories(
             user_id, memory_types=LISTED_TYPES, limit=limit, offset=offset
         )
@@ -455,11 +630,15 @@ class MemoryManager:
         confidence: float = 1.0,
         tags: Sequence[str] = (),
     ) -> StoreResult:
+        """Store one memory.  A naive ``created_at`` is taken to be UTC.
+
+        Failures come back as ``StoreResult(success=False, error=...)`` (invalid input
+        included: nothing was written then); only ``AccessDenied`` is raised."""
         item = NewMemory(
             content=content,
             memory_type=memory_type,
             emotional_score=emotional_score,
-            metadata=dict(metadata or {}),
+            metadata=metadata if metadata is not None else {},
             created_at=created_at,
             project_id=project_id,
             source=source,
@@ -469,8 +648,8 @@ class MemoryManager:
             tags=list(tags),
         )
         try:
-            results = await self.store_many(
-                user_id, [item], embeddings=[embedding] if embedding is not None else None
+            results = await self._store(
+                user_id, [item], [embedding] if embedding is not None else None, True, ""
             )
         except AccessDenied:
             raise
@@ -486,20 +665,48 @@ class MemoryManager:
         embeddings: Sequence[Sequence[float] | None] | None = None,
         to_hot: bool = True,
     ) -> list[StoreResult]:
-        """Store several memories of one user: scored and embedded in batches, one transaction."""
+        """Store several memories of one user: scored and embedded in batches, one transaction.
+
+        Every item is validated before anything is written (``InvalidInput`` names the
+        item and field); a naive ``created_at`` is taken to be UTC.  Once the warm tier
+        has the memories (or the outbox does), this returns normally: a hot-tier
+        problem after that point is logged, never raised, so a caller never retries a
+        write that already happened."""
+        return await self._store(user_id, items, embeddings, to_hot, "items[{n}].")
+
+    async def _store(
+        self,
+        user_id: str,
+        items: Sequence[NewMemory],
+        embeddings: Sequence[Sequence[float] | None] | None,
+        to_hot: bool,
+        prefix: str,
+    ) -> list[StoreResult]:
         check_user_id(user_id)
-        if not items:
+        checked = [_checked_item(it, prefix.format(n=n)) for n, it in enumerate(items)]
+        if not checked:
             return []
-        for item in items:
-            if not item.content.strip():
-                raise CortexError("a memory needs some content")
-        for pid in {i.project_id for i in items if i.project_id}:
+        given: list[list[float] | None] | None = None
+        if embeddings is not None:
+            if len(embeddings) != len(checked):
+                raise InvalidInput(
+                    "embeddings", f"has {len(embeddings)} entries for {len(checked)} memories"
+                )
+            given = [
+                None
+                if v is None
+                else _vector(
+                    "embedding" if not prefix else f"embeddings[{n}]", v, self.embedder.dims
+                )
+                for n, v in enumerate(embeddings)
+            ]
+        for pid in {i.project_id for i in checked if i.project_id}:
             await self.projects.require_member(pid, user_id)  # type: ignore[arg-type]
 
-        unscored = [i for i, it in enumerate(items) if it.emotional_score is None]
+        unscored = [i for i, it in enumerate(checked) if it.emotional_score is None]
         scores: dict[int, float] = {}
         if unscored:
-            got = await self.scorer.score_batch([items[i].content for i in unscored])
+            got = await self.scorer.score_batch([checked[i].content for i in unscored])
             scores = dict(zip(unscored, got, strict=True))
         now = self.clock()
         memories = [
@@ -517,14 +724,21 @@ class MemoryManager:
                 source=it.source,
                 tags=it.tags,
             )
-            for i, it in enumerate(items)
+            for i, it in enumerate(checked)
         ]
 
-        vectors: list[list[float] | None]
-        if embeddings is not None:
-            vectors = [list(v) if v is not None else None for v in embeddings]
-        else:
-            vectors = await self._embed_or_none([m.content for m in memories])
+        vectors = (
+            given
+            if given is not None
+            else await self._embed_or_none(
+                [
+                    embedding_text(
+                        m.content, m.metadata, contextual=self.retrieval.contextual_embedding
+                    )
+                    for m in memories
+                ]
+            )
+        )
 
         supersede = [m.supersedes for m in memories if m.supersedes]
         warm_write = self.writer.add(
@@ -533,7 +747,17 @@ class MemoryManager:
         if to_hot:
             # Both tiers at once: neither write depends on the other, and a store is
             # on the path of every remembered fact (bench/cortex.py: store p95).
-            _, queued = await asyncio.gather(self._to_hot(user_id, memories), warm_write)
+            # _to_hot never raises; if the warm write raises (nothing committed), the
+            # working memories just written are taken back, so a retry adds no twin.
+            hot_done, warm_done = await asyncio.gather(
+                self._to_hot(user_id, memories), warm_write, return_exceptions=True
+            )
+            if isinstance(hot_done, BaseException):  # cancellation only
+                raise hot_done
+            if isinstance(warm_done, BaseException):
+                await self._undo_hot(user_id, memories)
+                raise warm_done
+            queued = warm_done
         else:
             queued = await warm_write
         return [
@@ -558,6 +782,8 @@ class MemoryManager:
             return [None] * len(texts)
 
     async def _to_hot(self, user_id: str, memories: list[Memory]) -> None:
+        """Write-through to Redis.  Never raises: by the time it could, the warm write
+        may have committed, and the warm tier is the record (Redis is refilled from it)."""
         if not self.redis_health.up:
             self._rehydrate_users.add(user_id)
             return
@@ -579,9 +805,22 @@ class MemoryManager:
                     await self.hot.add_working(m, ttl_s=int(left))
             await self.hot.note_stored(user_id, [m.id for m in memories])
 
-        await self._hot(write, None)
+        try:
+            await self._hot(write, None)
+        except Exception:
+            log.exception(
+                "could not write %d memory(ies) to Redis; kept in PostgreSQL", len(memories)
+            )
         if not self.redis_health.up:
             self._rehydrate_users.add(user_id)
+
+    async def _undo_hot(self, user_id: str, memories: list[Memory]) -> None:
+        """Take back working memories whose warm write failed (best effort, never raises)."""
+        for m in memories:
+            try:
+                await self._hot(lambda m=m: self.hot.forget_working(user_id, m.id), False)
+            except Exception:
+                log.exception("could not take back working memory %s", m.id)
 
     async def flush_outbox(self) -> int:
         return await self.writer.flush()

@@ -37,9 +37,38 @@ _NAME = re.compile(r"^(\d{12})-[0-9a-f]{32}\.json$")
 Apply = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+def write_durably(directory: Path, name: str, data: bytes) -> None:
+    """Write ``directory/name`` so that it exists whole or not at all after a crash.
+
+    The file is created 0600 under a unique temporary name (``*.tmp``, which
+    ``Outbox.open`` sweeps), fsynced, renamed into place, and the directory is
+    fsynced so the rename itself is durable.  Blocking: call it in a thread."""
+    tmp = directory / f"{name}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask: these files hold users' words
+        view = memoryview(data)
+        while view:  # os.write may write less than asked
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.rename(tmp, directory / name)
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 class Outbox:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, what: str = "memory") -> None:
         self.directory = directory
+        #: Names the queue in log lines (the conversation history reuses this class).
+        self.what = what
         self._lock = asyncio.Lock()  # one writer / one drainer at a time
         self._next_seq: int | None = None
         self._count = 0
@@ -51,7 +80,9 @@ class Outbox:
         self._next_seq = (int(_NAME.match(names[-1]).group(1)) + 1) if names else 1  # type: ignore[union-attr]
         if names:
             log.warning(
-                "memory outbox holds %d write(s) from before; they will be flushed", self._count
+                "%s outbox holds %d write(s) from before; they will be flushed",
+                self.what,
+                self._count,
             )
         return self._count
 
@@ -68,19 +99,7 @@ class Outbox:
         return sorted(n for n in os.listdir(self.directory) if _NAME.match(n))
 
     def _write(self, name: str, data: bytes) -> None:
-        tmp = self.directory / (name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, self.directory / name)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_durably(self.directory, name, data)
 
     async def append(self, op: dict[str, Any]) -> None:
         if self._next_seq is None:

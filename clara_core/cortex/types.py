@@ -21,6 +21,18 @@ class AccessDenied(CortexError):
     they are not a member of).  Raised at the data layer, not only in the UI."""
 
 
+class InvalidInput(CortexError, ValueError):
+    """A caller passed an argument Cortex cannot use (a negative limit, a naive-looking
+    date string, an embedding of the wrong size).  Raised before anything is written,
+    so fixing the argument and calling again never stores anything twice.
+
+    ``parameter`` names the argument; it is also a ``ValueError`` for generic callers."""
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        self.parameter = parameter
+        super().__init__(f"{parameter}: {problem}")
+
+
 class EmbedderMismatch(CortexError):
     """The stored vectors were made by another embedder (model or dimension).
 
@@ -45,11 +57,23 @@ class MemoryStatus(enum.StrEnum):
 _USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
+def is_valid_user_id(user_id: object) -> bool:
+    return isinstance(user_id, str) and _USER_ID.match(user_id) is not None
+
+
 def check_user_id(user_id: str) -> str:
     """User ids become part of storage keys: no separators, no globs, bounded."""
     if not isinstance(user_id, str) or not _USER_ID.match(user_id):
         raise CortexError(f"invalid user id {user_id!r}")
     return user_id
+
+
+def as_utc(when: datetime) -> datetime:
+    """Cortex compares times with an aware clock: a naive datetime is taken to be UTC
+    (what ``datetime.utcnow()`` and most exports mean), an aware one is converted."""
+    if when.tzinfo is None or when.tzinfo.utcoffset(when) is None:
+        return when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
 
 
 def _utcnow() -> datetime:
@@ -104,7 +128,7 @@ class Memory:
             user_id=data["user_id"],
             memory_type=MemoryType(data["type"]),
             emotional_score=float(data["emotion"]),
-            created_at=datetime.fromisoformat(data["created_at"]),
+            created_at=as_utc(datetime.fromisoformat(data["created_at"])),
             metadata=data.get("metadata") or {},
             project_id=data.get("project_id"),
             importance=float(data.get("importance", 0.5)),
@@ -113,6 +137,46 @@ class Memory:
             source=data.get("source"),
             tags=list(data.get("tags") or []),
         )
+
+
+class _Shown:
+    """Which memories a prompt already shows: by id, and by text (the same fact stored
+    twice under two ids says nothing new the second time)."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._texts: set[str] = set()
+
+    def add(self, memory: Memory) -> bool:
+        """Record ``memory``; False when it (or its text) is already shown."""
+        text = " ".join(memory.content.split()).casefold()
+        if memory.id in self._ids or text in self._texts:
+            return False
+        self._ids.add(memory.id)
+        self._texts.add(text)
+        return True
+
+    def take(
+        self, memories: list[Memory], limit: int, identity: dict[str, Any] | None = None
+    ) -> list[Memory]:
+        """Up to ``limit`` of ``memories`` not shown yet (nor in ``identity``), now shown."""
+        out: list[Memory] = []
+        for m in memories:
+            if len(out) >= limit:
+                break
+            if not (identity and _in_identity(m, identity)) and self.add(m):
+                out.append(m)
+        return out
+
+
+def _in_identity(memory: Memory, identity: dict[str, Any]) -> bool:
+    """An identity memory ("name: Ana") whose current value the identity section shows."""
+    key = memory.metadata.get("identity_key")
+    return (
+        memory.memory_type is MemoryType.IDENTITY
+        and key in identity
+        and str(identity[key]) == str(memory.metadata.get("value"))
+    )
 
 
 @dataclass
@@ -129,7 +193,15 @@ class MemoryContext:
     notes: list[str] = field(default_factory=list)
 
     def to_prompt_string(self, *, max_working: int = 10, max_retrieved: int = 15) -> str:
+        """The prompt section; a memory appears once, however many sections hold it.
+
+        A memory that is both recent and relevant is shown under "Relevant memories":
+        that section is ranked for this message and dates each memory, so it says
+        more than the recent list.  "Recent context" then lists what retrieval did not
+        bring, and the project section what neither did.  Identity facts are shown in
+        their own section only."""
         sections: list[str] = []
+        shown = _Shown()
         identity = {k: v for k, v in self.identity.items() if k != "updated_at"}
         if identity:
             sections.append("## What you know about this user")
@@ -138,23 +210,19 @@ class MemoryContext:
         if session:
             sections.append("\n## Current session")
             sections += [f"- {k}: {v}" for k, v in session.items()]
-        if self.working:
+        retrieved = shown.take(self.retrieved, max_retrieved, identity)
+        working = shown.take(self.working, max_working, identity)
+        if working:
             sections.append("\n## Recent context")
-            sections += [f"- {m.content}" for m in self.working[:max_working]]
-        if self.retrieved:
+            sections += [f"- {m.content}" for m in working]
+        if retrieved:
             sections.append("\n## Relevant memories")
-            sections += [
-                f"- [{m.created_at:%Y-%m-%d}] {m.content}" for m in self.retrieved[:max_retrieved]
-            ]
-        if self.project and (self.project.recent or self.project.retrieved):
-            sections.append(f"\n## Shared project: {self.project.name}")
-            seen: set[str] = set()
-            for m in [*self.project.retrieved, *self.project.recent]:
-                if m.id not in seen:
-                    seen.add(m.id)
-                    sections.append(f"- {m.content}")
-                if len(seen) >= max_retrieved:
-                    break
+            sections += [f"- [{m.created_at:%Y-%m-%d}] {m.content}" for m in retrieved]
+        if self.project:
+            shared = shown.take([*self.project.retrieved, *self.project.recent], max_retrieved)
+            if shared:
+                sections.append(f"\n## Shared project: {self.project.name}")
+                sections += [f"- {m.content}" for m in shared]
         return "\n".join(sections).strip()
 
     @property

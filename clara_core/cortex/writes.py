@@ -11,16 +11,43 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .health import TierHealth, postgres_down
-from .outbox import Outbox
-from .types import Memory, MemoryStatus, MemoryType
+from .outbox import Outbox, write_durably
+from .types import Memory, MemoryStatus, MemoryType, is_valid_user_id
 from .warm import WarmStore
 
 log = logging.getLogger(__name__)
+
+PARKED_DIR = "failed"
+#: "<user id>+<32 hex>.json".  "+" is outside the user-id alphabet (types.check_user_id),
+#: so the owner is exactly the part before it: "demo" never matches "demo-user+…".
+#: A write cut short by a crash leaves "<that name>.<32 hex>.tmp" (outbox.write_durably).
+_PARKED_NAME = re.compile(r"^(?P<user>[^+]+)\+[0-9a-f]{32}\.json(\.[0-9a-f]{32}\.tmp)?$")
+
+
+def parked_name(user_id: object) -> str:
+    owner = user_id if is_valid_user_id(user_id) else "unknown"
+    return f"{owner}+{uuid.uuid4().hex}.json"
+
+
+def parked_owner(path: Path) -> str | None:
+    """Whose parked entry this is: read from the entry itself (exact, and right for
+    files named by older versions, "<user>-<hex>.json"), else from a current name."""
+    try:
+        op = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        op = None
+    if isinstance(op, dict) and isinstance(op.get("user_id"), str):
+        return op["user_id"]
+    m = _PARKED_NAME.match(path.name)
+    return m.group("user") if m else None
 
 
 def add_op(
@@ -149,15 +176,30 @@ class WarmWriter:
             log.error("memory write could not be applied and was set aside: %s", exc)
             await asyncio.to_thread(self._park, op)
 
-    def _park(self, op: dict[str, Any]) -> None:
-        parked = self.outbox.directory / "failed"
-        parked.mkdir(mode=0o700, exist_ok=True)
-        name = f"{op.get('user_id', 'unknown')}-{uuid.uuid4().hex}.json"
-        (parked / name).write_text(json.dumps(op))
+    @property
+    def parked_dir(self) -> Path:
+        """Entries that can never apply, kept for the operator (docs/cortex.md)."""
+        return self.outbox.directory / PARKED_DIR
 
-    def _purge_parked(self, user_id: str) -> None:
-        for path in (self.outbox.directory / "failed").glob(f"{user_id}-*.json"):
-            path.unlink(missing_ok=True)
+    def _park(self, op: dict[str, Any]) -> None:
+        parked = self.parked_dir
+        parked.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(parked, 0o700)  # it may predate this version, made with the umask's mode
+        # Same guarantees as the outbox itself (0600, fsync of file and directory):
+        # the outbox entry is deleted as soon as this returns.
+        write_durably(parked, parked_name(op.get("user_id")), json.dumps(op).encode())
+
+    def _purge_parked(self, user_id: str) -> int:
+        """Delete exactly ``user_id``'s parked entries (never "demo-user"'s for "demo")."""
+        parked = self.parked_dir
+        if not parked.is_dir():
+            return 0
+        removed = 0
+        for path in parked.iterdir():
+            if path.is_file() and parked_owner(path) == user_id:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     async def purge_user(self, user_id: str) -> int:
         removed = await self.outbox.purge_user(user_id)

@@ -2,7 +2,9 @@
 
 Images become image parts (the pipeline drops them, with a note, for models
 without vision); text and code files are inlined up to a cap; everything
-within CLARA_MAX_FILE_SIZE is saved to the user's folder.
+within CLARA_MAX_FILE_SIZE is saved to the user's folder.  When a file can't
+be saved (the user's CLARA_FILES_QUOTA is full, a disk error) the user is told in
+the reply itself (``user_notice``), not only the model.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 import discord
 
 from clara_core.llm.types import ImagePart
-from storage.local_files import FileStoreError, LocalFileStore
+from storage.local_files import FileStoreError, LocalFileStore, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,15 @@ class PreparedAttachments:
     images: list[ImagePart] = field(default_factory=list)
     text_blocks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Problems the user must hear about from Clara herself, whatever the model says.
+    user_notes: list[str] = field(default_factory=list)
 
     def as_text(self) -> str:
         return "\n\n".join([*self.text_blocks, *self.notes])
+
+    def user_notice(self) -> str:
+        """Text to put at the top of the reply ("" when all went well)."""
+        return "".join(f"⚠️ {note}\n\n" for note in self.user_notes)
 
 
 def _is_text(att: discord.Attachment) -> bool:
@@ -61,7 +69,14 @@ async def prepare_attachments(
             try:
                 saved = await store.save(user_id, att.filename, data)
                 out.notes.append(f"[saved {att.filename} to your files as {saved.name}]")
+            except QuotaExceeded as exc:
+                out.user_notes.append(str(exc))
+                out.notes.append(
+                    f"[{att.filename}: not saved, the user's file space is full; "
+                    "they have been told]"
+                )
             except FileStoreError as exc:
+                out.user_notes.append(str(exc))
                 out.notes.append(f"[{att.filename}: not saved: {exc}]")
         ctype = (att.content_type or "").split(";")[0]
         if ctype in IMAGE_TYPES:

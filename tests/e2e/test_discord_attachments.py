@@ -62,3 +62,27 @@ async def test_oversized_attachments_are_refused_with_a_note(tmp_path):
         text = str(w.llm.requests[0].messages[-1])
         assert "over the 1,000-byte limit" in text and "xxxxx" not in text
         assert not (tmp_path / "files" / str(w.alice.id) / "big.txt").exists()
+
+
+async def test_an_attachment_over_the_quota_is_refused_in_plain_words(tmp_path):
+    folder = tmp_path / "files"
+    async with clara_on_discord(
+        clara_files_dir=str(folder), clara_max_file_size="1KB", clara_files_quota="1500B"
+    ) as w:
+        w.llm.enqueue(Reply("Here is what the notes say."))
+        await w.mention(w.alice, "keep this", attachments=[("a.txt", b"a" * 900, "text/plain")])
+        await w.wait_reply_text("Here is what the notes say.")
+
+        w.llm.enqueue(Reply("Thanks, I read it."))
+        await w.mention(w.alice, "and this", attachments=[("b.txt", b"b" * 900, "text/plain")])
+        refusal = (
+            "⚠️ b.txt was not saved: your stored files take 900 bytes of the 1.5 KiB each "
+            "person may keep, and this file needs 900 bytes. Ask the bot's operator for more "
+            "space (CLARA_FILES_QUOTA); /clara forget deletes all your files, along with "
+            "everything else Clara keeps about you.\n\nThanks, I read it."
+        )
+        await w.wait_reply_text(refusal)
+        # The model still read the file, and knows the user was told.
+        text = str(w.llm.requests[1].messages[-1])
+        assert "b" * 900 in text and "the user's file space is full" in text
+        assert sorted(p.name for p in (folder / str(w.alice.id)).iterdir()) == ["a.txt"]

@@ -9,7 +9,14 @@ from sqlalchemy import text
 
 from clara_core.cortex.manager import EMBEDDER_META_KEY, MemoryManager, NewMemory
 from clara_core.cortex.scoring import RetrievalWeights
-from clara_core.cortex.types import AccessDenied, EmbedderMismatch, MemoryStatus, MemoryType
+from clara_core.cortex.types import (
+    AccessDenied,
+    CortexError,
+    EmbedderMismatch,
+    InvalidInput,
+    MemoryStatus,
+    MemoryType,
+)
 from tests.support.clock import Clock
 from tests.support.cortex_manager import memory_manager
 
@@ -52,6 +59,9 @@ async def test_store_then_context_retrieves_the_relevant_memory(cortex: MemoryMa
     assert meta["memories_stored"] == str(len(FACTS)) and meta["last_stored_at"]
     prompt = ctx.to_prompt_string()
     assert "## Relevant memories" in prompt and "Miso" in prompt
+    # Recent and relevant at once: each fact is shown once, under "Relevant memories".
+    assert all(prompt.count(fact) == 1 for fact in FACTS)
+    assert "## Recent context" not in prompt
 
     await cortex.drain_background()
     async with cortex.warm.engine.connect() as conn:
@@ -211,3 +221,71 @@ async def test_a_different_embedder_is_refused_with_the_fix(redis, engine, tmp_p
     with pytest.raises(EmbedderMismatch, match="cortex reembed"):
         async with memory_manager(redis=redis, engine=engine, outbox_dir=tmp_path / "o"):
             pass
+
+
+async def _everything(cortex: MemoryManager, user_id: str) -> tuple[int, list[str]]:
+    """What both tiers hold for the user: warm rows, and working-memory contents."""
+    working = [m.content for m in await cortex.hot.get_working(user_id)]
+    return await cortex.warm.count(user_id), working
+
+
+async def test_naive_created_at_is_utc_and_stored_exactly_once(cortex: MemoryManager):
+    # The fixture's clock says 2026-11-22 12:00 UTC; ten minutes ago, without a zone.
+    naive = datetime(2026, 11, 22, 11, 50)
+    result = await cortex.store("alice", "Booked the dentist", created_at=naive)
+    assert result.success, result.error
+    stored = await cortex.warm.get("alice", result.memory_id)
+    assert stored.created_at == naive.replace(tzinfo=UTC)
+    batch = await cortex.store_many("alice", [NewMemory("Paid the rent", created_at=naive)])
+    assert batch[0].success
+    count, working = await _everything(cortex, "alice")
+    assert count == 2 and sorted(working) == ["Booked the dentist", "Paid the rent"]
+
+
+async def test_invalid_input_writes_nothing_so_a_retry_stores_once(cortex: MemoryManager):
+    good = NewMemory("Started learning the cello", emotional_score=0.4)
+    bad = NewMemory("Cello lesson on Friday", created_at="2026-11-22T11:00:00")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput) as raised:
+        await cortex.store_many("alice", [good, bad])
+    assert raised.value.parameter == "items[1].created_at" and "datetime" in str(raised.value)
+    assert await _everything(cortex, "alice") == (0, [])  # neither tier touched
+
+    bad.created_at = datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
+    assert all(r.success for r in await cortex.store_many("alice", [good, bad]))
+    count, working = await _everything(cortex, "alice")
+    assert count == 2 and len(working) == 2
+
+    # store() reports invalid input in its result (its contract), again writing nothing.
+    for kwargs, parameter in [
+        ({"metadata": {"when": {1, 2}}}, "metadata"),
+        ({"emotional_score": float("nan")}, "emotional_score"),
+        ({"embedding": [0.1, 0.2]}, "embedding"),
+        ({"supersedes": "not-a-uuid"}, "supersedes"),
+    ]:
+        result = await cortex.store("alice", "a new fact", **kwargs)
+        assert not result.success and result.error.startswith(f"{parameter}:")
+    assert (await _everything(cortex, "alice"))[0] == 2
+
+
+async def test_limits_are_validated_and_zero_means_none(cortex: MemoryManager):
+    for fact in FACTS[:3]:
+        await cortex.store("alice", fact, MemoryType.SEMANTIC, emotional_score=0.3)
+    for call, parameter in [
+        (cortex.search("alice", "cat", limit=-1), "limit"),
+        (cortex.get_context("alice", query="my cat?", max_retrieved=-1), "max_retrieved"),
+        (cortex.recent_memories("alice", limit=-5), "limit"),
+        (cortex.recent_memories("alice", offset=-1), "offset"),
+        (cortex.search("alice", "cat", query_embedding=[0.5] * 3), "query_embedding"),
+    ]:
+        with pytest.raises(InvalidInput) as raised:
+            await call
+        assert raised.value.parameter == parameter
+        assert isinstance(raised.value, CortexError) and isinstance(raised.value, ValueError)
+
+    assert (await cortex.search("alice", "cat", limit=0)).memories == []
+    assert len((await cortex.search("alice", "cat", limit=2)).memories) == 2
+    none = await cortex.get_context("alice", query="what's my cat called?", max_retrieved=0)
+    assert none.retrieved == [] and len(none.working) == 3  # recent context still there
+    one = await cortex.get_context("alice", query="what's my cat called?", max_retrieved=1)
+    assert [m.content for m in one.retrieved] == [FACTS[1]]
+    assert await cortex.recent_memories("alice", limit=0) == []

@@ -7,7 +7,9 @@ them touches nothing else, then counts every memory afterwards.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -188,3 +190,40 @@ async def test_forget_during_an_outage_removes_queued_words_from_disk(
         await server.start()
         assert await cortex.flush_outbox() == 2
         assert await cortex.warm.count("dave") == 0 and await cortex.warm.count("erin") == 1
+
+
+async def _park(cortex, user_id: str) -> None:
+    """Queue a write that can never apply (a malformed id: not an outage), then flush:
+    the writer sets it aside in failed/ instead of blocking the queue behind it."""
+    await cortex.outbox.append(
+        {"op": "status", "user_id": user_id, "ids": ["not-a-uuid"], "status": "archived"}
+    )
+    assert await cortex.flush_outbox() == 1 and cortex.outbox.pending == 0
+
+
+async def test_parked_writes_are_private_and_forget_removes_exactly_the_owners(
+    redis, engine, tmp_path
+):
+    outbox = tmp_path / "outbox"
+    async with memory_manager(redis=redis, engine=engine, outbox_dir=outbox) as cortex:
+        for user in ("demo", "demo-user", "demo.x", "demo", "demo-user"):
+            await _park(cortex, user)
+        parked = outbox / "failed"
+        files = sorted(parked.iterdir())
+        assert len(files) == 5
+        assert stat.S_IMODE(parked.stat().st_mode) == 0o700
+        assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
+        assert all(p.suffix == ".json" for p in files)  # no temporary file left behind
+
+        # An entry parked by an older version ("<user>-<hex>.json", 0644) is matched by
+        # its content, not its name: "demo-" + hex would have matched the old glob too.
+        legacy = parked / f"demo-user-{'0' * 32}.json"
+        legacy.write_text(json.dumps({"op": "forget", "user_id": "demo-user", "memory_id": "x"}))
+
+        await cortex.forget("demo")
+        owners = sorted(json.loads(p.read_text())["user_id"] for p in parked.iterdir())
+        assert owners == ["demo-user", "demo-user", "demo-user", "demo.x"]
+
+        await cortex.forget("demo-user")
+        owners = [json.loads(p.read_text())["user_id"] for p in parked.iterdir()]
+        assert owners == ["demo.x"]

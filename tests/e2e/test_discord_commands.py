@@ -7,20 +7,9 @@ import pytest
 from storage.preferences import Preferences
 from tests.fakes.fake_llm import Reply
 from tests.support.discord_app import clara_on_discord
+from tests.support.slash import EPHEMERAL, sub
 
 pytestmark = [pytest.mark.slow, pytest.mark.storage]
-
-EPHEMERAL = 1 << 6
-
-
-def _sub(name: str, **options: str) -> list[dict]:
-    return [
-        {
-            "type": 1,
-            "name": name,
-            "options": [{"type": 3, "name": k, "value": v} for k, v in options.items()],
-        }
-    ]
 
 
 async def test_tier_command_changes_the_users_model(engine):
@@ -31,7 +20,7 @@ async def test_tier_command_changes_the_users_model(engine):
         assert "clara" in names  # registered at start-up
 
         inter = await w.discord.send_slash_command(
-            w.channel_id, w.alice.id, "clara", _sub("tier", tier="high")
+            w.channel_id, w.alice.id, "clara", sub("tier", tier="high")
         )
         await w.discord.wait_until(lambda: inter.acknowledged, timeout=5, what="tier reply")
         assert "**high**" in inter.callback.data["content"]
@@ -54,7 +43,7 @@ async def test_tier_command_changes_the_users_model(engine):
         assert await Preferences(engine).default_tier(str(w.alice.id)) == "high"
 
         status = await w.discord.send_slash_command(
-            w.channel_id, w.alice.id, "clara", _sub("status")
+            w.channel_id, w.alice.id, "clara", sub("status")
         )
         await w.discord.wait_until(lambda: status.acknowledged, timeout=5, what="status reply")
         text = status.callback.data["content"]
@@ -62,7 +51,7 @@ async def test_tier_command_changes_the_users_model(engine):
         assert "Queue:" in text and "Gateway latency" in text
 
         back = await w.discord.send_slash_command(
-            w.channel_id, w.alice.id, "clara", _sub("tier", tier="default")
+            w.channel_id, w.alice.id, "clara", sub("tier", tier="default")
         )
         await w.discord.wait_until(lambda: back.acknowledged, timeout=5, what="reset reply")
         assert await Preferences(engine).default_tier(str(w.alice.id)) is None

@@ -20,9 +20,9 @@ from storage.db import create_engine, session_factory
 from storage.embedded import EmbeddedPostgres
 from storage.models import ConversationSession, Message
 from storage.sessions import SessionStore
-from tests.e2e.test_discord_memory_commands import command, press
 from tests.fakes.fake_llm import Reply
 from tests.support.discord_app import clara_on_discord
+from tests.support.slash import command, press
 
 pytestmark = [pytest.mark.slow, pytest.mark.storage]
 

@@ -23,5 +23,10 @@ echo "== ruff (lint + format check)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
+echo "== sandbox backends (bubblewrap, dockerd, the local sandbox image)"
+# Installs and starts what it can (root needed); whatever it cannot provide is
+# skipped by the sandbox tests with the reason. CI sets CLARA_SANDBOX_REQUIRED=1.
+bash .ci/sandbox-setup.sh
+
 echo "== pytest"
 exec .venv/bin/python -m pytest "$@"

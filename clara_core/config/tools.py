@@ -34,12 +34,54 @@ class ToolSettings(ClaraSettingsBase):
         None, description="API key for the remote sandbox service."
     )
     sandbox_timeout: int = Field(60, ge=1, description="Seconds a remote sandbox request may take.")
+    sandbox_exec_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds one sandbox command may run before everything it started is killed.",
+    )
+    sandbox_network: bool = Field(
+        False,
+        description="Let sandboxed code reach the network (on/off). Off: no network at all.",
+    )
+    sandbox_dir: Path = Field(
+        Path("clara_sandboxes"),
+        description="Where the per-user sandbox workspaces live on the host (Docker and bwrap).",
+    )
+    sandbox_max_sandboxes: int = Field(
+        10, ge=1, le=1000, description="Most sandboxes alive at once; idle ones are reaped first."
+    )
+    sandbox_output_limit: ByteSize = Field(
+        64 * 1024,
+        ge=1024,
+        description="Output kept per stream and command (head and tail), e.g. 64KiB.",
+    )
+    sandbox_workspace_quota: ByteSize = Field(
+        200 * 1024 * 1024,
+        ge=8 * 1024 * 1024,
+        description="Disk space per user workspace (a hard cap when loop devices are usable).",
+    )
+    sandbox_pids_limit: int = Field(
+        128, ge=8, le=65536, description="Most processes one sandbox may run at once."
+    )
+    sandbox_pip_index_url: str | None = Field(
+        "https://pypi.org/simple/",
+        description=(
+            "Package index install_package downloads wheels from (on the host; the sandbox "
+            "stays offline). Empty: install_package is not offered."
+        ),
+    )
 
     clara_files_dir: Path = Field(Path("clara_files"), description="Per-user local file storage.")
     clara_max_file_size: ByteSize = Field(
         50 * 1024 * 1024,
         gt=0,
         description="Largest file Clara stores, in bytes (accepts 50MB, 512KiB).",
+    )
+    clara_files_quota: ByteSize = Field(
+        100 * 1024 * 1024,
+        ge=0,
+        description="Space each user's stored files may take, in bytes (accepts 100MiB, 1GB); 0 = no limit.",
     )
     github_token: SecretStr | None = Field(None, description="GitHub token for the GitHub tools.")
     tavily_api_key: SecretStr | None = Field(None, description="Tavily API key for web search.")

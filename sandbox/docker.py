@@ -1,0 +1,369 @@
+"""Docker backend: one long-lived container per user, via the ``docker`` SDK.
+
+The SDK is synchronous, so every call runs in ``asyncio.to_thread``.
+
+Container: ``--network none`` (unless SANDBOX_NETWORK=on), memory = memory+swap
+limit, pids limit, CPU quota, read-only root with a tmpfs ``/tmp``, the user's
+workspace bind-mounted at ``/workspace`` (``put_archive`` fails on a read-only
+root, so files move through that mount), a per-user unprivileged uid,
+``cap_drop ALL``, no-new-privileges and an init (tini) as PID 1 keeping a
+``sleep infinity``.
+
+Measured here (issue 10): killing a timed-out ``docker exec`` client leaves
+its process running inside, and background children survive the exec.  So:
+- every command runs under a small ``sh`` wrapper that, once the command
+  exits, SIGKILLs every process in the container except PID 1 and its
+  keeper (``sleep``) — no leftover background job;
+- on a timeout, a cancel or pid exhaustion the container is recycled
+  (kill + start, ~1.3 s), which ends everything it ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import (
+    ExecResult,
+    FileInfo,
+    OutputCap,
+    SandboxError,
+    SandboxLimits,
+    SandboxUnavailable,
+)
+from .workspace import Workspace, can_hard_quota, check_soft_quota, pick_uid, user_key
+
+log = logging.getLogger(__name__)
+
+LABEL = "clara.sandbox"
+# Runs "$@", then kills every leftover process but PID 1 (init) and the keeper.
+# Only shell builtins after the command: a fork bomb's exhausted pid table
+# cannot stop the cleanup from running.
+_WRAPPER = (
+    'keep="$1"; shift; "$@"; rc=$?; '
+    "for d in /proc/[0-9]*; do p=${d#/proc/}; "
+    'case "$p" in 1|"$$"|"$keep") ;; *) kill -9 "$p" 2>/dev/null ;; esac; done; '
+    'exit "$rc"'
+)
+
+
+def docker_client() -> Any:
+    """A connected Docker client, or SandboxUnavailable saying why not (blocking)."""
+    try:
+        import docker  # the SDK is only needed by this backend
+    except ImportError as exc:  # pragma: no cover - dependency is locked
+        raise SandboxUnavailable("the docker Python package is not installed") from exc
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:
+        raise SandboxUnavailable(
+            f"no Docker daemon answers ({type(exc).__name__}: {exc}); "
+            "start dockerd or set SANDBOX_MODE=bwrap"
+        ) from exc
+    return client
+
+
+@dataclass
+class _Box:
+    ws: Workspace
+    uid: int
+    hard_quota: bool
+    container: Any
+    keeper_pid: str = "0"
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(
+        self,
+        root: Path,
+        limits: SandboxLimits,
+        *,
+        image: str,
+        client: Any | None = None,
+        uid_base: int = 200_000,
+        uid_count: int = 50_000,
+    ) -> None:
+        self.root = Path(root).absolute()
+        self.limits = limits
+        self.image = image
+        self.uid_base = uid_base
+        self.uid_count = uid_count
+        self._client = client or docker_client()
+        try:
+            self._client.images.get(image)
+        except Exception as exc:
+            why = "not on the Docker daemon" if "No such image" in str(exc) else str(exc)
+            raise SandboxUnavailable(
+                f"the sandbox image {image!r} is {why}; build it with .ci/sandbox-setup.sh "
+                "(clara-sandbox:bookworm) or pull it, or set DOCKER_SANDBOX_IMAGE"
+            ) from exc
+        # Containers are labelled with this instance's root so a restarted bot
+        # removes what a crashed one left behind, and no one else's.
+        self._instance = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        self._boxes: dict[str, _Box] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._hard_quota = can_hard_quota()
+        self._remove_stale()
+        log.info(
+            "docker sandbox: image=%s root=%s network=%s hard quota=%s",
+            image,
+            self.root,
+            "on" if limits.network else "none",
+            self._hard_quota,
+        )
+
+    def _remove_stale(self) -> None:
+        for c in self._client.containers.list(
+            all=True, filters={"label": f"{LABEL}={self._instance}"}
+        ):
+            log.info("removing stale sandbox container %s", c.name)
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
+
+    def _lock(self, user: str) -> asyncio.Lock:
+        return self._locks.setdefault(user, asyncio.Lock())
+
+    # -- lifecycle ---------------------------------------------------------
+    async def ensure(self, user: str) -> None:
+        if user in self._boxes:
+            return
+        async with self._lock(user):
+            if user not in self._boxes:
+                self._boxes[user] = await asyncio.to_thread(self._create_box, user)
+
+    def _create_box(self, user: str) -> _Box:
+        key = user_key(user)
+        (self.root / "ws").mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o711)
+        uid = pick_uid(self.root, key, self.uid_base, self.uid_count)
+        ws = Workspace(self.root, key, uid=uid, gid=uid, quota=self.limits.workspace_quota_bytes)
+        hard = ws.prepare(hard_quota=self._hard_quota)
+        name = f"clara-sbx-{self._instance}-{key}"
+        with contextlib.suppress(Exception):
+            self._client.containers.get(name).remove(force=True)
+        lim = self.limits
+        try:
+            container = self._client.containers.run(
+                self.image,
+                ["sleep", "infinity"],
+                name=name,
+                detach=True,
+                labels={LABEL: self._instance, f"{LABEL}.user": key},
+                hostname="sandbox",
+                user=f"{uid}:{uid}",
+                working_dir="/workspace",
+                environment={
+                    "HOME": "/workspace",
+                    "TMPDIR": "/tmp",
+                    "LANG": "C.UTF-8",
+                    "MPLBACKEND": "Agg",
+                },
+                network_mode="bridge" if lim.network else "none",
+                mem_limit=lim.memory_bytes,
+                memswap_limit=lim.memory_bytes,  # no escape into swap
+                pids_limit=lim.pids,
+                nano_cpus=int(lim.cpus * 1e9),
+                read_only=True,
+                tmpfs={"/tmp": f"rw,nosuid,nodev,size={min(lim.memory_bytes, 256 << 20)}"},
+                volumes={str(ws.dir): {"bind": "/workspace", "mode": "rw"}},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                init=True,
+                ulimits=[_ulimit("fsize", lim.max_file_bytes), _ulimit("nofile", 1024)],
+            )
+        except Exception as exc:
+            ws.unmount()
+            raise SandboxError(f"could not start a sandbox container: {exc}") from exc
+        box = _Box(ws=ws, uid=uid, hard_quota=hard, container=container)
+        box.keeper_pid = self._keeper_pid(box)
+        return box
+
+    def _keeper_pid(self, box: _Box) -> str:
+        # The init's only child right after start is the keeper ("sleep").
+        res = box.container.exec_run(["cat", "/proc/1/task/1/children"], user=f"{box.uid}")
+        pids = res.output.decode().split()
+        return pids[0] if pids else "0"
+
+    # -- exec --------------------------------------------------------------
+    async def exec(
+        self,
+        user: str,
+        argv: list[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        if not argv:
+            raise ValueError("argv must not be empty")
+        await self.ensure(user)
+        box = self._boxes[user]
+        timeout = timeout or self.limits.exec_timeout_s
+        t0 = time.monotonic()
+        stdin_name = None
+        cmd = list(argv)
+        if stdin is not None:
+            # The SDK's exec has no simple stdin; pass it through the workspace.
+            stdin_name = f".clara-stdin-{secrets.token_hex(6)}"
+            await asyncio.to_thread(box.ws.write, stdin_name, stdin)
+            cmd = ["sh", "-c", 'f="$1"; shift; exec "$@" < "$f"', "sh", stdin_name, *cmd]
+        full = ["sh", "-c", _WRAPPER, "sh", box.keeper_pid, *cmd]
+        out = OutputCap(self.limits.output_limit_bytes)
+        err = OutputCap(self.limits.output_limit_bytes)
+        stop = threading.Event()
+        job = asyncio.ensure_future(asyncio.to_thread(self._run_exec, box, full, out, err, stop))
+        timed_out = False
+        notes: list[str] = []
+        code: int | None = None
+        try:
+            code = await asyncio.wait_for(asyncio.shield(job), timeout)
+        except TimeoutError:
+            timed_out = True
+        except asyncio.CancelledError:  # stop phrase: kill the container's work at once
+            stop.set()
+            await self._recycle_box(box)
+            raise
+        except SandboxError:
+            raise
+        except Exception as exc:
+            await self._recycle_box(box)
+            raise SandboxError(f"the sandbox failed to run the command: {exc}") from exc
+        finally:
+            if stdin_name:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(box.ws.remove, stdin_name)
+        if timed_out:
+            stop.set()
+            # A killed exec client leaves its process inside: only a restart
+            # reliably ends it (and a fork bomb's wedged pid table).
+            await self._recycle_box(box)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(job, 5)
+            notes.append("the sandbox was restarted to stop the command (workspace kept)")
+        elif code == 137:
+            notes.append(
+                "killed (SIGKILL): most likely the sandbox's memory limit "
+                f"({self.limits.memory_bytes >> 20} MiB) was reached"
+            )
+        if not box.hard_quota:
+            note = await asyncio.to_thread(check_soft_quota, box.ws)
+            if note:
+                notes.append(note)
+        return ExecResult(
+            stdout=out.text(),
+            stderr=err.text(),
+            exit_code=None if timed_out else code,
+            timed_out=timed_out,
+            timeout_s=timeout,
+            stdout_bytes=out.total,
+            stderr_bytes=err.total,
+            duration_s=time.monotonic() - t0,
+            notes=notes,
+        )
+
+    def _run_exec(
+        self, box: _Box, cmd: list[str], out: OutputCap, err: OutputCap, stop: threading.Event
+    ) -> int | None:
+        api = self._client.api
+        ex = api.exec_create(
+            box.container.id, cmd, stdout=True, stderr=True, workdir="/workspace", user=f"{box.uid}"
+        )
+        for o, e in api.exec_start(ex["Id"], stream=True, demux=True):
+            if stop.is_set():
+                break
+            if o:
+                out.feed(o)
+            if e:
+                err.feed(e)
+        return api.exec_inspect(ex["Id"]).get("ExitCode")
+
+    async def _recycle_box(self, box: _Box) -> None:
+        def restart() -> None:
+            with contextlib.suppress(Exception):
+                box.container.kill()
+            box.container.start()
+            box.keeper_pid = self._keeper_pid(box)
+
+        try:
+            await asyncio.to_thread(restart)
+        except Exception as exc:
+            log.warning("sandbox container restart failed (%s); it will be recreated", exc)
+            for user, b in list(self._boxes.items()):
+                if b is box:
+                    self._boxes.pop(user, None)
+                    await asyncio.to_thread(self._free_box, box)
+
+    # -- files -------------------------------------------------------------
+    async def _ws(self, user: str) -> Workspace:
+        await self.ensure(user)
+        return self._boxes[user].ws
+
+    async def put_file(self, user: str, path: str, data: bytes) -> None:
+        ws = await self._ws(user)
+        await asyncio.to_thread(ws.write, path, data)
+
+    async def get_file(self, user: str, path: str, *, max_bytes: int | None = None) -> bytes:
+        ws = await self._ws(user)
+        return await asyncio.to_thread(ws.read, path, max_bytes)
+
+    async def list_files(self, user: str, path: str = ".") -> list[FileInfo]:
+        ws = await self._ws(user)
+        return await asyncio.to_thread(ws.listdir, path)
+
+    async def delete_file(self, user: str, path: str) -> None:
+        ws = await self._ws(user)
+        await asyncio.to_thread(ws.remove, path)
+
+    # -- teardown ----------------------------------------------------------
+    async def recycle(self, user: str) -> None:
+        box = self._boxes.get(user)
+        if box is not None:
+            await self._recycle_box(box)
+
+    async def reap(self, user: str) -> None:
+        box = self._boxes.pop(user, None)
+        if box is not None:
+            await asyncio.to_thread(self._free_box, box)
+
+    def _free_box(self, box: _Box) -> None:
+        with contextlib.suppress(Exception):
+            box.container.remove(force=True)
+        box.ws.unmount()
+
+    async def live_sandboxes(self) -> list[str]:
+        return list(self._boxes)
+
+    async def count_containers(self) -> int:
+        """Containers this instance has on the daemon (benchmarks, tests)."""
+        found = await asyncio.to_thread(
+            self._client.containers.list, all=True, filters={"label": f"{LABEL}={self._instance}"}
+        )
+        return len(found)
+
+    async def delete_user_data(self, user: str) -> None:
+        await self.reap(user)
+        ws = Workspace(self.root, user_key(user), uid=0, gid=0, quota=0)
+        await asyncio.to_thread(ws.destroy)
+
+    async def close(self) -> None:
+        for user in list(self._boxes):
+            await self.reap(user)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._client.close)
+
+
+def _ulimit(name: str, value: int) -> Any:
+    from docker.types import Ulimit
+
+    return Ulimit(name=name, soft=value, hard=value)

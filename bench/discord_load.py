@@ -21,11 +21,15 @@ The human mentions Clara in every channel at once.  Measured:
   goal p99 < 50 ms), and RSS.
 
 ``BENCH_CHANNELS`` (default 200) sets N; ``BENCH_TIMEOUT`` (default 120 s) how
-long to wait for every final text.
+long to wait for every final text.  ``--runs K`` repeats the whole run K times
+(fresh fakes and client each time) and ends with the per-run 429 counts and
+first-visible-message latencies, e.g.
+``BENCH_CHANNELS=100 python bench/discord_load.py --runs 20``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -296,7 +300,7 @@ async def run_conversations(
 
 def summarize(
     report: dict[str, Any], received: dict[int, float], run: Run, logs: LogCounter
-) -> None:
+) -> dict[str, Any]:
     wall, probe = run.wall, run.probe
     channels = report["channels"]
     first_visible, to_final, delivery, handling = [], [], [], []
@@ -407,9 +411,16 @@ def summarize(
         print("warnings logged in Clara's process:")
         for text, count in logs.counts.most_common(6):
             print(f"  {count:5d} x {text}")
+    return {
+        "earned": rl["earned"],
+        "earned_global": rl["earned_global"],
+        "first_visible": first_visible,
+        "intact": intact,
+        "n": n,
+    }
 
 
-async def bench() -> None:
+async def bench() -> dict[str, Any]:
     logs = LogCounter()
     logging.getLogger().addHandler(logs)
     previous_endpoints = (discord.http.Route.BASE, str(DiscordWebSocket.DEFAULT_GATEWAY))
@@ -445,7 +456,7 @@ async def bench() -> None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
             await service.aclose()
-        summarize(report, received, run, logs)
+        return summarize(report, received, run, logs)
     finally:
         configure_discord_endpoints(*previous_endpoints)
         logging.getLogger().removeHandler(logs)
@@ -456,7 +467,30 @@ async def bench() -> None:
 
 
 def main() -> None:
-    asyncio.run(bench())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--runs", type=int, default=1, help="repeat the whole run (fresh fakes and client)"
+    )
+    runs = parser.parse_args().runs
+    results = []
+    for i in range(runs):
+        if runs > 1:
+            print(f"\n=== run {i + 1}/{runs} ===")
+        results.append(asyncio.run(bench()))
+    if runs > 1:
+        print(f"\n=== {runs} runs of N={CHANNELS} ===")
+        print("global 429s per run:", [r["earned_global"] for r in results])
+        print("per-channel 429s per run:", [r["earned"] for r in results])
+        print("runs with any 429:", sum(1 for r in results if r["earned"] or r["earned_global"]))
+        print("intact finals per run:", [f"{r['intact']}/{r['n']}" for r in results])
+        p50s = [percentile(r["first_visible"], 0.5) for r in results if r["first_visible"]]
+        p95s = [percentile(r["first_visible"], 0.95) for r in results if r["first_visible"]]
+        if p50s:
+            print(
+                f"first visible message: p50 per run median={ms(statistics.median(p50s))} "
+                f"max={ms(max(p50s))}; p95 per run median={ms(statistics.median(p95s))} "
+                f"max={ms(max(p95s))}"
+            )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,15 @@ def _line(msg: discord.Message, bot_id: int) -> str:
     return f"{name}: {text[:500]}"
 
 
+def _usable(msg: discord.Message) -> bool:
+    """Has what the context needs?  discord.py leaves attributes it found no data
+    for unset, e.g. ``author`` for a message object without one."""
+    try:
+        return msg.author.id is not None and msg.created_at is not None and msg.content is not None
+    except AttributeError:
+        return False
+
+
 class ChannelContext:
     def __init__(
         self,
@@ -78,7 +87,7 @@ class ChannelContext:
         # with the messages the gateway delivered beats a complete history: the
         # channel stays cold and is fetched on a quieter message.
         if channel_id not in self._warm and (
-            self.budget is None or self.budget.try_acquire(headroom=self.budget.limit // 2)
+            self.budget is None or self.budget.has_room(headroom=self.budget.limit // 2)
         ):
             self._warm.add(channel_id)
             try:
@@ -88,6 +97,24 @@ class ChannelContext:
             except discord.HTTPException as exc:
                 log.warning("could not read channel history: %s", exc)
                 fetched = []
+            except Exception as exc:
+                # Optional context: an answer discord.py cannot parse (a KeyError or
+                # TypeError from its Message constructor) must not cost the reply.
+                log.warning(
+                    "could not read channel history (%s: %s); answering without it",
+                    type(exc).__name__,
+                    exc,
+                )
+                fetched = []
+            usable = [m for m in fetched if _usable(m)]
+            if len(usable) < len(fetched):
+                # Kept, they would break this and every later turn in the channel.
+                log.warning(
+                    "could not read channel history: skipped %d message(s) discord.py "
+                    "could not parse",
+                    len(fetched) - len(usable),
+                )
+            fetched = usable
             by_id = {m.id: m for m in fetched}
             by_id.update({m.id: m for m in self._recent.get(channel_id, ())})
             self._recent[channel_id] = deque((by_id[i] for i in sorted(by_id)), maxlen=self.limit)
@@ -114,9 +141,24 @@ class ChannelContext:
         return None
 
     async def section(self, message: discord.Message, bot_id: int, exclude: set[int]) -> str | None:
-        """Prompt text: the channel summary plus the recent messages not in the chain."""
+        """Prompt text: the channel summary plus the recent messages not in the chain.
+
+        Optional context: whatever goes wrong here costs the context, never the reply."""
         if message.guild is None or self.limit == 0:
             return None
+        try:
+            return await self._section(message, bot_id, exclude)
+        except Exception as exc:
+            log.warning(
+                "channel context unavailable (%s: %s); answering without it",
+                type(exc).__name__,
+                exc,
+            )
+            return None
+
+    async def _section(
+        self, message: discord.Message, bot_id: int, exclude: set[int]
+    ) -> str | None:
         history = await self._history(message)
         cutoff = self.clock() - self.age
         recent = [

@@ -38,11 +38,13 @@ from storage.channel_summaries import ChannelSummaryStore
 from storage.local_files import LocalFileStore
 from storage.preferences import Preferences
 from storage.sessions import SessionInfo, SessionStore
+from tools.ports import FILE_POSTER_KEY
 from tools.registry import ToolContext
 
 from .attachments import prepare_attachments
 from .chains import History, MessageCache, build_history, strip_mention, to_llm_message
 from .channel_context import ChannelContext
+from .file_poster import DiscordFilePoster
 from .pacing import ChannelPacer, GlobalBudget, Priority
 from .queue import ChannelQueue, QueuedJob
 from .streaming import StreamingReply
@@ -111,6 +113,7 @@ class ConversationHandler:
         preferences: Preferences | None = None,
         sessions: SessionStore | None = None,
         channel_summaries: ChannelSummaryStore | None = None,
+        budget: GlobalBudget | None = None,
     ) -> None:
         self.client = client
         self.runner = runner
@@ -119,10 +122,10 @@ class ConversationHandler:
         self.sessions = sessions
         # Set by the app when the monitor runs: one entry per answered message.
         self.activity_sink: Callable[[Activity], None] | None = None
-        budget = GlobalBudget(settings.discord_global_requests_per_second)
-        # Every request discord.py sends with the bot token, its own retries included,
-        # passes the budget (discord.py's documented http_trace hook; read at login).
-        client.http.http_trace = budget.trace_config()
+        # The client's budget (runner.py hooks it into every request it sends);
+        # without one, a budget of our own still gates the optional history fetch.
+        if budget is None:
+            budget = GlobalBudget(settings.discord_global_requests_per_second)
         self.channel_context = ChannelContext(
             limit=settings.discord_channel_history_limit,
             summary_age_minutes=settings.discord_summary_age_minutes,
@@ -303,6 +306,7 @@ class ConversationHandler:
                 channel_id=str(message.channel.id),
                 is_admin=is_admin(message.author),
                 platform="discord",
+                extras={FILE_POSTER_KEY: DiscordFilePoster(message, self.pacer)},
             ),
             history=history.messages,
             speaker=message.author.display_name if message.guild is not None else None,

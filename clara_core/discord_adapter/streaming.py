@@ -17,7 +17,7 @@ import logging
 
 import discord
 
-from .pacing import ChannelPacer, Priority
+from .pacing import ChannelPacer, Priority, request_priority
 from .splitting import DISCORD_LIMIT, split_message
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,11 @@ FOOTER_ROOM = 120  # characters kept free in the last message for status/badge
 MAX_MESSAGES = 4  # beyond this, the full answer goes out as a file
 TYPING_EVERY_S = 8.0
 TYPING_AFTER_S = 1.0  # most models answer sooner: don't spend a request on typing
+
+
+def _body(content: str) -> str:
+    """A message's answer text, without the ``-# `` status and badge lines."""
+    return "\n".join(line for line in content.split("\n") if not line.startswith("-# ")).rstrip()
 
 
 class StreamingReply:
@@ -50,6 +55,7 @@ class StreamingReply:
         self._typing: asyncio.Task[None] | None = None
         self._inflight: asyncio.Future[None] | None = None
         self._file_note = ""
+        self._warned = False  # a non-HTTP streaming failure was logged for this reply
 
     # -- feeding -------------------------------------------------------------
 
@@ -88,6 +94,11 @@ class StreamingReply:
             # Render after the wait: under load the slot may come seconds later,
             # and the text has grown since.
             chunks = self._render(final=final)
+            if file is None and self._cuts_unshown_text(chunks, index):
+                # Never take text off the screen that isn't on it elsewhere: the
+                # answer outgrew its last message, so post the continuation in this
+                # slot and cut this message in the next one (_sync comes back).
+                index = len(self.messages)
             if file is None and not self._differs(chunks, index):
                 return
             content = self._file_note if file is not None else chunks[index]
@@ -95,6 +106,19 @@ class StreamingReply:
             # so cancelling us mid-request can't orphan a message Discord stored.
             self._inflight = asyncio.ensure_future(self._http_write(index, content, file))
             await asyncio.shield(self._inflight)
+
+    def _cuts_unshown_text(self, chunks: list[str], index: int) -> bool:
+        """Would writing ``chunks[index]`` remove text that no other message shows?
+
+        Only the last message can hold such text: the part past its split point
+        belongs to a message that doesn't exist yet.  Earlier messages were cut
+        where their (already posted) continuation begins."""
+        if index != len(self.messages) - 1 or len(chunks) <= len(self.messages):
+            return False
+        shown = _body(self.messages[index].content)
+        if shown in ("", "…"):
+            return False  # only the placeholder is on screen: nothing to lose
+        return not _body(chunks[index]).startswith(shown)
 
     def _needs_write(self, index: int, final: bool) -> bool:
         return self._differs(self._render(final=final), index)
@@ -120,7 +144,10 @@ class StreamingReply:
     async def _sync(self, *, final: bool) -> None:
         index = 0
         while index < len(self._render(final=final)):
+            before = len(self.messages)
             await self._write(index, final=final)
+            if index < before < len(self.messages):
+                continue  # a continuation went out instead (see _write): now cut this one
             index += 1
 
     async def _update_loop(self) -> None:
@@ -133,15 +160,30 @@ class StreamingReply:
                 await self._sync(final=False)
             except discord.HTTPException as exc:
                 log.warning("streaming edit failed (%s); the final edit will retry", exc)
+            except Exception as exc:
+                # Anything else (e.g. discord.py unable to parse Discord's answer) must
+                # not end the updater: the answer goes on growing, and finish() has a
+                # fallback.  One line per reply, not one per edit.
+                if not self._warned:
+                    self._warned = True
+                    log.warning(
+                        "streaming edit failed (%s: %s); the final edit will retry",
+                        type(exc).__name__,
+                        exc,
+                    )
 
     async def _keep_typing(self) -> None:
-        with contextlib.suppress(discord.HTTPException, asyncio.CancelledError):
+        # Optional: a typing indicator that fails is not worth more than a log line.
+        try:
             await asyncio.sleep(TYPING_AFTER_S)
             while not self.messages:
-                if self.pacer.budget is not None:
-                    await self.pacer.budget.acquire(Priority.TYPING)
-                await self.channel.typing()
+                with request_priority(Priority.TYPING):
+                    await self.channel.typing()
                 await asyncio.sleep(TYPING_EVERY_S)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:
+            log.warning("typing indicator failed (%s: %s)", type(exc).__name__, exc)
 
     def _stop_typing(self) -> None:
         if self._typing is not None and asyncio.current_task() is not self._typing:
@@ -153,36 +195,76 @@ class StreamingReply:
         for task in (self._updater, self._typing):
             if task is not None and not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, discord.HTTPException):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        # A write already on the wire completes and is recorded (see _write).
+        # A write already on the wire completes and is recorded (see _write); if it
+        # fails, the final render below redoes it.
         if self._inflight is not None and not self._inflight.done():
-            with contextlib.suppress(discord.HTTPException):
+            with contextlib.suppress(Exception):
                 await self._inflight
 
     # -- finishing -----------------------------------------------------------
 
     async def finish(self, final_text: str, *, footer: str | None = None) -> None:
-        """Render the complete answer. Never loses text: retries, then falls back to a file."""
+        """Render the complete answer.  Never loses text: edits are retried, and when
+        editing doesn't work the answer is posted afresh (as a file when long)."""
         await self._stop_updates()
         self.text, self.status, self.footer = final_text, None, footer
         chunks = self._render(final=True)
         if len(chunks) > MAX_MESSAGES:
-            await self._send_as_file(footer)
-            return
+            try:
+                await self._send_as_file(footer)
+                return
+            except Exception as exc:
+                log.warning(
+                    "could not attach the answer (%s: %s); posting it afresh",
+                    type(exc).__name__,
+                    exc,
+                )
+                await self._post_fresh(footer)
+                return
         for attempt in range(3):
             try:
                 await self._sync(final=True)
                 # Messages left over from a longer intermediate render go away.
                 for extra in self.messages[len(chunks) :]:
-                    with contextlib.suppress(discord.HTTPException):
+                    with contextlib.suppress(Exception):
                         await extra.delete()
                 del self.messages[len(chunks) :]
                 return
             except discord.HTTPException as exc:
                 log.warning("final edit failed (attempt %d): %s", attempt + 1, exc)
                 await asyncio.sleep(1 + attempt)
-        await self._send_as_file(footer)
+            except Exception as exc:
+                # Not a refusal by Discord but an answer we can't use (e.g. one
+                # discord.py cannot parse): retrying the same edit won't help.
+                log.warning(
+                    "final edit failed (%s: %s); posting the answer afresh",
+                    type(exc).__name__,
+                    exc,
+                )
+                break
+        else:
+            log.warning("final edit failed 3 times; posting the answer afresh")
+        await self._post_fresh(footer)
+
+    async def _post_fresh(self, footer: str | None) -> None:
+        """The fallback route: the whole answer in new messages (a file when long),
+        then the partial messages go, so the reader ends with one intact answer."""
+        stale, self.messages = self.messages, []
+        try:
+            if len(self._render(final=True)) > MAX_MESSAGES:
+                await self._send_as_file(footer)
+            else:
+                await self._sync(final=True)
+        except Exception as exc:
+            # Nothing more to try; what was streamed stays visible.
+            log.warning("could not deliver the final answer (%s: %s)", type(exc).__name__, exc)
+            self.messages = stale + self.messages
+            return
+        for old in stale:
+            with contextlib.suppress(Exception):
+                await old.delete()
 
     async def _send_as_file(self, footer: str | None) -> None:
         preview = self.text[:1200].rsplit("\n", 1)[0]
@@ -193,7 +275,7 @@ class StreamingReply:
         self._file_note = note[: self.limit]
         await self._write(0, final=True, file=attachment)
         for extra in self.messages[1:]:
-            with contextlib.suppress(discord.HTTPException):
+            with contextlib.suppress(Exception):
                 await extra.delete()
         del self.messages[1:]
 
@@ -202,5 +284,9 @@ class StreamingReply:
         await self._stop_updates()
         self.status, self.footer = None, note
         if self.messages or self.text:
-            with contextlib.suppress(discord.HTTPException):
+            try:
                 await self._sync(final=True)
+            except Exception as exc:
+                log.warning(
+                    "could not mark the answer as stopped (%s: %s)", type(exc).__name__, exc
+                )

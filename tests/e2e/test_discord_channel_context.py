@@ -55,3 +55,29 @@ async def test_recent_channel_messages_and_rolling_summary(engine):
         await w.wait_reply_text("The picnic!")
         assert "Summary of earlier conversation in #general" in str(w.llm.requests[3].messages[0])
         assert len(w.discord.requests_for("history")) == history_fetches  # never refetched
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [
+        ["type"],  # discord.py raises KeyError while iterating the history
+        # discord.py builds Messages without .author: AttributeError on first use
+        ["author", "member"],
+    ],
+)
+async def test_unparsable_channel_history_still_gets_the_answer(drop, caplog):
+    async with clara_on_discord() as w:
+        # Said before Clara started: stored, never dispatched to her.
+        state = w.discord.state
+        state.store_message(state.channel(w.channel_id), w.bob.id, "said before Clara started")
+        # A cold channel: Clara fetches its history once, and the answer is malformed.
+        w.discord.inject_malformed("history", drop=drop)
+        w.llm.enqueue(Reply("Answer without the history."), Reply("And the next one."))
+        await w.mention(w.alice, "are you there?")
+        await w.wait_reply_text("Answer without the history.")
+        assert w.discord.requests_for("history", outcome="malformed")
+        assert any("could not read channel history" in r.getMessage() for r in caplog.records)
+        # The channel keeps working: the next turn's context is built normally.
+        await w.mention(w.bob, "still there?")
+        await w.wait_reply_text("And the next one.")
+        assert "Alice: are you there?" in str(w.llm.requests[1].messages[0])

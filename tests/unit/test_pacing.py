@@ -1,9 +1,11 @@
-"""Write pacing: per-channel spacing, a global token bucket, priority order."""
+"""Write pacing: per-channel spacing, a global budget held until responses arrive, priority order."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+
+import pytest
 
 from clara_core.discord_adapter.pacing import ChannelPacer, GlobalBudget, Priority
 
@@ -27,8 +29,9 @@ async def test_global_budget_never_exceeds_the_rate_in_any_window():
     stamps: list[float] = []
 
     async def take() -> None:
-        await budget.acquire()
+        grant = await budget.acquire()
         stamps.append(time.monotonic())
+        grant.release()  # a request answered at once
 
     t0 = time.monotonic()
     await asyncio.gather(*(take() for _ in range(17)))
@@ -40,11 +43,11 @@ async def test_global_budget_never_exceeds_the_rate_in_any_window():
 
 async def test_first_messages_jump_the_queue_of_edits():
     budget = GlobalBudget(rate=20, window=0.05)  # one grant per 50 ms
-    await budget.acquire()  # use the allowance
+    (await budget.acquire()).release()  # use the allowance
     order: list[str] = []
 
     async def take(label: str, priority: Priority) -> None:
-        await budget.acquire(priority)
+        (await budget.acquire(priority)).release()
         order.append(label)
 
     edits = [asyncio.create_task(take(f"edit{i}", Priority.EDIT)) for i in range(3)]
@@ -58,22 +61,50 @@ async def test_first_messages_jump_the_queue_of_edits():
 
 async def test_a_cancelled_waiter_does_not_consume_a_token():
     budget = GlobalBudget(rate=5, window=0.2)  # one grant per 200 ms
-    await budget.acquire()
+    (await budget.acquire()).release()
     waiter = asyncio.create_task(budget.acquire())
     await asyncio.sleep(0)
     waiter.cancel()
     t0 = time.monotonic()
-    await budget.acquire()
+    (await budget.acquire()).release()
     # one refill (~0.2 s), not two: the cancelled waiter's turn was skipped
     assert time.monotonic() - t0 < 0.3
 
 
-async def test_try_acquire_takes_only_a_free_grant():
+async def test_has_room_leaves_headroom_for_waited_on_requests():
     budget = GlobalBudget(rate=20, window=0.2)  # 4 per 200 ms
-    assert budget.try_acquire(headroom=2) and budget.try_acquire(headroom=2)
-    assert not budget.try_acquire(headroom=2)  # two stay free for waited-on requests
-    await budget.acquire()
-    await budget.acquire()
-    assert not budget.try_acquire()  # the window is full: an optional request is skipped
+    assert budget.has_room(headroom=2)
+    (await budget.acquire()).release()
+    (await budget.acquire()).release()
+    assert not budget.has_room(headroom=2)  # two stay free for waited-on requests
+    assert budget.has_room()
+    (await budget.acquire()).release()
+    (await budget.acquire()).release()
+    assert not budget.has_room()  # the window is full: an optional request is skipped
     await asyncio.sleep(0.21)
-    assert budget.try_acquire()
+    assert budget.has_room(headroom=3)
+
+
+async def test_a_grant_is_held_while_its_request_is_in_flight():
+    budget = GlobalBudget(rate=5, window=0.1)  # 1 per 100 ms
+    held = await budget.acquire()
+    waiter = asyncio.create_task(budget.acquire())
+    await asyncio.sleep(0.35)  # 3.5 windows: a log of grant times would have let it go
+    assert not waiter.done()
+    released_at = time.monotonic()
+    held.release()
+    (await waiter).release()
+    assert time.monotonic() - released_at >= 0.095  # a full window after the response
+
+
+async def test_a_waiter_cancelled_as_it_is_granted_gives_the_place_back():
+    budget = GlobalBudget(rate=1, window=0.0)  # a place is free again once answered
+    held = await budget.acquire()
+    waiter = asyncio.create_task(budget.acquire())
+    await asyncio.sleep(0)  # waiting
+    held.release()  # the waiter is granted at once...
+    waiter.cancel()  # ...and cancelled before it could run
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert budget.in_use == 0  # not leaked: the next request gets through
+    (await asyncio.wait_for(budget.acquire(), 0.5)).release()

@@ -7,6 +7,14 @@ response on a limited route carries ``X-RateLimit-*`` headers, which discord.py
 uses to pre-emptively wait; a request over budget gets 429 with
 ``{"message", "retry_after", "global"}``.
 
+The global limit (``global_rate_limit`` requests per second per bot token) is a
+*sliding* one-second window over arrival times: Discord documents only "50
+requests per second" and not how the second is measured, so the fake takes the
+strictest reading — no one-second span may hold more than the limit, wherever it
+starts.  A fixed window opened by the first request would let 2 x 50 requests
+through within a few milliseconds around its reset.  Requests answered 429 are not
+counted (they are not served), and interaction callbacks are exempt, as on Discord.
+
 Faults (:meth:`RateLimiter.inject_429`, :meth:`RateLimiter.inject_error`) make the
 next matching requests fail no matter the budget.
 """
@@ -16,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from .config import FakeDiscordConfig
@@ -118,8 +127,8 @@ class RateLimiter:
         self.stats = RateLimitStats()
         self.faults: list[Fault] = []
         self._buckets: dict[tuple[str, str], Bucket] = {}
-        self._global_window_start = 0.0
-        self._global_count = 0
+        #: Arrival times of the requests counted in the last second, oldest first.
+        self._global_arrivals: deque[float] = deque()
 
     # ------------------------------------------------------------------ rules
 
@@ -137,19 +146,19 @@ class RateLimiter:
         """Spend budget for one request and say whether it must get a 429."""
         now = time.monotonic()
         if not global_exempt and self.config.global_rate_limit is not None:
-            if now - self._global_window_start >= 1.0:
-                self._global_window_start = now
-                self._global_count = 0
-            if self._global_count >= self.config.global_rate_limit:
+            arrivals = self._global_arrivals
+            while arrivals and arrivals[0] <= now - 1.0:
+                arrivals.popleft()
+            if len(arrivals) >= self.config.global_rate_limit:
                 self.stats.earned_global += 1
-                retry = _ceil_ms(self._global_window_start + 1.0 - now)
+                retry = _ceil_ms(arrivals[0] + 1.0 - now)
                 return Decision(
                     headers={"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"},
                     retry_after=retry,
                     is_global=True,
                     scope="global",
                 )
-            self._global_count += 1
+            arrivals.append(now)
 
         rule = self.rule_for(route_kind)
         if rule is None:

@@ -8,6 +8,11 @@ is recorded; unknown routes get Discord's 404 and are also listed in
 Order of checks for one request, as on Discord: body read, auth (401), injected
 faults, global then per-route rate limit (429), then the handler's own rules
 (413, 400, 403, 404).
+
+Malformed responses (:class:`Malformed`, ``FakeDiscord.inject_malformed``) let a
+request succeed on the server (the message is stored, edited, ...) and then strip
+fields from the JSON answer, the way an independent Discord-compatible server or
+an API change can send objects discord.py cannot parse.
 """
 
 from __future__ import annotations
@@ -86,7 +91,8 @@ class RecordedRequest:
     files: list[RecordedFile] = field(default_factory=list)
     status: int | None = None
     #: ``ok``, ``error``, ``rate_limited`` (earned 429), ``injected_429``,
-    #: ``injected_error``, ``unauthorized``, ``unknown_route`` or ``internal_error``.
+    #: ``injected_error``, ``unauthorized``, ``unknown_route``, ``internal_error`` or
+    #: ``malformed`` (served, then its answer stripped by ``inject_malformed``).
     outcome: str = "pending"
     #: The Discord JSON error code for error responses.
     error_code: int | None = None
@@ -97,6 +103,32 @@ class RecordedRequest:
         if len(parts) > 2 and parts[1] == "channels" and parts[2].isdigit():
             return int(parts[2])
         return None
+
+
+@dataclass
+class Malformed:
+    """Strip ``drop`` keys from the JSON answer of the next ``remaining`` successful
+    requests matching ``route_kind`` (every object of a list answer, e.g. history)."""
+
+    route_kind: str | None
+    remaining: int
+    drop: tuple[str, ...]
+    channel_id: int | None = None
+
+    def matches(self, route_kind: str, channel_id: int | None) -> bool:
+        if self.route_kind is not None and self.route_kind != route_kind:
+            return False
+        return self.channel_id is None or self.channel_id == channel_id
+
+    def apply(self, response: web.StreamResponse) -> None:
+        if not isinstance(response, web.Response) or response.body is None:
+            return
+        data = json.loads(bytes(response.body))  # type: ignore[arg-type]
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item, dict):
+                for key in self.drop:
+                    item.pop(key, None)
+        response.body = json.dumps(data).encode()
 
 
 @dataclass
@@ -176,6 +208,7 @@ class RestApi:
         self.unknown_routes: list[RecordedRequest] = []
         #: Exceptions raised inside handlers (bugs in the fake); answered with 503.
         self.internal_errors: list[str] = []
+        self.malformed: list[Malformed] = []
 
     def install(self, app: web.Application) -> None:
         for spec in self.routes:
@@ -255,6 +288,10 @@ class RestApi:
             ctx = RequestContext(request=request, params=params, body=body, record=record)
             response = await spec.handler(self.fake, ctx)
             response.headers.update(rate_headers)
+            malformed = self._take_malformed(spec.kind, channel_id)
+            if malformed is not None:
+                malformed.apply(response)
+                return self._finish(record, response, "malformed")
             return self._finish(record, response, "ok")
         except DiscordAPIError as exc:
             response = exc.response()
@@ -272,6 +309,13 @@ class RestApi:
                 {"message": f"fake Discord internal error: {exc!r}", "code": 0}, status=503
             )
             return self._finish(record, response, "internal_error")
+
+    def _take_malformed(self, route_kind: str, channel_id: int | None) -> Malformed | None:
+        for malformed in self.malformed:
+            if malformed.remaining > 0 and malformed.matches(route_kind, channel_id):
+                malformed.remaining -= 1
+                return malformed
+        return None
 
     def _finish(
         self,

@@ -1,8 +1,8 @@
-"""Organic Response System settings (proactive messages)."""
+"""Companion settings: the mood (hormones) and the Organic Response System (proactive messages)."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 
 from .base import ClaraSettingsBase
 
@@ -29,4 +29,50 @@ class CompanionSettings(ClaraSettingsBase):
         30,
         ge=1,
         description="Minutes of silence before a conversation summary is extracted for ORS.",
+    )
+    ors_quiet_hours: str = Field(
+        "22:00-08:00",
+        description=(
+            "Local hours (CLARA_TIMEZONE) without proactive messages, HH:MM-HH:MM, may cross "
+            "midnight; off for none."
+        ),
+    )
+    ors_default_on: bool = Field(
+        False,
+        description=(
+            "Proactive messages on for users who never chose with /clara proactive; off by "
+            "default except for people who talk to Clara in DMs."
+        ),
+    )
+
+    @field_validator("ors_quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        # The parser lives with the rules that use it (pure, no imports of its own).
+        from clara_core.companion.ors import QuietHours
+
+        QuietHours.parse(value)  # ValueError says what is wrong
+        return value.strip()
+
+    # -- hormones (the mood) --------------------------------------------------
+    mood_enabled: bool = Field(
+        True,
+        validation_alias=AliasChoices("MOOD_ENABLED", "HORMONES_ENABLED"),
+        description=(
+            "Give Clara a mood per channel (hormone levels that colour her tone); "
+            "/clara mood shows it (alias HORMONES_ENABLED)."
+        ),
+    )
+    mood_tone_model: bool = Field(
+        False,
+        description=(
+            "Read each message's tone with the low tier (structured output) instead of the "
+            "local heuristic alone; one small model call per message."
+        ),
+    )
+    mood_tone_timeout_seconds: float = Field(
+        1.5,
+        gt=0,
+        le=10,
+        description="Longest wait for the tone model before the local heuristic decides.",
     )

@@ -1,6 +1,7 @@
 """Slash commands under ``/clara``: status, a user's default tier, (from
 ``memory_commands``) what Clara remembers about the caller and forgetting it,
-and (from ``project_commands``) shared project memory.
+(from ``project_commands``) shared project memory, and (from ``mood_commands``)
+Clara's mood in the channel.
 
 Replies are ephemeral (only the caller sees them).
 """
@@ -15,6 +16,8 @@ import discord
 from discord import app_commands
 
 from clara_core.daemon import format_uptime
+
+from .mood_commands import MoodCommands
 
 if TYPE_CHECKING:
     from .runner import ClaraDiscordClient
@@ -73,5 +76,7 @@ def build_command_tree(client: ClaraDiscordClient) -> app_commands.CommandTree:
     client.memory_commands.register(group)
     # /clara project create|add|remove|link|unlink|list
     client.project_commands.register(group)
+    # /clara mood
+    MoodCommands(client).register(group)
     tree.add_command(group)
     return tree

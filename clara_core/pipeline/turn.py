@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Work after a completed turn (memory extraction); gets the turn and its answer.
 AfterTurn = Callable[[TurnContext, Done], Awaitable[None]]
+#: Where a prompt contributor (the mood) leaves a temperature wish for this turn's
+#: requests; a wish: the service sends it only where the model takes a temperature.
+TEMPERATURE_WISH_KEY = "temperature_wish"
 
 ANSWER_BREAK = "\n\n"
 FINAL_NUDGE = (
@@ -171,6 +174,7 @@ class TurnRunner:
                 else [*messages, llm.Message.text("user", FINAL_NUDGE)],
                 system=system,
                 tools=specs if with_tools and not final_round else [],
+                temperature=turn.context.extras.get(TEMPERATURE_WISH_KEY),
             )
             completion: llm.Completion | None = None
             async for item in self._call(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Base
+from .companion import CompanionHistory, CompanionState
 from .core import MESSAGE_ROLES, ChannelSummary, ConversationSession, Message, Project
 from .cortex import (
     PROJECT_ROLES,
@@ -24,6 +25,8 @@ __all__ = [
     "Base",
     "ChannelProject",
     "ChannelSummary",
+    "CompanionHistory",
+    "CompanionState",
     "ConsolidationLog",
     "Contradiction",
     "ConversationSession",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -12,6 +14,14 @@ from storage.db import create_engine
 from storage.models import Base
 
 pytestmark = pytest.mark.storage
+
+#: Every revision, oldest first, as the files in alembic/versions name them; the
+#: chain's order is checked against this (a revision out of order fails here).
+REVISIONS = sorted(
+    p.name.split("_", 1)[0]
+    for p in (Path(__file__).resolve().parents[2] / "alembic" / "versions").glob("0*.py")
+)
+HEAD = REVISIONS[-1]
 
 CORE_TABLES = {
     "projects",
@@ -32,10 +42,10 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
     engine = create_engine(empty_database_url, pool_size=1)
     try:
         st = await migrations.status(engine)
-        assert st.current is None and st.pending == ["0001", "0002", "0003", "0004"]
+        assert st.current is None and st.pending == REVISIONS
 
         st = await migrations.upgrade(engine)
-        assert st.up_to_date and st.current == st.head == "0004"
+        assert st.up_to_date and st.current == st.head == HEAD
         assert await _tables(engine) >= CORE_TABLES
         async with engine.connect() as conn:
             ext = (
@@ -46,7 +56,7 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
         assert ext  # pgvector is enabled by the first migration
 
         st = await migrations.downgrade(engine, "0001")  # one step at a time
-        assert st.current == "0001" and st.pending == ["0002", "0003", "0004"]
+        assert st.current == "0001" and st.pending == REVISIONS[1:]
         assert "user_preferences" not in await _tables(engine)
 
         st = await migrations.downgrade(engine, "base")
@@ -54,8 +64,9 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
         assert not (CORE_TABLES & await _tables(engine))
 
         st = await migrations.upgrade(engine)
-        assert st.current == "0004"
+        assert st.current == HEAD
         assert {"project_members", "contradictions", "consolidation_logs"} <= await _tables(engine)
+        assert {"companion_state", "companion_history"} <= await _tables(engine)
     finally:
         await engine.dispose()
 
@@ -63,7 +74,7 @@ async def test_empty_database_upgrades_to_head_and_back(empty_database_url):
 async def test_upgrade_is_idempotent(engine):
     first = await migrations.upgrade(engine)
     second = await migrations.upgrade(engine)
-    assert first.current == second.current == "0004"
+    assert first.current == second.current == HEAD
 
 
 async def test_models_match_migrations(engine):

@@ -1,0 +1,236 @@
+"""Glue between the conversation pipeline and the hormone model.
+
+``MoodService`` keeps each channel's ``HormoneState`` (in memory, written
+through to ``CompanionStore`` so a restart keeps the mood); ``mood_section`` is
+its prompt contributor (the user's message moves the levels, the section says
+how Clara feels) and ``mood_after_turn`` the after-turn hook (Clara answered).
+``install_mood`` wires both into a pipeline.
+
+A database outage costs persistence only: the levels go on in memory and are
+written again by the next change once PostgreSQL is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from clara_core.companion.describe import MoodHint, describe
+from clara_core.companion.hormones import HormoneModel, HormoneState, levels_from
+from clara_core.companion.sentiment import LocalSentiment, ModelSentiment, SentimentReader
+from storage.companion import StoredMood
+
+from .events import Done
+from .prompt import PromptBuilder, PromptContributor, PromptSection, TurnContext
+from .turn import TEMPERATURE_WISH_KEY, AfterTurn, TurnRunner
+
+if TYPE_CHECKING:
+    from clara_core.config import Settings
+    from clara_core.cortex.ports import TextModel
+    from storage.companion import CompanionStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+#: Scopes kept in memory; older ones are re-read from the store when they speak again.
+CACHE_SIZE = 5000
+
+
+def scope_for(ctx: TurnContext) -> str:
+    """Channel (a DM is a channel too); the console has none: the user's own scope."""
+    channel = ctx.tool_context.channel_id
+    return f"channel:{channel}" if channel is not None else f"user:{ctx.tool_context.user_id}"
+
+
+def owner_for(ctx: TurnContext) -> str | None:
+    """A one-to-one conversation (no speaker name: a DM or the console) is the user's data."""
+    return ctx.tool_context.user_id if ctx.speaker is None else None
+
+
+class MoodService:
+    def __init__(
+        self,
+        model: HormoneModel,
+        store: CompanionStore | None = None,
+        clock: Clock | None = None,
+        *,
+        sentiment: SentimentReader | None = None,
+        name: str = "clara",
+    ) -> None:
+        self.model = model
+        self.store = store
+        self.sentiment = sentiment or LocalSentiment()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.name = name.lower()
+        self._cache: OrderedDict[str, tuple[HormoneState, str | None]] = OrderedDict()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._writes: dict[str, asyncio.Task[None]] = {}  # the last pending write per scope
+
+    def _lock(self, scope: str) -> asyncio.Lock:
+        lock = self._locks.get(scope)
+        if lock is None:
+            lock = self._locks[scope] = asyncio.Lock()
+        return lock
+
+    async def _load(self, scope: str) -> tuple[HormoneState, str | None]:
+        cached = self._cache.get(scope)
+        if cached is not None:
+            self._cache.move_to_end(scope)
+            return cached
+        now = self.clock()
+        state, owner = self.model.initial(now), None
+        if self.store is not None:
+            pending = self._writes.get(scope)
+            if pending is not None:  # evicted from the cache with a write on its way
+                await asyncio.wait({pending})
+            try:
+                stored = await self.store.load(scope)
+            except Exception as exc:  # the database is optional for a mood
+                log.warning("mood: could not read %s's state (%s); starting at rest", scope, exc)
+                stored = None
+            if stored is not None:
+                state = HormoneState(
+                    levels_from(stored.levels, self.model.baseline(stored.at)),
+                    stored.at,
+                    stored.last_user_at,
+                    stored.last_clara_at,
+                )
+                owner = stored.owner_user_id
+        return state, owner
+
+    def _remember(self, scope: str, state: HormoneState, owner: str | None) -> None:
+        self._cache[scope] = (state, owner)
+        self._cache.move_to_end(scope)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    async def _save(
+        self, scope: str, state: HormoneState, owner: str | None, cause: str, user_id: str | None
+    ) -> None:
+        """Keep ``state`` and write it through in the background: the answer must not
+        wait for the database.  Writes of one scope are chained, so they land in order."""
+        self._remember(scope, state, owner)
+        if self.store is None:
+            return
+        mood = StoredMood(state.as_dict(), state.at, state.last_user_at, state.last_clara_at, owner)
+        previous = self._writes.get(scope)
+        task = asyncio.create_task(
+            self._write(previous, scope, mood, cause, user_id), name="mood-write"
+        )
+        self._writes[scope] = task
+        task.add_done_callback(
+            lambda t: self._writes.pop(scope, None) if self._writes.get(scope) is t else None
+        )
+
+    async def _write(
+        self,
+        previous: asyncio.Task[None] | None,
+        scope: str,
+        mood: StoredMood,
+        cause: str,
+        user_id: str | None,
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})
+        assert self.store is not None
+        try:
+            await self.store.save(scope, mood, cause=cause, user_id=user_id)
+        except Exception as exc:  # kept in memory; the next change writes again
+            log.warning("mood: could not save %s's state (%s); kept in memory", scope, exc)
+
+    async def flush(self) -> None:
+        """Wait until every change so far is in the database (tests; shutdown)."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes.values()), return_exceptions=True)
+
+    async def current(self, scope: str) -> HormoneState:
+        """The scope's levels now (decayed; nothing is written)."""
+        state, _ = await self._load(scope)
+        return self.model.advance(state, self.clock())
+
+    async def on_message(
+        self, scope: str, text: str, *, user_id: str, owner: str | None
+    ) -> HormoneState:
+        # Read before taking the lock: a model reading must not hold up the channel.
+        stimulus = await self.sentiment.stimulus(text, mention=self.name in text.lower())
+        async with self._lock(scope):
+            state, known_owner = await self._load(scope)
+            state = self.model.react(state, stimulus, self.clock())
+            await self._save(scope, state, owner or known_owner, "message", user_id)
+            return state
+
+    async def on_reply(self, scope: str) -> HormoneState:
+        async with self._lock(scope):
+            state, owner = await self._load(scope)
+            state = self.model.spoke(state, self.clock())
+            await self._save(scope, state, owner, "reply", None)
+            return state
+
+    def hint(self, state: HormoneState) -> MoodHint:
+        return describe(state.levels, self.model.baseline(state.at))
+
+    async def delete_user_data(self, user_id: str) -> int:
+        """``/clara forget``: the user's DMs' mood and the history their messages caused."""
+        await self.flush()  # a write still on its way would bring the rows back
+        for scope in [s for s, (_, owner) in self._cache.items() if owner == user_id]:
+            del self._cache[scope]
+        return await self.store.delete_user_data(user_id) if self.store is not None else 0
+
+
+def mood_section(service: MoodService) -> PromptContributor:
+    """The user's message moves the levels; the section says how Clara feels now."""
+
+    async def contribute(ctx: TurnContext) -> PromptSection:
+        state = await service.on_message(
+            scope_for(ctx), ctx.user_text, user_id=ctx.tool_context.user_id, owner=owner_for(ctx)
+        )
+        hint = service.hint(state)
+        ctx.tool_context.extras[TEMPERATURE_WISH_KEY] = hint.temperature
+        return PromptSection("Mood", hint.text, order=20)
+
+    return contribute
+
+
+def mood_after_turn(service: MoodService) -> AfterTurn:
+    """Clara answered: a small satisfaction, and the 'left hanging' timer starts."""
+
+    async def after(ctx: TurnContext, done: Done) -> None:
+        await service.on_reply(scope_for(ctx))
+
+    return after
+
+
+def install_mood(
+    runner: TurnRunner,
+    prompt: PromptBuilder,
+    store: CompanionStore | None,
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    tone_model: TextModel | None = None,
+) -> MoodService | None:
+    """Give the pipeline Clara's mood: a prompt section before, an update after each
+    turn.  ``None`` (and nothing installed) when MOOD_ENABLED is off.
+
+    ``tone_model`` (e.g. ``ServiceTextModel(llm)``, the low tier) reads each
+    message's tone when MOOD_TONE_MODEL is on, the heuristic standing in when it
+    is slow or fails; otherwise the heuristic alone decides.
+    """
+    if not settings.mood_enabled:
+        log.info("mood is off (MOOD_ENABLED=false)")
+        return None
+    sentiment = (
+        ModelSentiment(tone_model, timeout=settings.mood_tone_timeout_seconds)
+        if tone_model is not None and settings.mood_tone_model
+        else None
+    )
+    service = MoodService(HormoneModel(settings.clara_timezone), store, clock, sentiment=sentiment)
+    prompt.add_contributor(mood_section(service))
+    runner.add_after_turn(mood_after_turn(service))
+    return service

@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import stat
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from clara_core.llm.types import Message
@@ -24,11 +28,26 @@ from clara_core.pipeline.events import (
     ToolStarted,
 )
 from clara_core.pipeline.turn import TurnInput, TurnRunner
+from tools.ports import FILE_POSTER_KEY
 from tools.registry import ToolContext
 
 log = logging.getLogger(__name__)
 
 HISTORY_MESSAGES = 40
+
+
+class ConsoleFilePoster:
+    """``send_local_file`` in a terminal: the file is already on this machine,
+    so its path is printed instead of uploading anything."""
+
+    max_bytes: int | None = None
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self._write = write
+
+    async def post_file(self, name: str, data: bytes, *, path: Path | None = None) -> str:
+        self._write(f"\n  [file] {name}: {path or '(not stored on disk)'}\n")
+        return "was shown to the user as a path on this machine"
 
 
 class ConsoleChat:
@@ -56,7 +75,12 @@ class ConsoleChat:
     async def _answer(self, text: str) -> None:
         turn = TurnInput(
             text=text,
-            context=ToolContext(user_id=self.user_id, platform="console", is_admin=True),
+            context=ToolContext(
+                user_id=self.user_id,
+                platform="console",
+                is_admin=True,
+                extras={FILE_POSTER_KEY: ConsoleFilePoster(self._write)},
+            ),
             history=self.history[-HISTORY_MESSAGES:],
         )
         answer: Done | None = None
@@ -124,13 +148,30 @@ class ConsoleChat:
         return 0
 
 
+def _pollable(stream: TextIO) -> bool:
+    """Can the event loop watch this stdin (a terminal, pipe or socket)?
+
+    A regular file or /dev/null can't be polled: with /dev/null the pipe transport
+    even "connects" and then fails in a callback, and the console waited forever.
+    """
+    try:
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)
+
+
 async def _stdin_reader() -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     try:
+        if not _pollable(sys.stdin):
+            raise ValueError("stdin cannot be polled")
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     except ValueError:
-        # A regular file on stdin can't be a pipe transport: feed it from a thread.
+        # A regular file or /dev/null on stdin can't be a pipe transport: read it
+        # from a thread.
         async def pump() -> None:
             while line := await asyncio.to_thread(sys.stdin.buffer.readline):
                 reader.feed_data(line)

@@ -19,11 +19,14 @@ import logging
 import os
 import re
 import shutil
+import stat
 import threading
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from clara_core.errors import ClaraError
 
@@ -70,6 +73,14 @@ def _user_dir_name(user_id: str) -> str:
 
 def _is_temp(name: str) -> bool:
     return name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX)
+
+
+def _missing(name: str) -> str:
+    return f"there is no stored file named {name!r}; list_local_files shows what is stored"
+
+
+def _not_a_file(name: str) -> str:
+    return f"{name!r} is not a file Clara stored (a link or a folder), so it is not used"
 
 
 def human_size(n: int) -> str:
@@ -209,14 +220,144 @@ class LocalFileStore:
         if not base.is_dir():
             return []
         files = []
-        for p in base.iterdir():
-            if _is_temp(p.name) or not p.is_file():
-                continue
-            try:
-                files.append(StoredFile(p.name, p, p.stat().st_size))
-            except FileNotFoundError:
-                continue
+        with os.scandir(base) as entries:
+            for entry in entries:
+                try:
+                    # Links are not files Clara stored: never listed, never followed.
+                    if _is_temp(entry.name) or not entry.is_file(follow_symlinks=False):
+                        continue
+                    size = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue
+                files.append(StoredFile(entry.name, base / entry.name, size))
         return sorted(files, key=lambda f: f.name)
+
+    # -- one stored file, by the name the user sees ----------------------------
+    #
+    # The name comes from the model, so it is untrusted: it may not contain a
+    # separator, and the file is opened relative to the user's folder (itself
+    # opened without following a link) with O_NOFOLLOW, so neither ".." nor a
+    # link planted in the folder can lead anywhere else.
+
+    async def info(self, user_id: str, name: str) -> StoredFile:
+        """The stored file ``name`` (as listed, or as it was saved); FileStoreError if none."""
+        base = self.user_dir(user_id)
+        return await self._io(name, self._find, base, name, None)
+
+    async def read(
+        self, user_id: str, name: str, *, max_bytes: int | None = None
+    ) -> tuple[StoredFile, bytes]:
+        """The file and its bytes; FileStoreError if it is missing or over ``max_bytes``."""
+        base = self.user_dir(user_id)
+        out: list[bytes] = []
+        found = await self._io(name, self._find, base, name, out, max_bytes)
+        return found, out[0]
+
+    async def delete(self, user_id: str, name: str) -> StoredFile:
+        """Delete one stored file; return what was deleted."""
+        base = self.user_dir(user_id)
+        return await self._io(name, self._delete, base, name)
+
+    @staticmethod
+    async def _io(name: str, fn: Callable[..., StoredFile], *args: Any) -> StoredFile:
+        """Run ``fn`` in a worker thread; an OS failure becomes a FileStoreError."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except FileStoreError:
+            raise
+        except OSError as exc:
+            log.warning("stored file %r: %s", name, exc)
+            raise FileStoreError(
+                f"{name!r} could not be used ({exc.strerror or exc}); check the name with "
+                "list_local_files, or try again later"
+            ) from exc
+
+    @staticmethod
+    def _candidates(name: str) -> list[str]:
+        """Names ``name`` may be stored under: itself when it is a plain entry name
+        (listed names such as "notes (2).txt" are not safe_name's fixed points),
+        else what ``save`` would have made of it."""
+        names = []
+        if (
+            name
+            and not {"/", "\\", "\0"} & set(name)
+            and not name.startswith(".")  # "..", hidden and temporary files
+        ):
+            names.append(name)
+        clean = safe_name(name)
+        if clean not in names:
+            names.append(clean)
+        return names
+
+    @staticmethod
+    def _open_base(base: Path, name: str) -> int:
+        try:
+            return os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise FileStoreError(_missing(name)) from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                log.error("file folder %s is not a plain directory; refusing to use it", base)
+                raise FileStoreError(
+                    "your file folder cannot be used right now; ask the bot's operator to check it"
+                ) from None
+            raise
+
+    @classmethod
+    def _find(
+        cls, base: Path, name: str, out: list[bytes] | None, max_bytes: int | None = None
+    ) -> StoredFile:
+        dfd = cls._open_base(base, name)
+        try:
+            for candidate in cls._candidates(name):
+                try:
+                    fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        raise FileStoreError(_not_a_file(name)) from None
+                    raise
+                try:
+                    st = os.fstat(fd)
+                    if not stat.S_ISREG(st.st_mode):  # a folder, FIFO or device
+                        raise FileStoreError(_not_a_file(name))
+                    if max_bytes is not None and st.st_size > max_bytes:
+                        raise FileStoreError(
+                            f"{candidate} is {human_size(st.st_size)}, more than the "
+                            f"{human_size(max_bytes)} allowed here"
+                        )
+                    if out is not None:
+                        chunks = []
+                        while chunk := os.read(fd, 1 << 20):
+                            chunks.append(chunk)
+                        out.append(b"".join(chunks))
+                    return StoredFile(candidate, base / candidate, st.st_size)
+                finally:
+                    os.close(fd)
+            raise FileStoreError(_missing(name))
+        finally:
+            os.close(dfd)
+
+    @classmethod
+    def _delete(cls, base: Path, name: str) -> StoredFile:
+        dfd = cls._open_base(base, name)
+        try:
+            for candidate in cls._candidates(name):
+                try:
+                    st = os.stat(candidate, dir_fd=dfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    raise FileStoreError(_not_a_file(name))
+                try:
+                    os.unlink(candidate, dir_fd=dfd)
+                except FileNotFoundError:
+                    continue  # deleted meanwhile
+                return StoredFile(candidate, base / candidate, st.st_size)
+            raise FileStoreError(_missing(name))
+        finally:
+            os.close(dfd)
 
     async def delete_user_data(self, user_id: str) -> int:
         base = self.user_dir(user_id)

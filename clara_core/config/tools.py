@@ -84,7 +84,13 @@ class ToolSettings(ClaraSettingsBase):
         description="Space each user's stored files may take, in bytes (accepts 100MiB, 1GB); 0 = no limit.",
     )
     github_token: SecretStr | None = Field(None, description="GitHub token for the GitHub tools.")
-    tavily_api_key: SecretStr | None = Field(None, description="Tavily API key for web search.")
+    tavily_api_key: SecretStr | None = Field(
+        None, description="Tavily API key; set, the web_search tool is offered."
+    )
+    tavily_base_url: str | None = Field(
+        None,
+        description="Tavily API address, for a proxy or a test server (default https://api.tavily.com).",
+    )
     mcp_servers_dir: Path = Field(
         Path(".mcp_servers"), description="Where installed MCP servers live."
     )

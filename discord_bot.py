@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import sys
 
-from clara_core.cli import main
-
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        # Imported here so a Ctrl-C during the imports ends quietly too.
+        from clara_core.cli import main
+
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)

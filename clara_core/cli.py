@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import Settings, load_settings, secret_values
-from .errors import ClaraError, ConfigError, DaemonError
+from .errors import ClaraError, ConfigError, DaemonError, DataDirError
 from .logging_setup import configure_logging
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130  # the shell's convention for "ended by SIGINT"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +78,28 @@ def _pidfile(args: argparse.Namespace, settings: Settings | None) -> Path:
     return data_dir / "clara.pid"
 
 
+def _needs_data_dir(settings: Settings, command: str, args: argparse.Namespace) -> bool:
+    """Commands that write under CLARA_DATA_DIR (doctor reports it as a check instead)."""
+    if command in ("doctor", "cortex"):
+        # cortex validates its own arguments first and creates nothing for a refused
+        # command; opening storage reports an unusable directory the same way.
+        return False
+    if command == "migrate":
+        # Only the embedded servers live there; migrating two external ones needs no directory.
+        return settings.database_url is None or settings.redis_url is None
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C outside a command's own handling (loading settings, starting up).
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings: Settings | None = load_settings().resolve_paths()
@@ -108,6 +130,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     assert settings is not None
 
+    if _needs_data_dir(settings, command, args):
+        # Before logging opens a file there and before a daemon forks, so the user
+        # reads why in their terminal (exit 2) instead of a traceback.
+        from storage.datadir import ensure_writable_dir
+
+        try:
+            ensure_writable_dir(settings.clara_data_dir)
+            if args.daemon and args.logfile is not None:
+                ensure_writable_dir(args.logfile.resolve().parent, setting="--logfile's directory")
+        except DataDirError as exc:
+            print(exc.render(), file=sys.stderr)
+            return EXIT_CONFIG
+
     if args.console:
         # Logs go to a file so they don't interleave with the conversation.
         configure_logging(
@@ -115,7 +150,14 @@ def main(argv: list[str] | None = None) -> int:
             secrets=secret_values(settings),
             logfile=settings.clara_data_dir / "console.log",
         )
-        return asyncio.run(_console(settings))
+        try:
+            return asyncio.run(_console(settings))
+        except KeyboardInterrupt:
+            # Ctrl-C before the prompt appeared (the chat handles it after that):
+            # asyncio.run cancelled the start-up and its finally blocks stopped the
+            # servers; only the traceback would be left.
+            print("\ninterrupted; Clara stopped", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
     if command == "migrate":
         configure_logging(settings.log_level, secrets=secret_values(settings))
@@ -125,6 +167,24 @@ def main(argv: list[str] | None = None) -> int:
         return _cortex(settings, args)
 
     return _run(settings, args)
+
+
+def configure_daemon_logging(
+    settings: Settings, logfile: Path, *, max_bytes: int | None = None
+) -> None:
+    """The detached daemon's logging (after ``daemonize``).
+
+    stdout, stderr and crash tracebacks go through the redacting handler into the
+    *current* log file, also after it rotates: fds 1/2 alone would stay on
+    clara.log.1 and write secrets there unredacted.  ``max_bytes``: rotation size.
+    """
+    configure_logging(
+        settings.log_level,
+        secrets=secret_values(settings),
+        logfile=logfile,
+        capture_stdio=True,
+        **({"max_bytes": max_bytes} if max_bytes else {}),
+    )
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
@@ -140,7 +200,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             return EXIT_FAILURE
         logfile = (args.logfile or settings.clara_data_dir / "clara.log").resolve()
         pipe = daemonize(logfile)
-        configure_logging(settings.log_level, secrets=secret_values(settings), logfile=logfile)
+        configure_daemon_logging(settings, logfile)
     else:
         configure_logging(settings.log_level, secrets=secret_values(settings))
     try:
@@ -188,10 +248,11 @@ async def _serve(settings: Settings, pipe) -> int:
         return EXIT_CONFIG
     except ClaraError as exc:
         log.error("%s", exc)
+        code = _start_failure_code(exc)
         print(f"Clara could not start: {exc}", file=sys.stderr)
         if pipe:
-            pipe.failed(EXIT_FAILURE, f"Clara could not start: {exc}")
-        return EXIT_FAILURE
+            pipe.failed(code, f"Clara could not start: {exc}")
+        return code
     except asyncio.CancelledError:
         return EXIT_FAILURE
 
@@ -206,7 +267,19 @@ async def _console(settings: Settings) -> int:
         return EXIT_CONFIG
     except ClaraError as exc:
         print(f"Clara could not start: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _start_failure_code(exc)
+
+
+def _start_failure_code(exc: ClaraError) -> int:
+    """Exit code for a start-up failure that is not a ``ConfigError``.
+
+    An embedder that does not match the stored memories is only found once the
+    database is open, but the operator fixes it in the configuration (or with
+    ``cortex reembed``), so it exits 2 like any other configuration problem.
+    """
+    from .cortex.types import EmbedderMismatch
+
+    return EXIT_CONFIG if isinstance(exc, EmbedderMismatch) else EXIT_FAILURE
 
 
 def _cortex(settings: Settings, args: argparse.Namespace) -> int:
@@ -224,15 +297,28 @@ def _cortex(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from storage import migrations
-    from storage.services import Storage
+    from storage.services import Storage, wait_until_reachable
 
     s = settings
-    storage = await Storage.open(
-        s.clara_data_dir,
-        database_url=s.database_url.get_secret_value() if s.database_url else None,
-        redis_url=s.redis_url.get_secret_value() if s.redis_url else None,
-        attach=True,
-    )
+    try:
+        storage = await Storage.open(
+            s.clara_data_dir,
+            database_url=s.database_url.get_secret_value() if s.database_url else None,
+            redis_url=s.redis_url.get_secret_value() if s.redis_url else None,
+            attach=True,
+        )
+        try:
+            # As at start: wait out an outage, stop at once on a refused login.
+            await wait_until_reachable(storage, timeout=s.clara_startup_timeout)
+        except BaseException:
+            await storage.close()
+            raise
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    except ClaraError as exc:
+        print(f"migration failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     try:
         action = args.migrate_action or "status"
         if action == "upgrade":

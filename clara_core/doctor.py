@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from .config import PROVIDERS, Settings
+from .config import PROVIDERS, Settings, secret_values
 from .errors import ClaraError, ConfigError
+from .logging_setup import Redactor, redact_url, url_secrets
 
 
 @dataclass
@@ -39,6 +41,8 @@ async def _check_storage(settings: Settings) -> list[Check]:
             redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
             attach=True,
         )
+    except ConfigError as exc:
+        return [Check("storage", False, "; ".join(exc.problems))]
     except ClaraError as exc:
         return [Check("storage", False, str(exc))]
     except Exception as exc:
@@ -152,7 +156,39 @@ async def _check_cortex(settings: Settings, engine) -> list[Check]:
     return [embedder, queued]
 
 
+def _endpoint(base: str, path: str) -> str:
+    """``base`` + ``path``, keeping the base's query, without userinfo.
+
+    aiohttp refuses credentials in the URL next to an Authorization header (the
+    check crashed on https://user:pass@host/v1); the key goes in the header.
+    """
+    parts = urlsplit(base)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + path, parts.query, ""))
+
+
+def _data_dir_check(settings: Settings) -> Check:
+    from storage.datadir import ensure_writable_dir
+
+    try:
+        ensure_writable_dir(settings.clara_data_dir)
+    except ConfigError as exc:
+        return Check("data dir", False, "; ".join(exc.problems))
+    return Check("data dir", True, f"{settings.clara_data_dir} is writable")
+
+
+async def _storage_skipped() -> list[Check]:
+    return [
+        Check(
+            "storage",
+            False,
+            "not checked: the embedded servers live in CLARA_DATA_DIR (see above)",
+        )
+    ]
+
+
 async def _check_http(name: str, url: str, headers: dict[str, str], ok_hint: str) -> Check:
+    shown = redact_url(url)
     try:
         timeout = aiohttp.ClientTimeout(total=10)
         async with (
@@ -162,10 +198,12 @@ async def _check_http(name: str, url: str, headers: dict[str, str], ok_hint: str
             if resp.status == 200:
                 return Check(name, True, ok_hint)
             if resp.status in (401, 403):
-                return Check(name, False, f"credentials rejected ({resp.status}) by {url}")
-            return Check(name, False, f"{url} answered HTTP {resp.status}")
+                return Check(name, False, f"credentials rejected ({resp.status}) by {shown}")
+            return Check(name, False, f"{shown} answered HTTP {resp.status}")
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return Check(name, False, f"cannot reach {url}: {type(exc).__name__} {exc}")
+        return Check(name, False, f"cannot reach {shown}: {type(exc).__name__} {exc}")
+    except ValueError as exc:  # aiohttp/yarl on a URL they cannot use
+        return Check(name, False, f"cannot use the URL {shown}: {exc}")
 
 
 async def _check_discord(settings: Settings) -> Check:
@@ -174,9 +212,9 @@ async def _check_discord(settings: Settings) -> Check:
     token = settings.discord_bot_token.get_secret_value()
     return await _check_http(
         "discord",
-        f"{settings.discord_api_base}/users/@me",
+        _endpoint(settings.discord_api_base, "/users/@me"),
         {"Authorization": f"Bot {token}"},
-        f"token accepted by {settings.discord_api_base}",
+        f"token accepted by {redact_url(settings.discord_api_base)}",
     )
 
 
@@ -190,15 +228,29 @@ async def _check_llm(settings: Settings) -> list[Check]:
             continue
         base = getattr(settings, fields.base_url) or "https://api.anthropic.com"
         if fields.wire_api == "anthropic":
-            url = base.rstrip("/") + (
-                "/models" if base.rstrip("/").endswith("/v1") else "/v1/models"
-            )
+            v1 = urlsplit(base).path.rstrip("/").endswith("/v1")
+            url = _endpoint(base, "/models" if v1 else "/v1/models")
             headers = {"x-api-key": key.get_secret_value(), "anthropic-version": "2023-06-01"}
         else:
-            url = base.rstrip("/") + "/models"
+            url = _endpoint(base, "/models")
             headers = {"Authorization": f"Bearer {key.get_secret_value()}"}
-        checks.append(await _check_http(f"llm:{name}", url, headers, f"{name} reachable at {base}"))
+        checks.append(
+            await _check_http(
+                f"llm:{name}", url, headers, f"{name} reachable at {redact_url(base)}"
+            )
+        )
     return checks
+
+
+def _redactor(settings: Settings | None) -> Redactor:
+    """Every secret doctor could print: the configured ones and those inside URLs."""
+    if settings is None:
+        return Redactor()
+    secrets = secret_values(settings)
+    for name, value in settings:
+        if isinstance(value, str) and "://" in value and name.endswith(("url", "api_base")):
+            secrets += url_secrets(value)
+    return Redactor(secrets)
 
 
 async def run_doctor(settings: Settings | None, config_error: ConfigError | None) -> int:
@@ -208,14 +260,22 @@ async def run_doctor(settings: Settings | None, config_error: ConfigError | None
         checks += [Check("config", False, p) for p in problems]
     else:
         checks.append(Check("config", True, "all settings valid"))
+        data_dir = await asyncio.to_thread(_data_dir_check, settings)
+        checks.append(data_dir)
+        embedded = settings.database_url is None or settings.redis_url is None
         storage_checks, discord_check, llm_checks = await asyncio.gather(
-            _check_storage(settings), _check_discord(settings), _check_llm(settings)
+            _check_storage(settings) if data_dir.ok or not embedded else _storage_skipped(),
+            _check_discord(settings),
+            _check_llm(settings),
         )
         checks += [*storage_checks, discord_check, *llm_checks]
+    # Last line of defence: whatever a check or a library put in a detail, no secret
+    # (URL credentials, ?api_key=..., a configured key) reaches the terminal.
+    redact = _redactor(settings)
     width = max(len(c.name) for c in checks)
     for c in checks:
         mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
-        print(f"[{mark}] {c.name.ljust(width)}  {c.detail}")
+        print(redact(f"[{mark}] {c.name.ljust(width)}  {c.detail}"))
     failed = [c for c in checks if c.required and not c.ok]
     print(
         f"\n{len(checks) - len(failed)} of {len(checks)} checks passed"

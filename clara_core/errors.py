@@ -3,6 +3,9 @@
 One root, ``ClaraError``; its families are named for *who can act on them*:
 
 - ``ConfigError``: the operator fixes the environment / ``.env`` (exit code 2).
+  ``DataDirError`` (CLARA_DATA_DIR unusable) and ``StorageLoginError`` (a server
+  refused Clara's credentials or names no such database) are configuration
+  problems too: retrying cannot fix them, the operator can.
 - ``StorageError``: a database or cache is unreachable or misbehaving; Clara
   degrades and retries, the operator may need to look at the server.
 - ``EmbeddedServerError``: the embedded Postgres/Redis could not start; the
@@ -42,8 +45,26 @@ class ConfigError(ClaraError):
         return "\n".join(lines)
 
 
+class DataDirError(ConfigError):
+    """CLARA_DATA_DIR (or another directory Clara writes to) cannot be used."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__([problem], headline="Clara cannot use its data directory:")
+
+
 class StorageError(ClaraError):
     """A storage backend (Postgres, Redis) failed."""
+
+
+class StorageLoginError(ConfigError, StorageError):
+    """A server answered but refused the login (password, role, database): fail fast.
+
+    Unlike an outage, waiting does not help, so start-up stops at once with
+    the server's reason instead of retrying for CLARA_STARTUP_TIMEOUT.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems, headline="Clara's storage servers refused the login:")
 
 
 class EmbeddedServerError(StorageError):

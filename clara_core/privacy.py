@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -138,6 +139,8 @@ class ForgetReport:
     preferences: int = 0
     files: int = 0
     queued_turns: int = 0  # conversation turns waiting on disk for PostgreSQL
+    #: Items deleted by each further store (``others``), by the store's label.
+    others: dict[str, int] = field(default_factory=dict)
     #: Stores that were configured but could not be cleared (names from STORE_NAMES).
     failed: list[str] = field(default_factory=list)
     #: Stores that are not configured (nothing of the user can be there).
@@ -149,6 +152,13 @@ class ForgetReport:
 
 
 STORE_NAMES = ("memory", "history", "files")
+
+
+class UserDataStore(Protocol):
+    """Any further component holding user data (the mood, the code sandbox, ...):
+    it can delete one user's data and say how many items went."""
+
+    async def delete_user_data(self, user_id: str) -> int: ...
 
 
 class QueuedHistory(Protocol):
@@ -164,6 +174,7 @@ async def forget_everything(
     engine: AsyncEngine | None,
     files: LocalFileStore | None,
     queued_history: QueuedHistory | None = None,
+    others: Mapping[str, UserDataStore] | None = None,
 ) -> ForgetReport:
     """Delete everything Clara holds about ``user_id`` and only that:
 
@@ -173,7 +184,9 @@ async def forget_everything(
       user wrote elsewhere, projects they own, their preferences;
     * ``files``: their folder in the local file store;
     * ``queued_history``: their conversation turns queued on disk while
-      PostgreSQL was down (they would otherwise be stored once it is back).
+      PostgreSQL was down (they would otherwise be stored once it is back);
+    * ``others``: every further store, by the label the report shows it under
+      (the mood of their DMs, their sandbox workspace, ...).
     """
     # Validated once, up front: a malformed id (empty, a glob, a path) must not
     # reach any store, not even one that would treat it harmlessly.
@@ -225,6 +238,13 @@ async def forget_everything(
         except Exception:
             log.exception("forget: deleting a user's files failed")
             report.failed.append("files")
+
+    for label, store in (others or {}).items():
+        try:
+            report.others[label] = await store.delete_user_data(user_id)
+        except Exception:
+            log.exception("forget: deleting a user's data in %s failed", label)
+            report.failed.append(label)
 
     log.info(
         "forgot a user: %d memories%s, %d sessions, %d messages, %d preferences, %d files%s",

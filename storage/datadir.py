@@ -9,13 +9,76 @@ can attach to a running Clara's servers instead of starting a second copy.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from clara_core.errors import EmbeddedServerError
+from clara_core.errors import DataDirError, EmbeddedServerError
+
+_PROBE_REASONS = {
+    errno.EROFS: "it is on a read-only file system",
+    errno.EACCES: "this user (uid {uid}) may not write to it",
+    errno.EPERM: "this user (uid {uid}) may not write to it",
+    errno.ENOSPC: "its disk is full",
+    errno.EDQUOT: "this user's disk quota is used up",
+    # /proc, /sys and similar pseudo file systems refuse new files this way.
+    errno.ENOENT: "new files cannot be created in it",
+}
+
+_MKDIR_REASONS = {
+    errno.EROFS: "it would be on a read-only file system",
+    errno.EACCES: "this user (uid {uid}) may not create it",
+    errno.EPERM: "this user (uid {uid}) may not create it",
+    errno.ENOSPC: "the disk is full",
+    errno.ENOENT: "it cannot be created there",
+}
+
+
+def ensure_writable_dir(path: Path, *, setting: str = "CLARA_DATA_DIR") -> None:
+    """Create ``path`` if needed and prove Clara can write there, or raise ``DataDirError``.
+
+    The proof is a real write (create, fsync, remove a probe file), not mode bits:
+    root ignores permissions, a read-only mount or a pseudo file system does not.
+    Blocking (an fsync): call it before the event loop starts or in a thread.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except FileExistsError:  # exist_ok covers directories only
+        raise _unusable(path, setting, "it is a file, not a directory") from None
+    except NotADirectoryError:
+        raise _unusable(path, setting, "part of that path is a file, not a directory") from None
+    except OSError as exc:
+        reason = _MKDIR_REASONS.get(exc.errno or 0, "it cannot be created ({strerror})")
+        raise _unusable(path, setting, _fill(reason, exc)) from None
+    probe = path / f".clara-write-probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"ok\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+        reason = _PROBE_REASONS.get(exc.errno or 0, "writing a file there failed ({strerror})")
+        raise _unusable(path, setting, _fill(reason, exc)) from None
+
+
+def _fill(reason: str, exc: OSError) -> str:
+    return reason.format(uid=os.geteuid(), strerror=exc.strerror or type(exc).__name__)
+
+
+def _unusable(path: Path, setting: str, reason: str) -> DataDirError:
+    return DataDirError(
+        f"{setting}={path} cannot be used: {reason}. Point {setting} at a directory this user "
+        "can write to (Clara creates it if it is missing), or fix that directory's "
+        "permissions or mount."
+    )
 
 
 @dataclass
@@ -32,10 +95,15 @@ class DataDirLock:
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # O_CLOEXEC (Python's default): children must not inherit the lock,
-        # or an orphaned server would keep the directory "in use".
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # O_CLOEXEC (Python's default): children must not inherit the lock,
+            # or an orphaned server would keep the directory "in use".
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            # Say *why* the directory is unusable (a file, read-only, ...), not errno.
+            ensure_writable_dir(self.data_dir)
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -238,12 +238,18 @@ class EmbeddedPostgres(_ChildServer):
                 f"{self.pgdata} is not empty but holds no PostgreSQL cluster (no PG_VERSION); "
                 "move it away or point CLARA_DATA_DIR elsewhere"
             )
-        self.pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # initdb writes PG_VERSION early: interrupted (Ctrl-C, a crash) in place, it
+        # left a cluster without its databases that every later start took for a
+        # real one and waited on for a minute.  Build it aside, rename when complete.
+        staging = self.pgdata.with_name(self.pgdata.name + ".initdb")
+        # Left by an earlier interrupted initdb; never held data.  (Off the loop: ~40 MB.)
+        await asyncio.to_thread(shutil.rmtree, staging, True)
+        staging.mkdir(parents=True, mode=0o700)
         argv = [
             *_launcher("KILL", drop_root=True),
             str(self.bin / "initdb"),
             "-D",
-            str(self.pgdata),
+            str(staging),
             "-U",
             "postgres",
             "--auth=trust",
@@ -254,9 +260,18 @@ class EmbeddedPostgres(_ChildServer):
         proc = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
-        out, _ = await proc.communicate()
-        if proc.returncode != 0:
-            shutil.rmtree(self.pgdata, ignore_errors=True)
+        try:
+            out, _ = await proc.communicate()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            await asyncio.to_thread(shutil.rmtree, staging, True)
+            raise
+        if proc.returncode == 0:
+            await asyncio.to_thread(self._install_cluster, staging)
+        else:
+            await asyncio.to_thread(shutil.rmtree, staging, True)
             hint = ""
             if os.geteuid() == 0 and b"unshare" in out:
                 hint = (
@@ -266,6 +281,15 @@ class EmbeddedPostgres(_ChildServer):
             raise EmbeddedServerError(
                 f"initdb failed ({proc.returncode}):\n{out.decode(errors='replace')[-2000:]}{hint}"
             )
+
+    def _install_cluster(self, staging: Path) -> None:
+        # Over a missing or empty directory, on the same file system: atomic.
+        os.replace(staging, self.pgdata)
+        fd = os.open(self.pgdata.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename itself survives a power cut
+        finally:
+            os.close(fd)
 
     def _postmaster_pid(self) -> tuple[int, str] | None:
         try:

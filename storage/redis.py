@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
-from redis.retry import Retry
 
 
 def create_redis(url: str, *, decode_responses: bool = True) -> Redis:
-    """A client that retries transient failures a few times before surfacing them."""
+    """A client that retries transient failures a few times before surfacing them.
+
+    The asyncio client needs the asyncio ``Retry``: the synchronous one works only
+    after redis-py converts it, with a UserWarning on every start.
+    """
     return Redis.from_url(
         url,
         decode_responses=decode_responses,

@@ -10,17 +10,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clara_core.errors import StorageError
+from clara_core.errors import StorageError, StorageLoginError
 from clara_core.proc import pid_alive
 
 from .datadir import DataDirLock, Endpoints, clear_endpoints, read_endpoints, write_endpoints
@@ -144,15 +145,32 @@ async def wait_until_reachable(storage: Storage, *, timeout: float) -> None:
     while True:
         attempt += 1
         problems: list[str] = []
+        refused: list[str] = []
+        pg_at = f"PostgreSQL at {redact_url(storage.database_url)}"
+        redis_at = f"Redis at {redact_url(storage.redis_url)}"
         try:
             async with storage.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as exc:
-            problems.append(f"PostgreSQL at {redact_url(storage.database_url)}: {_first_line(exc)}")
+            reason = _postgres_login_refusal(exc)
+            if reason is not None:
+                refused.append(f"DATABASE_URL: {pg_at} {reason}")
+            else:
+                problems.append(f"{pg_at}: {_first_line(exc)}")
         try:
             await storage.redis.ping()
+        except AuthenticationError as exc:
+            # WRONGPASS / NOAUTH / AUTH without a configured password.
+            refused.append(
+                f"REDIS_URL: {redis_at} refused the login ({_first_line(exc)}); set the "
+                "password in REDIS_URL (redis://:PASSWORD@host:6379/0, or "
+                "redis://USER:PASSWORD@... with ACL users)"
+            )
         except (RedisError, OSError) as exc:
-            problems.append(f"Redis at {redact_url(storage.redis_url)}: {_first_line(exc)}")
+            problems.append(f"{redis_at}: {_first_line(exc)}")
+        if refused:
+            # The server answered and said no: waiting cannot change that.
+            raise StorageLoginError(refused)
         if not problems:
             if attempt > 1:
                 log.info("storage reachable after %d attempts", attempt)
@@ -168,6 +186,56 @@ async def wait_until_reachable(storage: Storage, *, timeout: float) -> None:
         )
         await asyncio.sleep(min(delay, remaining))
         delay = min(delay * 2, 5.0)
+
+
+# libpq's words for "the server answered and refused this login" (SQLSTATE class 28,
+# 3D000, 42501 on CONNECT); psycopg reports no SQLSTATE for a failed connection.
+# Anything else (refused, timed out, "starting up", too many clients) may pass.
+_PG_REFUSALS: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"password authentication failed for user \"?([^\"\s]+)", re.I),
+        "refused the password for user {0}: fix the password in DATABASE_URL",
+    ),
+    (
+        re.compile(r"role \"([^\"]+)\" does not exist", re.I),
+        "has no role (user) {0}: fix the user name in DATABASE_URL or create the role "
+        "(CREATE ROLE ... LOGIN PASSWORD ...)",
+    ),
+    (
+        re.compile(r"database \"([^\"]+)\" does not exist", re.I),
+        "has no database {0}: create it (createdb {0}) or fix the database name in DATABASE_URL",
+    ),
+    (
+        re.compile(r"role \"([^\"]+)\" is not permitted to log in", re.I),
+        "does not let role {0} log in: ALTER ROLE {0} LOGIN, or use another user",
+    ),
+    (
+        re.compile(r"permission denied for database \"?([^\"\s]+)", re.I),
+        "does not let this user connect to database {0}: GRANT CONNECT, or use another user",
+    ),
+    (
+        re.compile(r"no pg_hba\.conf entry for [^,\n]*", re.I),
+        "refuses this client in pg_hba.conf ({0}): allow it there, or connect as another user",
+    ),
+    (
+        re.compile(r"no password supplied", re.I),
+        "wants a password: add it to DATABASE_URL (postgresql://user:PASSWORD@host/db)",
+    ),
+    (
+        re.compile(r"(\w+) authentication failed for user", re.I),
+        "refused the login ({0} authentication): fix the user in DATABASE_URL",
+    ),
+]
+
+
+def _postgres_login_refusal(exc: BaseException) -> str | None:
+    """What the server said if it refused the login (None for an outage)."""
+    message = str(getattr(exc, "orig", None) or exc)
+    for pattern, explain in _PG_REFUSALS:
+        m = pattern.search(message)
+        if m is not None:
+            return explain.format(*(m.groups() or (m.group(0),)))
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

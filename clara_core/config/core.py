@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from clara_core.ids import is_valid_user_id
+
 from .base import ClaraSettingsBase
 
 _PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
@@ -69,6 +71,19 @@ class CoreSettings(ClaraSettingsBase):
         if v is not None and not v.get_secret_value().startswith(_REDIS_SCHEMES):
             raise ValueError(
                 "must start with redis://, rediss:// or unix://. Unset it to use the embedded server"
+            )
+        return v
+
+    @field_validator("user_id")
+    @classmethod
+    def _check_user_id(cls, v: str) -> str:
+        # The console stores memories under this id: Cortex's own rule decides, so an
+        # id Cortex would refuse fails here at start instead of silently turning the
+        # console's memory off later.
+        if not is_valid_user_id(v):
+            raise ValueError(
+                "a user id is 1-64 letters, digits or . _ @ - (no spaces, no ':' or '*'), "
+                "e.g. alice or alice.smith"
             )
         return v
 

@@ -88,7 +88,7 @@ class LLMSettings(ClaraSettingsBase):
     openrouter_base_url: str = Field(
         "https://openrouter.ai/api/v1", description="OpenRouter API base URL."
     )
-    openrouter_model: str = Field("anthropic/claude-sonnet-4", description="OpenRouter chat model.")
+    openrouter_model: str = Field("anthropic/claude-sonnet-5.5", description="OpenRouter chat model.")
     openrouter_model_high: str | None = Field(None, description="OpenRouter model for !high.")
     openrouter_model_mid: str | None = Field(None, description="OpenRouter model for !mid.")
     openrouter_model_low: str | None = Field(None, description="OpenRouter model for !low.")
@@ -134,7 +134,7 @@ class LLMSettings(ClaraSettingsBase):
     anthropic_base_url: str | None = Field(
         None, description="Anthropic base URL override, e.g. for a proxy such as clewdr."
     )
-    anthropic_model: str = Field("claude-sonnet-4-5", description="Anthropic chat model.")
+    anthropic_model: str = Field("claude-sonnet-5-5", description="Anthropic chat model.")
     anthropic_model_high: str | None = Field(None, description="Anthropic model for !high.")
     anthropic_model_mid: str | None = Field(None, description="Anthropic model for !mid.")
     anthropic_model_low: str | None = Field(None, description="Anthropic model for !low.")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from clara_core.errors import ClaraError
+from clara_core.ids import is_valid_user_id
 
 
 class CortexError(ClaraError):
@@ -54,16 +54,9 @@ class MemoryStatus(enum.StrEnum):
     SUPERSEDED = "superseded"
 
 
-_USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-
-
-def is_valid_user_id(user_id: object) -> bool:
-    return isinstance(user_id, str) and _USER_ID.match(user_id) is not None
-
-
 def check_user_id(user_id: str) -> str:
     """User ids become part of storage keys: no separators, no globs, bounded."""
-    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
+    if not is_valid_user_id(user_id):
         raise CortexError(f"invalid user id {user_id!r}")
     return user_id
 

@@ -25,6 +25,7 @@ from ..config import Settings
 from ..cortex.embedding import build_embedder
 from ..cortex.emotion import HeuristicEmotionScorer
 from ..cortex.manager import MemoryManager
+from ..cortex.retrieval import RetrievalConfig
 from ..cortex.scoring import RetrievalWeights
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class CortexSession:
                 outbox_dir=s.cortex_outbox_dir or (s.clara_data_dir / "cortex-outbox"),
                 weights=RetrievalWeights.from_list(s.cortex_retrieval_weights),
                 max_retrieved=s.cortex_max_retrieved,
+                retrieval=RetrievalConfig.from_settings(s),
             )
             await memory.outbox.open()  # counts what is pending; flushing is Clara's job
             if check_embedder:

@@ -28,6 +28,7 @@ import discord
 from discord import app_commands
 
 from clara_core.privacy import (
+    STORE_NAMES,
     AmbiguousMemoryId,
     ForgetReport,
     MemoryPage,
@@ -145,6 +146,13 @@ def render_report(report: ForgetReport) -> str:
         lines.append("• Files: I couldn't delete them. Please run it again.")
     elif "files" not in report.skipped:
         lines.append(f"• Files: {report.files} deleted")
+    for label, count in report.others.items():
+        lines.append(f"• {label}: {count} deleted")
+    lines.extend(
+        f"• {label}: I couldn't clear it. Please run it again."
+        for label in report.failed
+        if label not in STORE_NAMES
+    )
     return "\n".join(lines)
 
 
@@ -437,6 +445,7 @@ class MemoryCommands:
             engine=self.client.engine,
             files=self.client.files,
             queued_history=conversation.history if conversation is not None else None,
+            others=getattr(self.client, "user_data_stores", None),
         )
         return render_report(report)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import sys
 
 import pytest
 
 from tests.fakes.fake_llm import FakeLLM, Hang, Reply
-from tests.support.clara_process import ENTRY, clara_env
+from tests.support.clara_process import ENTRY, clara_env, run_clara
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +106,100 @@ async def test_console_without_llm_key_says_which(tmp_path):
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2
     assert b"ANTHROPIC_API_KEY is not set" in err and b"DISCORD_BOT_TOKEN" not in err
+
+
+async def _interrupt_console_start(tmp_path, *, when) -> tuple[int, str, str]:
+    """Start ``--console``, send Ctrl-C (SIGINT) once ``when()`` is true, before the prompt."""
+    env = clara_env(
+        tmp_path, LLM_PROVIDER="openai", CUSTOM_OPENAI_API_KEY="k", PYTHONWARNINGS="ignore"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ENTRY),
+        "--console",
+        env=env,
+        cwd=tmp_path,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):
+            while not when():
+                assert proc.returncode is None, "console exited before the interrupt"
+                await asyncio.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+@pytest.mark.parametrize("moment", ["loading", "initdb"])
+async def test_ctrl_c_while_the_console_starts_is_quiet(tmp_path, moment):
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    staging = tmp_path / "data" / "postgres.initdb"
+    pgdata = tmp_path / "data" / "postgres"
+    when = {
+        # while Python loads Clara and her settings
+        "loading": lambda: loop.time() - t0 > 0.15,
+        # while initdb creates the embedded PostgreSQL cluster (on first start; it
+        # works aside and renames at the end, it used to write in place)
+        "initdb": lambda: staging.exists() or pgdata.exists(),
+    }[moment]
+    code, out, err = await _interrupt_console_start(tmp_path, when=when)
+    assert "Traceback" not in err, err
+    if code == -signal.SIGINT:
+        # A very slow start: the signal came before Python installed its handler.
+        assert moment == "loading" and not err.strip(), err
+    else:
+        assert code == 130, (code, err)
+        assert "interrupted" in err
+    assert "you> " not in out  # it really was still starting
+    if moment == "initdb":
+        # The start-up was unwound and left no half-made cluster: the next start
+        # creates a whole one (a partial one made every later start wait a minute
+        # for a database that never came, then fail).
+        env = clara_env(tmp_path)
+        again = await asyncio.to_thread(run_clara, "migrate", "status", env=env, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert "current: (empty database)" in again.stdout
+
+
+def test_embedder_that_does_not_match_the_stored_memories_is_a_config_error(tmp_path):
+    # Found only once the database is open, after start-up began: exit 2 all the same,
+    # naming the setting, no traceback.
+    env = clara_env(tmp_path, LLM_PROVIDER="openai", CUSTOM_OPENAI_API_KEY="k")
+
+    def clara(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        # End of input at once: the console exits right after it started.
+        return subprocess.run(
+            [sys.executable, str(ENTRY), *args],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    first = clara("--console", env=env)  # records the local embedder in the database
+    # stdin is /dev/null, which the loop can't poll: the console used to wait forever.
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.rstrip().endswith("bye")
+    switched = {
+        **env,
+        "CORTEX_EMBEDDING_PROVIDER": "openai",
+        "CORTEX_EMBEDDING_API_KEY": "sk-embedding-key-123456",
+        "CORTEX_EMBEDDING_DIMS": "384",
+    }
+    for args in (("--console",), ()):
+        result = clara(*args, env={**switched, "DISCORD_BOT_TOKEN": "t"})
+        assert result.returncode == 2, (args, result.stderr)
+        assert "CORTEX_EMBEDDING_MODEL" in result.stderr and "cortex reembed" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert "sk-embedding-key-123456" not in result.stdout + result.stderr

@@ -31,9 +31,12 @@ def test_unreachable_external_postgres_is_a_plain_error(tmp_path):
         DATABASE_URL="postgresql://clara:sekret-pw@127.0.0.1:9/clara",
         CLARA_STARTUP_TIMEOUT="1.5",
     )
-    result = run_clara(env=env, cwd=tmp_path)
-    assert result.returncode == 1
-    assert "cannot reach PostgreSQL at postgresql://clara:***@127.0.0.1:9/clara" in result.stderr
-    assert "sekret-pw" not in result.stderr + result.stdout
-    assert "Traceback" not in result.stderr
-    assert "waiting for PostgreSQL" in result.stderr  # it retried before giving up
+    for args in ((), ("migrate", "status")):
+        result = run_clara(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 1, (args, result.stderr)
+        assert (
+            "cannot reach PostgreSQL at postgresql://clara:***@127.0.0.1:9/clara" in result.stderr
+        )
+        assert "sekret-pw" not in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+        assert "waiting for PostgreSQL" in result.stderr  # it retried before giving up

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 
 import pytest
 
@@ -30,3 +31,16 @@ async def test_each_test_gets_an_empty_database(redis):
 
 async def test_and_this_one_too(redis):
     assert await redis.get("leftover") is None
+
+
+async def test_creating_the_client_emits_no_warning(redis_url):
+    # redis-py warns (UserWarning) when the asyncio client is given the synchronous Retry.
+    from storage.redis import create_redis
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        client = create_redis(redis_url)
+        try:
+            assert await client.ping()
+        finally:
+            await client.aclose()

@@ -21,11 +21,11 @@ def _clean_env(monkeypatch):
 def test_spec_defaults():
     s = load_settings(env_file=None)
     assert s.llm_provider == "openrouter"
-    assert s.openrouter_model == "anthropic/claude-sonnet-4"
+    assert s.openrouter_model == "anthropic/claude-sonnet-5.5"
     assert s.nanogpt_model == "moonshotai/Kimi-K2-Instruct-0905"
     assert s.custom_openai_base_url == "https://api.openai.com/v1"
     assert s.custom_openai_model == "gpt-4o"
-    assert s.anthropic_model == "claude-sonnet-4-5"
+    assert s.anthropic_model == "claude-sonnet-5-5"
     assert s.model_tier is None and s.auto_tier_selection is False
     assert s.discord_max_messages == 25
     assert s.discord_stop_phrases == ["clara stop", "stop clara", "nevermind", "never mind"]
@@ -136,3 +136,37 @@ def test_snowflake_lists_round_trip(ids):
     raw = ", ".join(str(i) for i in ids)
     s = Settings(_env_file=None, discord_allowed_servers=raw)
     assert s.discord_allowed_servers == ids
+
+
+@pytest.mark.parametrize("bad", ["Alice Smith", "bob:*", "x" * 65, "ana/../bob"])
+def test_user_id_follows_cortex_rule(monkeypatch, bad):
+    from clara_core.cortex.types import CortexError, check_user_id
+
+    with pytest.raises(CortexError):
+        check_user_id(bad)  # what Cortex refuses, config refuses: one rule
+    monkeypatch.setenv("USER_ID", bad)
+    monkeypatch.setenv("CLARA_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    problems = caught.value.problems
+    assert any(p.startswith(f"USER_ID={bad!r}:") for p in problems), problems
+    assert any(p.startswith("CLARA_TIMEZONE") for p in problems)  # every bad field, one message
+
+
+@pytest.mark.parametrize("good", ["demo-user", "alice.smith", "bob@example.org", "u_1"])
+def test_valid_user_ids_pass(monkeypatch, good):
+    monkeypatch.setenv("USER_ID", good)
+    assert load_settings(env_file=None).user_id == good
+
+
+def test_local_embedder_dims_checked_at_load(monkeypatch):
+    monkeypatch.setenv("CORTEX_EMBEDDING_DIMS", "256")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert any(
+        p.startswith("CORTEX_EMBEDDING_DIMS='256': the local embedder makes 384")
+        for p in caught.value.problems
+    )
+    # Other sizes are the OpenAI embedder's business.
+    monkeypatch.setenv("CORTEX_EMBEDDING_PROVIDER", "openai")
+    assert load_settings(env_file=None).cortex_embedding_dims == 256

@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from clara_core.ids import LOCAL_EMBEDDER_DIMS
+
 from ..types import CortexError
 from .cache import QueryCache
 
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 
 TOKENIZER_JSON = Path(__file__).with_name("minilm-tokenizer.json")
 MODEL_ID = "all-MiniLM-L6-v2-int8"
-NATIVE_DIMS = 384
+NATIVE_DIMS = LOCAL_EMBEDDER_DIMS  # the model's fixed width (config checks it too)
 MAX_TOKENS = 256  # the model was trained on 256 word pieces
 CHUNK = 64  # texts per inference call: bounds padding waste and peak memory
 

@@ -1,28 +1,40 @@
 """Composition root: build Clara from settings, run her, shut her down cleanly.
 
-Start-up order matters and is deliberate:
-1. storage (embedded servers or external ones),
-2. migrations to head (alembic is the only schema path),
-3. the checks that need a complete configuration (token, LLM key): they come
-   *after* migrating so that a first run prepares the data directory,
-4. adapters (Discord), which retry their connection on their own.
+Start-up runs side by side what does not depend on each other, because users
+wait through it on every restart:
+- the Discord login and gateway connect start first (only discord.py and
+  aiohttp are imported before IDENTIFY goes out);
+- meanwhile storage starts (embedded servers or external ones) and migrates to
+  head, the local embedder loads in a thread, and the pipeline's modules are
+  imported in a thread, off the event loop the gateway connect runs on;
+- when storage, memory and pipeline are ready they are attached to the Discord
+  client; messages that arrived before wait for that instead of being dropped.
+With configuration incomplete (no token, no LLM key) only storage starts, so
+that a first run prepares the data directory, then the checks report.
+The daemon's launcher is told "started" once Discord accepted the token and the
+gateway session is up (or Discord is unreachable and Clara keeps retrying), so
+a rejected token is reported in the user's terminal.
 Shutdown runs the same list backwards; embedded servers stop last.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from storage import migrations
-from storage.services import Storage, wait_until_reachable
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .errors import ConfigError
 from .heap import settle_heap
+
+if TYPE_CHECKING:
+    from storage.services import Storage
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +60,17 @@ class Clara:
         self._runner = None  # the TurnRunner, once attach_memory() ran
         self._background: list[asyncio.Task[None]] = []
         self.monitor = None
+        self._discord_task: asyncio.Task[None] | None = None
 
     async def open_storage(self) -> Storage:
         s = self.settings
         t0 = time.monotonic()
+        # SQLAlchemy, alembic and redis take a few hundred ms to import: off the loop,
+        # so a gateway connect running beside start-up is not held up by it.
+        await _import_off_loop("storage.services", "storage.migrations")
+        from storage import migrations
+        from storage.services import Storage, wait_until_reachable
+
         self.storage = await Storage.open(
             s.clara_data_dir,
             database_url=s.database_url.get_secret_value() if s.database_url else None,
@@ -76,46 +95,31 @@ class Clara:
         )
         return self.storage
 
-    async def run(self, *, on_started: Callable[[], None] | None = None) -> None:
-        """Run until ``request_stop()``; raises ``ConfigError`` for missing settings."""
+    async def run(self, *, on_started: Callable[..., None] | None = None) -> None:
+        """Run until ``request_stop()``; raises ``ConfigError`` for missing settings or
+        a token Discord rejects.  ``on_started`` is called once Discord accepted the
+        login (with a note when Discord could not be reached yet)."""
         try:
-            await self.open_storage()
             problems = self.settings.missing_for_discord()
             if problems:
+                await self.open_storage()  # a first run still prepares the data directory
                 raise ConfigError(problems, headline="Clara needs a little more configuration:")
-            from storage.channel_summaries import ChannelSummaryStore
-            from storage.preferences import Preferences
-            from storage.sessions import SessionStore
-
             from .discord_adapter.runner import DiscordRunner  # imports discord only when needed
-            from .pipeline.summaries import SessionSummarizer
 
-            assert self.storage is not None
-            engine = self.storage.engine
-            runner = self.build_pipeline()
-            await self.attach_memory(runner)
-            sessions = SessionStore(engine)
-            self._discord = DiscordRunner(
-                self.settings,
-                runner=runner,
-                preferences=Preferences(engine),
-                sessions=sessions,
-                channel_summaries=ChannelSummaryStore(engine),
-                memory=self.memory,
-                engine=engine,
+            self._discord = DiscordRunner(self.settings)
+            self._discord_task = discord_task = asyncio.create_task(
+                self._discord.run(), name="discord"
             )
-            await self._start_monitor()
-            assert self.llm is not None
-            summarizer = SessionSummarizer(
-                sessions, self.llm, idle_minutes=self.settings.session_idle_minutes
-            )
-            self._background.append(
-                asyncio.create_task(summarizer.run_forever(), name="session-summaries")
-            )
-            discord_task = asyncio.create_task(self._discord.run(), name="discord")
-            settle_heap()
+            await self._start_core(discord_task)
+            note = await self._wait_first_outcome(discord_task)
+            if discord_task.done():
+                discord_task.result()  # a fatal adapter error (e.g. a rejected token)
+                return
             if on_started is not None:
-                on_started()
+                if note:
+                    on_started(note)
+                else:
+                    on_started()
             log.info("Clara is running")
             stop_task = asyncio.create_task(self._stop.wait(), name="stop-wait")
             done, _ = await asyncio.wait(
@@ -130,6 +134,121 @@ class Clara:
                 await discord_task
         finally:
             await self.close()
+
+    async def _start_core(self, discord_task: asyncio.Task[None]) -> None:
+        """Storage, embedder and pipeline side by side with the Discord connect, then
+        hand them to the Discord client."""
+        t0 = time.monotonic()
+        preload = asyncio.create_task(self._preload_pipeline(), name="preload-imports")
+        try:
+            embedder = await self._open_storage_and_embedder()
+            await preload
+        finally:
+            if not preload.done():
+                preload.cancel()
+        log.debug("storage, embedder and imports ready after %.2fs", time.monotonic() - t0)
+        if discord_task.done():
+            return  # a fatal Discord error: run() reports it
+        from storage.channel_summaries import ChannelSummaryStore
+        from storage.preferences import Preferences
+        from storage.sessions import SessionStore
+
+        from .pipeline.summaries import SessionSummarizer
+
+        assert self.storage is not None and self._discord is not None
+        engine = self.storage.engine
+        runner = self.build_pipeline()
+        log.debug("pipeline built after %.2fs", time.monotonic() - t0)
+        await self.attach_memory(runner, embedder=embedder)
+        log.debug("memory attached after %.2fs", time.monotonic() - t0)
+        sessions = SessionStore(engine)
+        await self._start_monitor()
+        # The start-up heap is complete: freeze it now, before the first message is
+        # handled, so no later full GC pass stalls a conversation (see heap.py).
+        settle_heap()
+        self._discord.attach(
+            runner,
+            preferences=Preferences(engine),
+            sessions=sessions,
+            channel_summaries=ChannelSummaryStore(engine),
+            memory=self.memory,
+            engine=engine,
+        )
+        assert self.llm is not None
+        summarizer = SessionSummarizer(
+            sessions, self.llm, idle_minutes=self.settings.session_idle_minutes
+        )
+        self._background.append(
+            asyncio.create_task(summarizer.run_forever(), name="session-summaries")
+        )
+        self.timings.details["pipeline_ready_s"] = time.monotonic() - t0
+        log.info("ready to answer (start-up took %.2fs)", time.monotonic() - t0)
+
+    async def _preload_pipeline(self) -> None:
+        """Import what the pipeline needs, in a thread (beside storage and embedder)."""
+        await _import_off_loop(
+            "clara_core.llm.service",
+            "clara_core.pipeline.turn",
+            "clara_core.pipeline.memory",
+            "clara_core.pipeline.summaries",
+            "clara_core.discord_adapter.conversation",
+            "clara_core.discord_adapter.commands",
+            "clara_core.discord_adapter.memory_commands",
+            "clara_core.discord_adapter.project_commands",
+            "tools.builtin",
+            "clara_core.cortex.manager",
+            "clara_core.cortex.extraction",
+            "clara_core.cortex.emotion",
+            "clara_core.cortex.consolidation",
+        )
+        from .llm.registry import load_wires_for
+
+        # The SDKs of the wires in use (~1 s of CPU each); LLMService then builds
+        # their clients on the loop.
+        await asyncio.to_thread(load_wires_for, self.settings)
+
+    async def _open_storage_and_embedder(self) -> Any:
+        """Storage and the local embedder load side by side; returns the embedder
+        (None with Cortex off).  Loading the model reads ~23 MB and builds an ONNX
+        session: a thread, so the event loop keeps serving the gateway."""
+        embedder_task: asyncio.Task[Any] | None = None
+        if self.settings.cortex_enabled:
+            embedder_task = asyncio.create_task(self._load_embedder(), name="embedder-load")
+        try:
+            await self.open_storage()
+        except BaseException:
+            if embedder_task is not None:
+                embedder_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await embedder_task
+            raise
+        return await embedder_task if embedder_task is not None else None
+
+    async def _load_embedder(self) -> Any:
+        from .cortex.embedding import build_embedder
+
+        t0 = time.monotonic()
+        embedder = await asyncio.to_thread(build_embedder, self.settings)
+        self.timings.details["embedder_load_s"] = time.monotonic() - t0
+        log.debug("embedder loaded in %.2fs", self.timings.details["embedder_load_s"])
+        return embedder
+
+    async def _wait_first_outcome(self, discord_task: asyncio.Task[None]) -> str | None:
+        """Until Discord accepted the login and the gateway session is up, or it could
+        not be reached (the note says so), or it failed fatally, or stop was asked."""
+        assert self._discord is not None
+        outcome = self._discord.first_outcome
+        if not outcome.done():
+            stop_task = asyncio.create_task(self._stop.wait(), name="stop-wait-start")
+            try:
+                await asyncio.wait(
+                    {outcome, discord_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                stop_task.cancel()
+        if outcome.done() and not outcome.cancelled() and outcome.exception() is None:
+            return outcome.result()
+        return None
 
     def build_pipeline(self):
         """The conversation pipeline: LLM service, tools, prompt, turn runner."""
@@ -155,17 +274,18 @@ class Clara:
             auto_tier=s.auto_tier_selection,
         )
 
-    async def open_memory(self, *, text_model=None, watch: bool = True):
-        """Cortex on the running storage: embedder, emotion scorer, manager (no pipeline)."""
-        from .cortex.embedding import build_embedder
+    async def open_memory(self, *, text_model=None, watch: bool = True, embedder=None):
+        """Cortex on the running storage: embedder (``embedder`` when already loaded),
+        emotion scorer, manager (no pipeline)."""
         from .cortex.emotion import build_emotion_scorer
         from .cortex.manager import MemoryManager
+        from .cortex.retrieval import RetrievalConfig
         from .cortex.scoring import RetrievalWeights
 
         s = self.settings
         assert self.storage is not None
-        # Loading the local model reads ~23 MB and builds an ONNX session: off the loop.
-        embedder = await asyncio.to_thread(build_embedder, s)
+        if embedder is None:
+            embedder = await self._load_embedder()
         self.memory = MemoryManager(
             redis=self.storage.redis,
             engine=self.storage.engine,
@@ -174,11 +294,12 @@ class Clara:
             outbox_dir=s.cortex_outbox_dir or (s.clara_data_dir / "cortex-outbox"),
             weights=RetrievalWeights.from_list(s.cortex_retrieval_weights),
             max_retrieved=s.cortex_max_retrieved,
+            retrieval=RetrievalConfig.from_settings(s),
         )
         await self.memory.initialize(watch=watch)
         return self.memory
 
-    async def attach_memory(self, runner) -> None:
+    async def attach_memory(self, runner, *, embedder=None) -> None:
         """Give the pipeline Cortex: a prompt section every turn, extraction after it."""
         s = self.settings
         if not s.cortex_enabled:
@@ -189,7 +310,7 @@ class Clara:
 
         assert self.llm is not None
         text_model = ServiceTextModel(self.llm)
-        memory = await self.open_memory(text_model=text_model)
+        memory = await self.open_memory(text_model=text_model, embedder=embedder)
         self.prompt.add_contributor(memory_section(memory))
         if s.cortex_extraction_enabled:
             runner.add_after_turn(remember_after_turn(memory, MemoryExtractor(memory, text_model)))
@@ -219,12 +340,13 @@ class Clara:
         from .console import ConsoleChat
 
         try:
-            await self.open_storage()
             problems = self.settings.missing_llm_keys()
             if problems:
+                await self.open_storage()  # a first run still prepares the data directory
                 raise ConfigError(problems, headline="The console needs an LLM key:")
+            embedder = await self._open_storage_and_embedder()
             runner = self.build_pipeline()
-            await self.attach_memory(runner)
+            await self.attach_memory(runner, embedder=embedder)
             settle_heap()
             return await ConsoleChat(runner, user_id=self.settings.user_id).run()
         finally:
@@ -249,8 +371,19 @@ class Clara:
                 out["busy_channels"] = client.conversation.queue.snapshot()
             return out
 
+        async def storage_check() -> None:
+            from storage.services import wait_until_reachable
+
+            if self.storage is None:
+                raise RuntimeError("storage is not open")
+            # One attempt (timeout 0): raises StorageError naming the server that is down.
+            await wait_until_reachable(self.storage, timeout=0)
+
         self.monitor = Monitor(
-            host=s.discord_monitor_host, port=s.discord_monitor_port, state=state
+            host=s.discord_monitor_host,
+            port=s.discord_monitor_port,
+            state=state,
+            storage_check=storage_check,
         )
         try:
             await self.monitor.start()
@@ -279,6 +412,12 @@ class Clara:
         self._background.clear()
         if self._discord is not None:
             await self._discord.close()
+        if self._discord_task is not None:
+            task, self._discord_task = self._discord_task, None
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.drain()  # memory extraction of the last turns
@@ -295,3 +434,11 @@ class Clara:
             storage, self.storage = self.storage, None
             await storage.close()
         log.info("Clara stopped")
+
+
+async def _import_off_loop(*modules: str) -> None:
+    """Import ``modules`` in a worker thread (imports are CPU work that would stall
+    the event loop); a no-op for modules already imported."""
+    missing = [m for m in modules if m not in sys.modules]
+    if missing:
+        await asyncio.to_thread(lambda: [importlib.import_module(m) for m in missing])

@@ -42,8 +42,15 @@ class PidFile:
 
     def acquire(self) -> None:
         """Lock and write the pidfile for this process, or raise if Clara runs."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            # A plain message, not a traceback (e.g. --pidfile under a file or /proc).
+            raise DaemonError(
+                f"cannot create the pidfile {self.path} ({exc.strerror}); "
+                "pass --pidfile with a path this user can write to"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -165,8 +172,9 @@ class StartupPipe:
             os.close(self.fd)
         self.fd = None
 
-    def ready(self) -> None:
-        self.send(f"READY {os.getpid()}")
+    def ready(self, note: str = "") -> None:
+        """Started; ``note`` says what the user should know (e.g. Discord unreachable)."""
+        self.send(f"READY {os.getpid()} {note}".rstrip())
 
     def failed(self, code: int, message: str) -> None:
         self.send(f"ERROR {code} {message}")
@@ -175,7 +183,8 @@ class StartupPipe:
 def daemonize(logfile: Path, *, wait_timeout: float = 180.0) -> StartupPipe:
     """Detach (double fork).  Returns in the daemon; the launcher exits here.
 
-    The launcher waits until the daemon reports READY (storage up, migrated)
+    The launcher waits until the daemon reports READY (storage up and migrated,
+    Discord login accepted or Discord unreachable for now)
     or an error, prints it, and exits with the daemon's exit code, so
     ``--daemon`` with a missing token still says so and returns 2.
     """
@@ -220,7 +229,10 @@ def _await_daemon(read_fd: int, logfile: Path, timeout: float) -> int:
     os.close(read_fd)
     line = buf.decode(errors="replace").strip()
     if line.startswith("READY "):
-        print(f"Clara started in the background (pid {line.split()[1]}); logs: {logfile}")
+        _, pid, *note = line.split(" ", 2)
+        print(f"Clara started in the background (pid {pid}); logs: {logfile}")
+        if note:
+            print(f"note: {note[0]}".replace("\\n", "\n"), file=sys.stderr)
         return 0
     if line.startswith("ERROR "):
         _, code, message = line.split(" ", 2)

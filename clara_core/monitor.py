@@ -1,6 +1,8 @@
 """The monitor: a small local status page (DISCORD_MONITOR_ENABLED/PORT/HOST).
 
-GET /health -> 200 {"status": "ok"} while Clara is connected (503 otherwise),
+GET /health -> 200 {"status": "ok", ...} while Clara is connected to Discord and her
+               storage answers, 503 {"status": "unhealthy", ...} otherwise (the body
+               says which part is down); Docker's HEALTHCHECK uses it,
 GET /status -> JSON (uptime, connection, servers, queue, recent activity),
 GET /       -> the same as a small auto-refreshing page.
 It listens on 127.0.0.1 by default: it shows who talked to Clara, which is
@@ -9,17 +11,21 @@ nobody else's business unless the operator opens it on purpose.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiohttp import web
 
 log = logging.getLogger(__name__)
+
+#: A storage check slower than this counts as down (a health probe must answer).
+STORAGE_CHECK_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -39,11 +45,14 @@ class Monitor:
         host: str,
         port: int,
         state: Callable[[], dict[str, Any]] | None = None,
+        storage_check: Callable[[], Awaitable[None]] | None = None,
         history: int = 50,
     ) -> None:
         self.host = host
         self.port = port
         self.state = state or (lambda: {})
+        # Raises (with a redacted reason) when PostgreSQL or Redis does not answer.
+        self.storage_check = storage_check
         self.started_at = time.time()
         self.activity: deque[Activity] = deque(maxlen=history)
         self._runner: web.AppRunner | None = None
@@ -58,11 +67,27 @@ class Monitor:
             "recent": [asdict(a) for a in reversed(self.activity)],
         }
 
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, body): connected to Discord and storage answering."""
+        connected = bool(self.state().get("discord_connected", False))
+        body: dict[str, Any] = {"discord": "connected" if connected else "disconnected"}
+        storage_ok = True
+        if self.storage_check is not None:
+            try:
+                await asyncio.wait_for(self.storage_check(), STORAGE_CHECK_TIMEOUT_S)
+                body["storage"] = "ok"
+            except TimeoutError:
+                storage_ok = False
+                body["storage"] = f"no answer within {STORAGE_CHECK_TIMEOUT_S:.0f}s"
+            except Exception as exc:  # whatever the driver raises: the probe says "down"
+                storage_ok = False
+                body["storage"] = str(exc) or type(exc).__name__
+        healthy = connected and storage_ok
+        return healthy, {"status": "ok" if healthy else "unhealthy", **body}
+
     async def _health(self, request: web.Request) -> web.Response:
-        connected = self.state().get("discord_connected", False)
-        return web.json_response(
-            {"status": "ok" if connected else "disconnected"}, status=200 if connected else 503
-        )
+        healthy, body = await self.health()
+        return web.json_response(body, status=200 if healthy else 503)
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(self.snapshot())

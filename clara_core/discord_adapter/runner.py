@@ -2,19 +2,27 @@
 
 discord.py reconnects by itself once connected; what it does not do is
 survive the *first* connection failing (Discord down, DNS hiccup, a proxy in
-the way).  The runner retries with capped exponential backoff and jitter,
-says plainly in the log what is wrong, and treats a rejected token as a
-configuration error instead of retrying it forever.
+the way; its reconnect path then raises ``AttributeError`` on the missing
+websocket), nor a payload its parsers cannot read (the parser's error escapes
+``Client.connect()``).  The runner retries *anything* with capped exponential
+backoff and jitter, says plainly in the log what is wrong, and treats a
+rejected token or missing intent as a configuration error instead of retrying
+it forever.  A stop request interrupts any wait at once.
+
+The client is started before the conversation pipeline is ready (start-up
+runs storage, the embedder and the gateway connect side by side); messages
+that arrive in that window wait for :meth:`ClaraDiscordClient.attach`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -22,26 +30,85 @@ import discord
 from clara_core.config import Settings, secret_values
 from clara_core.errors import ConfigError
 from clara_core.logging_setup import Redactor
-from clara_core.pipeline.turn import TurnRunner
-from storage.channel_summaries import ChannelSummaryStore
-from storage.local_files import LocalFileStore
-from storage.preferences import Preferences
-from storage.sessions import SessionStore
 
-from .commands import build_command_tree
-from .conversation import ConversationHandler
 from .endpoints import configure_discord_endpoints
 from .logmirror import LogMirror
-from .memory_commands import MemoryCommands
-from .pacing import ChannelPacer
-from .project_commands import ProjectCommands
+from .pacing import ChannelPacer, GlobalBudget
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from clara_core.cortex.manager import MemoryManager
+    from clara_core.pipeline.turn import TurnRunner
+    from storage.channel_summaries import ChannelSummaryStore
+    from storage.preferences import Preferences
+    from storage.sessions import SessionStore
+
+    from .conversation import ConversationHandler
+    from .memory_commands import MemoryCommands
+    from .project_commands import ProjectCommands
 
 log = logging.getLogger(__name__)
+
+
+#: discord.py waits this long after the last GUILD_CREATE before ``on_ready``.  Its
+#: default (2 s) only delays the "connected" signal: messages are parsed and
+#: handled as soon as the gateway delivers them, guilds that arrive later are
+#: added when they do.
+GUILD_READY_TIMEOUT = 0.2
+
+#: How long ``close()`` lets discord.py finish on its own before cancelling it
+#: (it may be sleeping in its own reconnect backoff).
+CLOSE_GRACE_S = 3.0
+
+#: Gateway close codes that no retry can fix (discord.py raises ConnectionClosed).
+FATAL_CLOSE_CODES = {
+    4004: "DISCORD_BOT_TOKEN was rejected by the Discord gateway (close code 4004): reset the "
+    "token in the Developer Portal (Bot > Reset Token) and set it again.",
+    4010: "Discord rejected the shard settings (close code 4010).",
+    4011: "Discord requires this bot to use sharding (close code 4011): it is in too many "
+    "servers for a single connection.",
+    4012: "Discord rejected the gateway API version (close code 4012).",
+    4013: "Discord rejected the requested gateway intents (close code 4013).",
+    4014: "the bot needs the Message Content intent: enable it in the Developer Portal "
+    "(Bot > Privileged Gateway Intents).",
+}
+
+#: Errors that mean "Discord is not reachable right now" (logged in one line);
+#: anything else is unexpected and logged with its traceback, then retried too.
+NETWORK_ERRORS = (
+    OSError,
+    aiohttp.ClientError,
+    TimeoutError,
+    discord.GatewayNotFound,
+    discord.HTTPException,
+    discord.ConnectionClosed,
+)
+
+#: A session that lasted this long makes the next failure a new incident (backoff
+#: starts over); shorter ones keep growing it, so a payload that breaks every new
+#: session cannot make Clara re-IDENTIFY every second (Discord allows 1000 a day).
+STABLE_SESSION_S = 60.0
+
+
+class _NetworkRetryWithoutTraceback(logging.Filter):
+    """discord.py logs each of its gateway reconnect attempts with a full traceback
+    (``Attempting a reconnect in ...``).  For a network failure the traceback says
+    nothing the one-line reason doesn't, and in the foreground it lands in the
+    user's terminal: keep the line, drop the traceback.  Other errors keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Attempting a reconnect"):
+            exc = record.exc_info[1]
+            if exc is not None and isinstance(exc, NETWORK_ERRORS):
+                record.msg = f"{record.getMessage()} after {_describe(exc)}"
+                record.args = ()
+                record.exc_info = None
+                record.exc_text = None
+        return True
+
+
+_RETRY_FILTER = _NetworkRetryWithoutTraceback()
 
 
 def default_intents() -> discord.Intents:
@@ -51,7 +118,12 @@ def default_intents() -> discord.Intents:
 
 
 class ClaraDiscordClient(discord.Client):
-    """discord.py client; messages go to the ConversationHandler when one is attached."""
+    """discord.py client; messages go to the ConversationHandler once one is attached.
+
+    With ``runner`` (and ``settings``) the handler is built at once.  With
+    ``await_pipeline=True`` and no runner, the client may connect first:
+    messages wait until :meth:`attach` gives it the pipeline.
+    """
 
     def __init__(
         self,
@@ -65,8 +137,20 @@ class ClaraDiscordClient(discord.Client):
         memory: MemoryManager | None = None,
         engine: AsyncEngine | None = None,
         forget_confirm_timeout: float = 60.0,
-        **kwargs,
+        await_pipeline: bool = False,
+        **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("guild_ready_timeout", GUILD_READY_TIMEOUT)
+        # Discord's global request limit: one budget per client, hooked into its HTTP
+        # session before login (discord.py's http_trace), so every request the bot
+        # token signs passes it, discord.py's own retries included.
+        self.request_budget = (
+            GlobalBudget(settings.discord_global_requests_per_second)
+            if settings is not None
+            else None
+        )
+        if self.request_budget is not None:
+            kwargs.setdefault("http_trace", self.request_budget.trace_config())
         super().__init__(intents=default_intents(), **kwargs)
         self._on_connected = on_connected
         self.settings = settings
@@ -76,53 +160,145 @@ class ClaraDiscordClient(discord.Client):
         self.engine = engine
         self.started_at = time.time()
         self.conversation: ConversationHandler | None = None
+        self.files: Any = None  # LocalFileStore: the conversation's, or one of our own
+        self._pipeline_ready = asyncio.Event()
+        self._await_pipeline = await_pipeline
+        self.forget_confirm_timeout = forget_confirm_timeout
+        # Built with the pipeline (their modules import storage): a client that
+        # connects before the pipeline is ready must not wait for those imports.
+        self.memory_commands: MemoryCommands | None = None
+        self.project_commands: ProjectCommands | None = None
+        self.tree: discord.app_commands.CommandTree | None = None
+        self.log_mirror: LogMirror | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self.ready_since: float | None = None  # monotonic time of the first on_ready
         if runner is not None and settings is not None:
-            self.conversation = ConversationHandler(
-                self,
+            self.attach(
                 runner,
-                settings,
                 preferences=preferences,
                 sessions=sessions,
                 channel_summaries=channel_summaries,
+                memory=memory,
+                engine=engine,
             )
-        self.files: LocalFileStore | None = None
-        if self.conversation is not None:
-            self.files = self.conversation.files
-        elif settings is not None:
-            self.files = LocalFileStore(
-                settings.clara_files_dir, max_size=settings.clara_max_file_size
-            )
-        self.memory_commands = MemoryCommands(self, confirm_timeout=forget_confirm_timeout)
+        elif not await_pipeline:
+            self._build_commands()
+            if settings is not None:
+                from storage.local_files import LocalFileStore
+
+                self.files = LocalFileStore(
+                    settings.clara_files_dir, max_size=settings.clara_max_file_size
+                )
+                self._build_log_mirror(ChannelPacer(settings.discord_edit_interval_seconds))
+
+    def _build_commands(self) -> None:
+        from .commands import build_command_tree
+        from .memory_commands import MemoryCommands
+        from .project_commands import ProjectCommands
+
+        self.memory_commands = MemoryCommands(self, confirm_timeout=self.forget_confirm_timeout)
         self.project_commands = ProjectCommands(self)
         self.tree = build_command_tree(self)
-        self.log_mirror: LogMirror | None = None
-        if settings is not None and settings.discord_log_channel_id is not None:
-            pacer = (
-                self.conversation.pacer
-                if self.conversation is not None
-                else ChannelPacer(settings.discord_edit_interval_seconds)
-            )
+
+    def attach(
+        self,
+        runner: TurnRunner,
+        *,
+        preferences: Preferences | None = None,
+        sessions: SessionStore | None = None,
+        channel_summaries: ChannelSummaryStore | None = None,
+        memory: MemoryManager | None = None,
+        engine: AsyncEngine | None = None,
+        activity_sink: Callable[..., None] | None = None,
+    ) -> None:
+        """Give the client its pipeline; messages that waited for it are handled now."""
+        from .conversation import ConversationHandler  # the pipeline's imports: not before
+
+        assert self.settings is not None
+        self.preferences = preferences
+        self.memory = memory
+        self.engine = engine
+        self.conversation = ConversationHandler(
+            self,
+            runner,
+            self.settings,
+            preferences=preferences,
+            sessions=sessions,
+            channel_summaries=channel_summaries,
+            budget=self.request_budget,
+        )
+        self.conversation.activity_sink = activity_sink
+        self.files = self.conversation.files
+        # The log mirror shares the conversation's pacer: one global request budget.
+        self._build_log_mirror(self.conversation.pacer)
+        if self.tree is None:
+            self._build_commands()
+        self._pipeline_ready.set()
+        if self.is_ready():
+            self._start_log_mirror()
+
+    def _build_log_mirror(self, pacer: ChannelPacer) -> None:
+        s = self.settings
+        if s is not None and s.discord_log_channel_id is not None and self.log_mirror is None:
             self.log_mirror = LogMirror(
-                self, settings.discord_log_channel_id, pacer, Redactor(secret_values(settings))
+                self, s.discord_log_channel_id, pacer, Redactor(secret_values(s))
             )
 
+    def _start_log_mirror(self) -> None:
+        if self.log_mirror is None:
+            return
+        if not self.log_mirror.started:
+            self.log_mirror.start()
+            self.log_mirror.event("started")
+        else:
+            self.log_mirror.event("resumed")
+
     async def setup_hook(self) -> None:
+        # login() awaits this before the gateway connect: registering the slash
+        # commands (a REST round trip) must not delay IDENTIFY, so it runs beside it.
+        self._sync_task = asyncio.create_task(self._sync_commands(), name="discord-command-sync")
+
+    async def _sync_commands(self) -> None:
+        await self.wait_for_pipeline()  # the command tree is built with the pipeline
+        if self.tree is None:
+            return
         # Overwrites the global command list; idempotent, so safe on every start.
         try:
             await self.tree.sync()
         except discord.HTTPException as exc:
             log.warning("could not register slash commands: %s", exc)
+        except (OSError, aiohttp.ClientError) as exc:
+            log.warning("could not register slash commands (%s); they register on reconnect", exc)
+
+    async def wait_for_pipeline(self) -> bool:
+        """True once the conversation pipeline is attached (waits for it while starting)."""
+        if self.conversation is None and self._await_pipeline:
+            await self._pipeline_ready.wait()
+        return self.conversation is not None
 
     async def on_message(self, message: discord.Message) -> None:
-        if self.conversation is not None:
+        if await self.wait_for_pipeline():
+            assert self.conversation is not None
             await self.conversation.on_message(message)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         # Slash commands go to self.tree; our buttons are answered by custom_id.
-        if interaction.type is discord.InteractionType.component:
+        if self.tree is None:
+            # Still starting (a second or two): there is no command tree to answer yet.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.response.send_message(
+                    "Clara is still starting; try again in a moment.", ephemeral=True
+                )
+            return
+        if (
+            interaction.type is discord.InteractionType.component
+            and self.memory_commands is not None
+        ):
             await self.memory_commands.on_component(interaction)
 
     async def close(self) -> None:
+        if self._sync_task is not None and not self._sync_task.done():
+            self._sync_task.cancel()
         if self.log_mirror is not None and self.log_mirror.started and not self.is_closed():
             self.log_mirror.event("stopping")
             await self.log_mirror.flush()
@@ -133,34 +309,39 @@ class ClaraDiscordClient(discord.Client):
 
     async def on_ready(self) -> None:
         assert self.user is not None
+        if self.ready_since is None:
+            self.ready_since = time.monotonic()
         log.info(
             "connected to Discord as %s (id %s) in %d server(s)",
             self.user,
             self.user.id,
             len(self.guilds),
         )
-        if self.log_mirror is not None:
-            if not self.log_mirror.started:
-                self.log_mirror.start()
-                self.log_mirror.event("started")
-            else:
-                self.log_mirror.event("resumed")
+        if self.conversation is not None or not self._await_pipeline:
+            self._start_log_mirror()
         if self._on_connected is not None:
             self._on_connected()
 
     async def on_resumed(self) -> None:
         log.info("Discord session resumed")
-        if self.log_mirror is not None:
+        if self.log_mirror is not None and self.log_mirror.started:
             self.log_mirror.event("resumed")
 
     async def on_disconnect(self) -> None:
         if not self.is_closed():
             log.warning("disconnected from Discord; reconnecting")
-            if self.log_mirror is not None:
+            if self.log_mirror is not None and self.log_mirror.started:
                 self.log_mirror.event("disconnected")
 
 
+class _Stopped(Exception):
+    """close() was called while connecting or waiting."""
+
+
 class DiscordRunner:
+    """Owns the connection loop; ``run()`` returns after ``close()``, raises ConfigError
+    for what no retry can fix (rejected token, missing intent)."""
+
     def __init__(
         self,
         settings: Settings,
@@ -173,6 +354,7 @@ class DiscordRunner:
         engine: AsyncEngine | None = None,
         forget_confirm_timeout: float = 60.0,
         client_factory: Callable[..., ClaraDiscordClient] | None = None,
+        initial_backoff: float = 1.0,
         max_backoff: float = 60.0,
     ) -> None:
         self.settings = settings
@@ -185,11 +367,73 @@ class DiscordRunner:
         self.forget_confirm_timeout = forget_confirm_timeout
         self.activity_sink: Callable[..., None] | None = None  # the monitor's, when it runs
         self.client_factory = client_factory or ClaraDiscordClient
+        self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.client: ClaraDiscordClient | None = None
         self.connected = asyncio.Event()
         self.attempts = 0
-        self._stopping = False
+        #: Resolved by the first outcome: None once the gateway session is up, or a
+        #: sentence when Discord could not be reached yet (the runner keeps trying).
+        #: A fatal error is raised by ``run()`` instead.
+        self.first_outcome: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._stop = asyncio.Event()
+        self._pipeline_attached = runner is not None
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def attach(
+        self,
+        runner: TurnRunner,
+        *,
+        preferences: Preferences | None = None,
+        sessions: SessionStore | None = None,
+        channel_summaries: ChannelSummaryStore | None = None,
+        memory: MemoryManager | None = None,
+        engine: AsyncEngine | None = None,
+    ) -> None:
+        """The pipeline is ready: the current client and every later one handle messages."""
+        self.runner = runner
+        self.preferences = preferences
+        self.sessions = sessions
+        self.channel_summaries = channel_summaries
+        self.memory = memory
+        self.engine = engine
+        self._pipeline_attached = True
+        if self.client is not None and not self.client.is_closed():
+            self.client.attach(
+                runner,
+                preferences=preferences,
+                sessions=sessions,
+                channel_summaries=channel_summaries,
+                memory=memory,
+                engine=engine,
+                activity_sink=self.activity_sink,
+            )
+
+    def _on_connected(self) -> None:
+        self.connected.set()
+        if not self.first_outcome.done():
+            self.first_outcome.set_result(None)
+
+    def _new_client(self) -> ClaraDiscordClient:
+        attached = self._pipeline_attached
+        client = self.client_factory(
+            on_connected=self._on_connected,
+            runner=self.runner if attached else None,
+            settings=self.settings,
+            preferences=self.preferences,
+            sessions=self.sessions,
+            channel_summaries=self.channel_summaries,
+            memory=self.memory,
+            engine=self.engine,
+            forget_confirm_timeout=self.forget_confirm_timeout,
+            await_pipeline=not attached,
+        )
+        if client.conversation is not None:
+            client.conversation.activity_sink = self.activity_sink
+        return client
 
     async def run(self) -> None:
         """Connect, and reconnect after failures, until ``close()`` is called."""
@@ -198,66 +442,141 @@ class DiscordRunner:
         configure_discord_endpoints(
             self.settings.discord_api_base, self.settings.discord_gateway_url
         )
-        delay = 1.0
-        while not self._stopping:
-            self.attempts += 1
-            self.client = self.client_factory(
-                on_connected=self.connected.set,
-                runner=self.runner,
-                settings=self.settings,
-                preferences=self.preferences,
-                sessions=self.sessions,
-                channel_summaries=self.channel_summaries,
-                memory=self.memory,
-                engine=self.engine,
-                forget_confirm_timeout=self.forget_confirm_timeout,
-            )
-            if self.client.conversation is not None:
-                self.client.conversation.activity_sink = self.activity_sink
-            try:
-                await self.client.login(token.get_secret_value())
-                await self.client.connect(reconnect=True)
-            except discord.LoginFailure:
-                raise ConfigError(
-                    [
-                        "DISCORD_BOT_TOKEN was rejected by Discord (401 Unauthorized): reset the "
-                        "token in the Developer Portal (Bot > Reset Token) and set it again."
-                    ],
-                    headline="Clara could not log in to Discord:",
-                ) from None
-            except discord.PrivilegedIntentsRequired:
-                raise ConfigError(
-                    [
-                        "the bot needs the Message Content intent: enable it in the Developer "
-                        "Portal (Bot > Privileged Gateway Intents)."
-                    ],
-                    headline="Clara could not log in to Discord:",
-                ) from None
-            except (OSError, aiohttp.ClientError, discord.DiscordException, TimeoutError) as exc:
-                if self._stopping:
+        discord_client_log = logging.getLogger("discord.client")
+        if _RETRY_FILTER not in discord_client_log.filters:
+            discord_client_log.addFilter(_RETRY_FILTER)
+        delay = self.initial_backoff
+        try:
+            while not self._stopping:
+                self.attempts += 1
+                self.client = client = self._new_client()
+                try:
+                    await self._until_stopped(self._session(client, token.get_secret_value()))
+                    break  # connect() returned: the client was closed
+                except _Stopped:
                     break
-                wait = min(delay, self.max_backoff) * random.uniform(0.8, 1.2)
-                log.warning(
-                    "cannot reach Discord (%s: %s); retrying in %.0fs",
-                    type(exc).__name__,
-                    exc,
-                    wait,
-                )
-                await self._close_client()
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, self.max_backoff)
-                continue
-            else:
-                # connect() returned: close() was called.
-                break
-            finally:
-                if self._stopping:
+                except Exception as exc:  # anything but a fatal error is retried
+                    fatal = _fatal_problem(exc)
+                    if fatal is not None:
+                        self._fail(fatal)
+                    if self._stopping:
+                        break
+                    if (
+                        client.ready_since is not None
+                        and time.monotonic() - client.ready_since >= STABLE_SESSION_S
+                    ):
+                        delay = self.initial_backoff  # it worked for a while: a new incident
+                    wait = min(delay, self.max_backoff) * random.uniform(0.8, 1.2)
+                    cause = _network_cause(exc)
+                    self._log_retry(exc, cause, wait)
+                    if not self.first_outcome.done():
+                        self.first_outcome.set_result(
+                            f"Discord is not reachable yet ({_describe(cause or exc)}); "
+                            "Clara keeps retrying in the background"
+                        )
                     await self._close_client()
+                    if await self._wait_or_stop(wait):
+                        break
+                    delay = min(delay * 2, self.max_backoff)
+        finally:
+            await self._close_client()
+            if not self.first_outcome.done():
+                self.first_outcome.cancel()
+
+    async def _session(self, client: ClaraDiscordClient, token: str) -> None:
+        await client.login(token)
+        await client.connect(reconnect=True)
+
+    async def _until_stopped(self, coro) -> None:
+        """Run ``coro``; on a stop request close the client and, if discord.py is
+        still sleeping in its own backoff after a grace period, cancel it."""
+        task = asyncio.ensure_future(coro)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            stop.cancel()
+        if task.done():
+            task.result()
+            return
+        await self._close_client()
+        done, _ = await asyncio.wait({task}, timeout=CLOSE_GRACE_S)
+        if not done:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise _Stopped
+
+    async def _wait_or_stop(self, seconds: float) -> bool:
+        """Sleep ``seconds``; True if a stop request ended the wait early."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def _fail(self, problem: str) -> None:
+        error = ConfigError([problem], headline="Clara could not log in to Discord:")
+        if not self.first_outcome.done():
+            self.first_outcome.set_exception(error)
+            self.first_outcome.exception()  # retrieved here: run() raises it too
+        raise error from None
+
+    def _log_retry(self, exc: BaseException, cause: BaseException | None, wait: float) -> None:
+        if cause is not None:
+            log.warning("cannot reach Discord (%s); retrying in %.0fs", _describe(cause), wait)
+        else:
+            log.warning(
+                "Discord connection failed unexpectedly (%s); reconnecting in %.0fs",
+                _describe(exc),
+                wait,
+                exc_info=exc,
+            )
 
     async def _close_client(self) -> None:
-        if self.client is not None and not self.client.is_closed():
-            await self.client.close()
+        client = self.client
+        if client is not None and not client.is_closed():
+            try:
+                await asyncio.wait_for(client.close(), timeout=CLOSE_GRACE_S)
+            except Exception as exc:  # a broken client must not block shutdown
+                log.debug("closing the Discord client failed: %s", exc)
 
     async def close(self) -> None:
-        self._stopping = True
+        self._stop.set()
         await self._close_client()
+
+
+def _fatal_problem(exc: BaseException) -> str | None:
+    """The user-facing problem for errors no retry can fix, else None."""
+    if isinstance(exc, discord.LoginFailure):
+        return (
+            "DISCORD_BOT_TOKEN was rejected by Discord (401 Unauthorized): reset the "
+            "token in the Developer Portal (Bot > Reset Token) and set it again."
+        )
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return FATAL_CLOSE_CODES[4014]
+    if isinstance(exc, discord.ConnectionClosed) and exc.code in FATAL_CLOSE_CODES:
+        return FATAL_CLOSE_CODES[exc.code]
+    return None
+
+
+def _network_cause(exc: BaseException) -> BaseException | None:
+    """The network failure behind ``exc``, if that is what it is.
+
+    When the first gateway connection fails, discord.py catches the network error
+    and its reconnect path then raises ``AttributeError`` (no websocket to resume):
+    the real cause is the exception it was handling.
+    """
+    if isinstance(exc, NETWORK_ERRORS):
+        return exc
+    if isinstance(exc, AttributeError) and isinstance(exc.__context__, NETWORK_ERRORS):
+        return exc.__context__
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

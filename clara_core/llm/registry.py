@@ -7,6 +7,8 @@ is data in ``clara_core.config.llm.PROVIDERS``.
 
 from __future__ import annotations
 
+import importlib
+
 from clara_core.config import PROVIDERS, Settings
 from clara_core.errors import ConfigError
 
@@ -15,6 +17,14 @@ from .tiers import Tier
 
 _WIRES: dict[str, type[ChatProvider]] = {}
 
+#: The built-in adapters by wire, imported when their wire is first asked for: each
+#: pulls in its SDK (the anthropic SDK alone takes ~1 s of CPU to import), and a
+#: Clara that speaks one wire should not pay for the other at every start.
+_BUILTINS = {
+    "openai": ("clara_core.llm.providers.openai_chat", "OpenAIChatProvider"),
+    "anthropic": ("clara_core.llm.providers.anthropic_messages", "AnthropicMessagesProvider"),
+}
+
 
 def register_wire(cls: type[ChatProvider]) -> type[ChatProvider]:
     _WIRES[cls.wire] = cls
@@ -22,7 +32,9 @@ def register_wire(cls: type[ChatProvider]) -> type[ChatProvider]:
 
 
 def wire_class(wire: str) -> type[ChatProvider]:
-    load_builtins()
+    if wire not in _WIRES and wire in _BUILTINS:
+        module, name = _BUILTINS[wire]
+        register_wire(getattr(importlib.import_module(module), name))
     try:
         return _WIRES[wire]
     except KeyError:
@@ -30,12 +42,16 @@ def wire_class(wire: str) -> type[ChatProvider]:
 
 
 def load_builtins() -> None:
-    """Import the built-in adapters (and their SDKs, ~1 s) — at start-up, not mid-turn."""
-    if not _WIRES:
-        from .providers import anthropic_messages, openai_chat
+    """Import every built-in adapter (and its SDK) now, e.g. for tools that list them."""
+    for wire in _BUILTINS:
+        wire_class(wire)
 
-        register_wire(openai_chat.OpenAIChatProvider)
-        register_wire(anthropic_messages.AnthropicMessagesProvider)
+
+def load_wires_for(settings: Settings) -> None:
+    """Import the adapters (and SDKs) of the wires the configured providers speak —
+    at start-up (a worker thread may call this), never mid-turn."""
+    for provider in dict.fromkeys([settings.llm_provider, *settings.llm_fallback_providers]):
+        wire_class(PROVIDERS[provider].wire_api)
 
 
 def endpoint_for(settings: Settings, provider: str, *, for_tools: bool = False) -> Endpoint:

@@ -25,7 +25,7 @@ from .errors import (
 )
 from .models import ModelCapabilities, capabilities_for
 from .providers.base import ChatProvider, Endpoint
-from .registry import endpoint_for, load_builtins, model_for, wire_class
+from .registry import endpoint_for, load_wires_for, model_for, wire_class
 from .retry import RetryPolicy
 from .tiers import CLASSIFIER_SYSTEM, Tier, parse_tier_answer
 from .types import Completion, CompletionRequest, Message, OutputSchema, StreamEvent, ToolSpec
@@ -80,8 +80,9 @@ class LLMService:
         self._no_structured: set[tuple[Endpoint, str]] = set()
         # SDK imports (~1 s) and client construction (SSL context, transport
         # imports: ~100 ms each) block. Pay for them here, at start-up, for
-        # every endpoint routes() can produce, never inside a turn.
-        load_builtins()
+        # every endpoint routes() can produce (only the wires those speak), never
+        # inside a turn.
+        load_wires_for(settings)
         for tier in (None, "low"):
             for with_tools in (False, True):
                 for route in self.routes(tier, with_tools=with_tools):

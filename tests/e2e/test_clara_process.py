@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 
 import aiohttp
 import pytest
@@ -19,7 +21,7 @@ from storage.models import Message
 from storage.services import Storage
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_llm import FakeLLM, Reply
-from tests.support.clara_process import clara_env, run_clara
+from tests.support.clara_process import clara_env, pid_alive, run_clara, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -175,3 +177,57 @@ async def test_memories_survive_a_restart_and_reach_the_prompt(tmp_path):
         system = chats[-1].body["messages"][0]["content"]
         assert "sister: Ana" in system and "nurse in Lisbon" in system
         assert "nurse" not in chats[0].body["messages"][0]["content"]  # learnt, not preset
+
+
+async def test_health_says_whether_discord_and_storage_are_up(tmp_path):
+    """/health (Docker's HEALTHCHECK): 200 only while connected to Discord with storage
+    answering; 503 with a JSON body naming what is down otherwise."""
+    async with (
+        FakeDiscord(heartbeat_interval_ms=1000) as discord_fake,
+        FakeLLM(api_keys={"k"}) as llm,
+    ):
+        discord_fake.add_guild("Home")
+        discord_fake.refuse_gateway()  # Discord's gateway is down when Clara starts
+        env = _env(tmp_path, discord_fake, llm, DISCORD_MONITOR_PORT="0")
+        data = tmp_path / "data"
+        log = data / "clara.log"
+
+        async def health(port: int) -> tuple[int, dict]:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{port}/health") as resp,
+            ):
+                return resp.status, await resp.json()
+
+        try:
+            started = await asyncio.to_thread(run_clara, "--daemon", env=env, cwd=tmp_path)
+            assert started.returncode == 0, started.stderr
+            await discord_fake.wait_until(
+                lambda: "monitor listening" in log.read_text(), timeout=30, what="the monitor"
+            )
+            port = int(
+                re.search(r"monitor listening on http://127.0.0.1:(\d+)/", log.read_text()).group(1)
+            )
+            assert await health(port) == (
+                503,
+                {"status": "unhealthy", "discord": "disconnected", "storage": "ok"},
+            )
+
+            discord_fake.refuse_gateway(False)
+            await discord_fake.wait_until(
+                lambda: "connected to Discord" in log.read_text(), timeout=30
+            )
+            assert await health(port) == (
+                200,
+                {"status": "ok", "discord": "connected", "storage": "ok"},
+            )
+
+            redis_pid = int((data / "run" / "redis.pid").read_text().strip())
+            os.kill(redis_pid, signal.SIGKILL)  # the embedded Redis dies
+            await asyncio.to_thread(wait_for, lambda: not pid_alive(redis_pid), 10)
+            status, body = await health(port)
+            assert status == 503 and body["status"] == "unhealthy"
+            assert body["discord"] == "connected" and body["storage"].startswith("cannot reach")
+            assert "Redis" in body["storage"]
+        finally:
+            await asyncio.to_thread(run_clara, "--stop", env=env, cwd=tmp_path)

@@ -15,6 +15,7 @@ import pytest
 from storage.datadir import read_endpoints
 from storage.models import Project
 from storage.services import Storage
+from tests.fakes.fake_discord import FakeDiscord
 from tests.support.clara_process import ENTRY, clara_env, pid_alive, run_clara, wait_for
 
 pytestmark = pytest.mark.slow
@@ -166,3 +167,69 @@ def test_sigkill_then_restart_loses_no_committed_data(tmp_path, daemon_env):
     assert asyncio.run(_write_then_read(data, "before-kill", write=False)) == (True, "before-kill")
     log = (data / "clara.log").read_text()
     assert log.count("initialising embedded PostgreSQL cluster") == 1  # reused, not re-created
+
+
+async def test_daemon_reports_a_rejected_token_in_the_terminal(tmp_path):
+    """The 401 must reach the user's terminal with a non-zero exit, not only clara.log."""
+    async with FakeDiscord() as fake:  # answers 401 on /users/@me for any other token
+        env = clara_env(
+            tmp_path,
+            DISCORD_BOT_TOKEN="not-the-token",
+            OPENROUTER_API_KEY="test-key",
+            DISCORD_API_BASE=fake.api_base,
+            DISCORD_GATEWAY_URL=fake.gateway_url,
+        )
+        result = await asyncio.to_thread(run_clara, "--daemon", env=env, cwd=tmp_path)
+        assert fake.requests_for("me")[0].status == 401
+    assert result.returncode == 2, result.stdout
+    assert "DISCORD_BOT_TOKEN was rejected by Discord" in result.stderr
+    assert "started in the background" not in result.stdout
+    assert "Traceback" not in result.stderr and "not-the-token" not in result.stderr
+    assert run_clara("--status", env=env, cwd=tmp_path).returncode == 3
+
+
+async def test_daemon_reports_a_missing_privileged_intent_in_the_terminal(tmp_path):
+    async with FakeDiscord() as fake:
+        fake.config.privileged_intents = 0  # Message Content is off in the portal: 4014
+        env = clara_env(
+            tmp_path,
+            DISCORD_BOT_TOKEN=fake.token,
+            OPENROUTER_API_KEY="test-key",
+            DISCORD_API_BASE=fake.api_base,
+            DISCORD_GATEWAY_URL=fake.gateway_url,
+        )
+        result = await asyncio.to_thread(run_clara, "--daemon", env=env, cwd=tmp_path)
+        assert fake.identify_count == 1
+    assert result.returncode == 2, result.stdout
+    assert "Message Content intent" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert run_clara("--status", env=env, cwd=tmp_path).returncode == 3
+
+
+def test_sigterm_interrupts_the_reconnect_backoff(tmp_path):
+    """Discord unreachable, Clara waiting ~8 s before her next attempt: a stop
+    request must end that wait at once, not after it (--stop SIGKILLs at 30 s)."""
+    env = clara_env(tmp_path, **UNREACHABLE)
+    proc = subprocess.Popen(
+        [sys.executable, str(ENTRY)], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # blocks until Clara logs; bounded by the retry schedule
+            lines.append(line)
+            wait = re.search(r"cannot reach Discord .*; retrying in (\d+)s", line)
+            if wait and int(wait.group(1)) >= 6:
+                break
+        else:
+            raise AssertionError("Clara exited before a long backoff:\n" + "".join(lines))
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(lines) + rest
+    assert took < 4.0, f"shutdown took {took:.1f}s: it waited out the backoff"
+    assert "Clara stopped" in rest and "Traceback" not in rest

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_llm import FakeLLM, Reply
 from tests.support.clara_process import clara_env, run_clara
 
 pytestmark = pytest.mark.slow
@@ -65,3 +66,54 @@ async def test_rejected_token_is_a_configuration_error(tmp_path):
     assert "DISCORD_BOT_TOKEN was rejected by Discord" in result.stderr
     assert "not-the-token" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_gateway_down_at_boot_is_retried_then_clara_answers(tmp_path):
+    """REST up, gateway refusing (a blip at boot): Clara stays up, retries with
+    backoff, connects when the gateway is back, and answers."""
+    async with (
+        FakeDiscord(heartbeat_interval_ms=1000) as fake,
+        FakeLLM(api_keys={"k"}, default=Reply("I made it.")) as llm,
+    ):
+        alice = fake.add_user("alice")
+        channel = fake.add_guild("Home", members=[alice.id]).text_channels[0]
+        fake.refuse_gateway()
+        env = _env(
+            tmp_path,
+            fake,
+            LLM_PROVIDER="openai",
+            CUSTOM_OPENAI_API_KEY="k",
+            CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
+            DISCORD_MONITOR_ENABLED="false",
+            CORTEX_EXTRACTION_ENABLED="false",
+        )
+        log = tmp_path / "data" / "clara.log"
+        try:
+            started = await asyncio.to_thread(run_clara, "--daemon", env=env, cwd=tmp_path)
+            # Started, and the launcher says Discord is not reachable yet.
+            assert started.returncode == 0, started.stderr
+            assert "Discord is not reachable yet" in started.stderr
+            await fake.wait_until(
+                lambda: fake.gateway_refused_count >= 2, timeout=30, what="a second attempt"
+            )
+            assert "cannot reach Discord (WSServerHandshakeError: 503" in log.read_text()
+            assert "Traceback" not in log.read_text()  # a network blip is one line, not a dump
+            status = await asyncio.to_thread(run_clara, "--status", env=env, cwd=tmp_path)
+            assert status.returncode == 0, "Clara died while the gateway was down"
+
+            fake.refuse_gateway(False)
+            await fake.wait_until(
+                lambda: "connected to Discord as Clara" in log.read_text(),
+                timeout=30,
+                what="the connection once the gateway is back",
+            )
+            await fake.send_message(channel.id, alice.id, f"<@{fake.bot.id}> hello?")
+            await fake.wait_until(
+                lambda: any(m.content == "I made it." for m in fake.bot_messages(channel.id)),
+                timeout=30,
+                what="the answer",
+            )
+        finally:
+            stopped = await asyncio.to_thread(run_clara, "--stop", env=env, cwd=tmp_path)
+        assert stopped.returncode == 0 and "killed" not in stopped.stdout
+        assert "Traceback" not in started.stderr

@@ -4,6 +4,7 @@ where discord.py would hide what the server does)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import threading
@@ -550,6 +551,76 @@ async def test_resume_of_unknown_session_is_invalid_session(fake: FakeDiscord) -
         await ws.send_json({"op": 6, "d": {"token": fake.token, "session_id": "nope", "seq": 3}})
         assert await ws.receive_json(timeout=5) == {"op": 9, "d": False, "s": None, "t": None}
     assert fake.resume_count == 1
+
+
+async def test_refused_gateway_answers_http_then_accepts_again(world: World) -> None:
+    fake = world.fake
+    fake.refuse_gateway()
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(f"{fake.gateway_url}?v=10")
+        assert refused.value.status == 503
+        # REST is still up: the gateway alone is down.
+        async with http.get(
+            f"{fake.api_base}/users/@me", headers={"Authorization": f"Bot {fake.token}"}
+        ) as resp:
+            assert resp.status == 200
+    assert fake.gateway_refused_count == 1 and fake.gateway_connections == []
+
+    fake.refuse_gateway(False)
+    client = recorder()
+    async with running_client(fake, client):
+        assert client.is_ready()
+    assert fake.identify_count == 1
+
+
+async def _identified_raw_socket(fake: FakeDiscord, http: aiohttp.ClientSession):
+    ws = await http.ws_connect(f"{fake.gateway_url}?v=10")
+    assert (await ws.receive_json(timeout=5))["op"] == 10
+    await ws.send_json({"op": 2, "d": {"token": fake.token, "intents": 513, "properties": {}}})
+    while (await ws.receive_json(timeout=5)).get("t") != "GUILD_CREATE":
+        pass
+    return ws
+
+
+async def test_malformed_dispatches_go_out_as_given(world: World) -> None:
+    fake = world.fake
+    async with aiohttp.ClientSession() as http:
+        ws = await _identified_raw_socket(fake, http)
+        try:
+            assert fake.send_malformed_message_update(world.channel.id) == 1
+            assert fake.send_malformed_channel_update(world.guild.id) == 1
+            update = await ws.receive_json(timeout=5)
+            channel_update = await ws.receive_json(timeout=5)
+        finally:
+            await ws.close()
+    assert update["op"] == 0 and update["t"] == "MESSAGE_UPDATE"
+    assert update["d"]["reactions"] == 5 and update["d"]["author"] == "not-a-user-object"
+    assert update["d"]["channel_id"] == str(world.channel.id)
+    assert channel_update["t"] == "CHANNEL_UPDATE" and "id" not in channel_update["d"]
+    assert channel_update["s"] == update["s"] + 1  # numbered like any dispatch: resumable
+
+
+async def test_discord_py_cannot_parse_the_malformed_dispatches(world: World) -> None:
+    """What Clara has to survive: the parser's error escapes Client.connect()."""
+    fake = world.fake
+    for send, error in (
+        (lambda: fake.send_malformed_message_update(world.channel.id), TypeError),
+        (lambda: fake.send_malformed_channel_update(world.guild.id), KeyError),
+    ):
+        client = recorder()
+        task = asyncio.create_task(client.start(fake.token))
+        try:
+            await fake.wait_until(client.is_ready, what="READY")
+            assert send() == 1
+            with pytest.raises(error):
+                await asyncio.wait_for(task, 5)
+        finally:
+            await client.close()
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
 
 # ---------------------------------------------------------------- threads

@@ -283,6 +283,11 @@ class Gateway:
         self.resume_count = 0
         self.heartbeat_count = 0
         self.invalid_session_count = 0
+        #: While set, websocket upgrades are answered with this HTTP status instead
+        #: (the gateway is down while REST still works); see :meth:`refuse`.
+        self.refusing_status: int | None = None
+        #: Upgrade requests answered with ``refusing_status``.
+        self.refused_count = 0
         self._next_connection_id = 1
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -292,7 +297,12 @@ class Gateway:
     def open_connections(self) -> list[GatewayConnection]:
         return [c for c in self.connections if c.open]
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.refusing_status is not None:
+            # Before the upgrade: the client's handshake fails, as when a load
+            # balancer in front of a down gateway answers.
+            self.refused_count += 1
+            return web.Response(status=self.refusing_status, text="gateway unavailable")
         ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
         await ws.prepare(request)
         compression = self._negotiate_compression(request.query.get("compress"))
@@ -562,7 +572,20 @@ class Gateway:
             sent += 1
         return sent
 
+    def dispatch_raw(self, event: str, data: Any) -> int:
+        """Send ``data`` as dispatch ``event`` to every live session exactly as given:
+        no intent or shard filtering, no validation (for malformed payloads)."""
+        sessions = self.live_sessions()
+        for session in sessions:
+            session.push(event, data)
+        return len(sessions)
+
     # --------------------------------------------------------------- control
+
+    def refuse(self, status: int | None = 503) -> None:
+        """Answer new websocket upgrades with HTTP ``status`` (None: accept again).
+        Open connections are not touched; pair with :meth:`drop_all` for an outage."""
+        self.refusing_status = status
 
     async def disconnect_all(self, code: int = 4000, reason: str = "") -> int:
         """Close every open connection with ``code``; sessions stay resumable

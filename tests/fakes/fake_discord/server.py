@@ -36,7 +36,7 @@ from .models import (
     InteractionType,
 )
 from .ratelimit import RateLimiter, RateLimitStats
-from .rest import RecordedRequest, RestApi
+from .rest import Malformed, RecordedRequest, RestApi
 from .routes import ROUTE_KINDS, ROUTES
 from .snowflake import iso_timestamp
 from .state import FakeState
@@ -598,6 +598,46 @@ class FakeDiscord:
         """Wait until every queued gateway frame has been written to its socket."""
         await self.gateway.flush()
 
+    def refuse_gateway(self, refuse: bool = True, *, status: int = 503) -> None:
+        """Gateway down (REST still up): new websocket upgrades get HTTP ``status``
+        until ``refuse_gateway(False)``.  Open connections stay; drop them with
+        :meth:`drop_connections` to cut an established session too."""
+        self.gateway.refuse(status if refuse else None)
+
+    # ---------------------------------------------------- malformed payloads
+
+    def send_malformed_message_update(self, channel_id: int) -> int:
+        """Dispatch a MESSAGE_UPDATE whose body is the wrong shape: ``reactions`` and
+        ``mentions`` are numbers, ``author`` a string (discord.py 2.7's parser raises
+        TypeError on ``reactions``).  Returns how many sessions got it."""
+        channel = self.state.channel(channel_id)
+        data: dict[str, Any] = {
+            "id": str(self.state.new_id()),
+            "channel_id": str(channel.id),
+            "type": 0,
+            "author": "not-a-user-object",
+            "content": "edited",
+            "reactions": 5,
+            "mentions": 7,
+            "attachments": [],
+            "embeds": [],
+            "edited_timestamp": iso_timestamp(),
+        }
+        if channel.guild_id is not None:
+            data["guild_id"] = str(channel.guild_id)
+        return self.gateway.dispatch_raw("MESSAGE_UPDATE", data)
+
+    def send_malformed_channel_update(self, guild_id: int) -> int:
+        """Dispatch a CHANNEL_UPDATE without the channel's ``id`` (discord.py's
+        parser raises KeyError).  Returns how many sessions got it."""
+        data = {"guild_id": str(guild_id), "type": 0, "name": "renamed"}
+        return self.gateway.dispatch_raw("CHANNEL_UPDATE", data)
+
+    @property
+    def gateway_refused_count(self) -> int:
+        """Websocket upgrades refused by :meth:`refuse_gateway`."""
+        return self.gateway.refused_count
+
     # ------------------------------------------------------ fault injection
 
     def inject_429(
@@ -631,6 +671,23 @@ class FakeDiscord:
         self.limiter.inject_error(
             status, route_kind, count, code=code, message=message, channel_id=channel_id
         )
+
+    def inject_malformed(
+        self,
+        route_kind: str | None,
+        count: int = 1,
+        *,
+        drop: Sequence[str],
+        channel_id: int | None = None,
+    ) -> None:
+        """Serve the next ``count`` successful ``route_kind`` requests normally, then
+        strip the ``drop`` keys from the JSON answer (from every object of a list
+        answer).  discord.py 2.7 raises KeyError for a message without ``content``,
+        ``type`` or ``id``; one without ``author`` parses into a Message that has no
+        ``.author`` (AttributeError on first use).  The server-side effect stays (an
+        edit is applied), as when a parse error happens on the client."""
+        _check_kind(route_kind)
+        self.rest.malformed.append(Malformed(route_kind, count, tuple(drop), channel_id))
 
     # ------------------------------------------------------------ recording
 

@@ -58,6 +58,10 @@ class Clara:
         self.memory = None  # cortex.MemoryManager, once attach_memory() ran
         self.consolidation = None
         self._runner = None  # the TurnRunner, once attach_memory() ran
+        self.mood = None  # pipeline.mood.MoodService, once attach_mood() ran
+        self.sandbox = None  # sandbox.manager.SandboxManager, when a backend runs
+        self.file_store = None  # storage.local_files.LocalFileStore (the file tools')
+        self.web_search = None  # tools.web_search.WebSearch, when TAVILY_API_KEY is set
         self._background: list[asyncio.Task[None]] = []
         self.monitor = None
         self._discord_task: asyncio.Task[None] | None = None
@@ -160,7 +164,12 @@ class Clara:
         runner = self.build_pipeline()
         log.debug("pipeline built after %.2fs", time.monotonic() - t0)
         await self.attach_memory(runner, embedder=embedder)
+        self.attach_mood(runner)
         log.debug("memory attached after %.2fs", time.monotonic() - t0)
+        # Finding a sandbox backend may ask dockerd or a remote service: in the
+        # background, so the first answer does not wait; its tools are offered from
+        # the first message after it is ready.
+        self._background.append(asyncio.create_task(self.attach_sandbox(), name="sandbox"))
         sessions = SessionStore(engine)
         await self._start_monitor()
         # The start-up heap is complete: freeze it now, before the first message is
@@ -173,6 +182,7 @@ class Clara:
             channel_summaries=ChannelSummaryStore(engine),
             memory=self.memory,
             engine=engine,
+            user_data_stores=self.user_data_stores(),
         )
         assert self.llm is not None
         summarizer = SessionSummarizer(
@@ -252,8 +262,11 @@ class Clara:
 
     def build_pipeline(self):
         """The conversation pipeline: LLM service, tools, prompt, turn runner."""
+        from storage.local_files import LocalFileStore
         from tools.builtin import register_builtin_tools
+        from tools.files import register_file_tools
         from tools.registry import ToolRegistry
+        from tools.web_search import register_web_search
 
         from .llm.service import LLMService
         from .pipeline.prompt import PromptBuilder, clock_section
@@ -263,6 +276,11 @@ class Clara:
         self.llm = LLMService(s)
         self.tools = ToolRegistry()
         register_builtin_tools(self.tools, timezone=s.clara_timezone)
+        self.file_store = LocalFileStore(
+            s.clara_files_dir, max_size=s.clara_max_file_size, quota=s.clara_files_quota
+        )
+        register_file_tools(self.tools, self.file_store)  # sandbox transfers: attach_sandbox
+        self.web_search = register_web_search(self.tools, s)
         self.prompt = PromptBuilder()
         self.prompt.add_contributor(clock_section(s.clara_timezone))
         return TurnRunner(
@@ -320,6 +338,57 @@ class Clara:
             self.consolidation.start()
         log.info("Cortex memory ready (embedder %s)", memory.embedder.model_id)
 
+    def attach_mood(self, runner) -> None:
+        """Clara's mood per channel: a prompt section before each turn, an update after."""
+        from storage.companion import CompanionStore
+
+        from .pipeline.memory import ServiceTextModel
+        from .pipeline.mood import install_mood
+
+        assert self.storage is not None and self.llm is not None
+        self.mood = install_mood(
+            runner,
+            self.prompt,
+            CompanionStore(self.storage.engine),
+            self.settings,
+            tone_model=ServiceTextModel(self.llm),
+        )
+        self._runner = runner  # close() drains the after-turn hooks, Cortex on or off
+
+    async def attach_sandbox(self) -> None:
+        """The code sandbox and its tools, when a backend can run here (else none are
+        offered: the model is never given a tool that cannot work)."""
+        from sandbox.manager import build_sandbox_manager
+        from tools.files import register_sandbox_transfer_tools
+        from tools.sandbox_tools import register_sandbox_tools
+
+        s = self.settings
+        try:
+            self.sandbox = await build_sandbox_manager(s)
+        except Exception:
+            log.exception("code sandbox not started")
+            return
+        if self.sandbox is None:
+            return
+        register_sandbox_tools(
+            self.tools,
+            self.sandbox,
+            exec_timeout=s.sandbox_exec_timeout,
+            pip_index_url=s.sandbox_pip_index_url,
+            pip_cache_dir=s.sandbox_dir / "pip",
+        )
+        if self.file_store is not None:
+            register_sandbox_transfer_tools(self.tools, self.file_store, self.sandbox)
+
+    def user_data_stores(self) -> dict[str, Any]:
+        """Further stores ``/clara forget`` clears, by the label its report shows."""
+        stores: dict[str, Any] = {}
+        if self.mood is not None:
+            stores["Mood of your DMs"] = self.mood
+        # Looked up at forget time: the sandbox may start after the Discord client.
+        stores["Sandbox workspace"] = _Late(lambda: self.sandbox)
+        return stores
+
     def build_consolidation(self, text_model):
         """The consolidation jobs over the open memory (scheduled by ``start()``)."""
         from .cortex.consolidation import ConsolidationRunner
@@ -347,6 +416,8 @@ class Clara:
             embedder = await self._open_storage_and_embedder()
             runner = self.build_pipeline()
             await self.attach_memory(runner, embedder=embedder)
+            self.attach_mood(runner)
+            await self.attach_sandbox()
             settle_heap()
             return await ConsoleChat(runner, user_id=self.settings.user_id).run()
         finally:
@@ -421,6 +492,15 @@ class Clara:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.drain()  # memory extraction of the last turns
+        if self.mood is not None:
+            mood, self.mood = self.mood, None
+            await mood.flush()  # the last mood changes reach PostgreSQL
+        if self.sandbox is not None:
+            sandbox, self.sandbox = self.sandbox, None
+            await sandbox.close()
+        if self.web_search is not None:
+            search, self.web_search = self.web_search, None
+            await search.aclose()
         if self.consolidation is not None:
             consolidation, self.consolidation = self.consolidation, None
             await consolidation.stop()
@@ -434,6 +514,18 @@ class Clara:
             storage, self.storage = self.storage, None
             await storage.close()
         log.info("Clara stopped")
+
+
+class _Late:
+    """A user-data store that may not exist yet (or any more): ``get()`` finds it
+    when the deletion runs; no store means nothing of the user is there."""
+
+    def __init__(self, get: Callable[[], Any]) -> None:
+        self._get = get
+
+    async def delete_user_data(self, user_id: str) -> int | None:
+        store = self._get()
+        return None if store is None else await store.delete_user_data(user_id)
 
 
 async def _import_off_loop(*modules: str) -> None:

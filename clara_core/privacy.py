@@ -139,8 +139,9 @@ class ForgetReport:
     preferences: int = 0
     files: int = 0
     queued_turns: int = 0  # conversation turns waiting on disk for PostgreSQL
-    #: Items deleted by each further store (``others``), by the store's label.
-    others: dict[str, int] = field(default_factory=dict)
+    #: Items deleted by each further store (``others``), by the store's label
+    #: (None: cleared, the store does not count items).
+    others: dict[str, int | None] = field(default_factory=dict)
     #: Stores that were configured but could not be cleared (names from STORE_NAMES).
     failed: list[str] = field(default_factory=list)
     #: Stores that are not configured (nothing of the user can be there).
@@ -158,7 +159,7 @@ class UserDataStore(Protocol):
     """Any further component holding user data (the mood, the code sandbox, ...):
     it can delete one user's data and say how many items went."""
 
-    async def delete_user_data(self, user_id: str) -> int: ...
+    async def delete_user_data(self, user_id: str) -> int | None: ...
 
 
 class QueuedHistory(Protocol):

@@ -147,7 +147,7 @@ def render_report(report: ForgetReport) -> str:
     elif "files" not in report.skipped:
         lines.append(f"• Files: {report.files} deleted")
     for label, count in report.others.items():
-        lines.append(f"• {label}: {count} deleted")
+        lines.append(f"• {label}: " + ("cleared" if count is None else f"{count} deleted"))
     lines.extend(
         f"• {label}: I couldn't clear it. Please run it again."
         for label in report.failed
@@ -445,7 +445,7 @@ class MemoryCommands:
             engine=self.client.engine,
             files=self.client.files,
             queued_history=conversation.history if conversation is not None else None,
-            others=getattr(self.client, "user_data_stores", None),
+            others=self.client.user_data_stores,
         )
         return render_report(report)
 

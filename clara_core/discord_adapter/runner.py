@@ -21,7 +21,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -138,6 +138,7 @@ class ClaraDiscordClient(discord.Client):
         engine: AsyncEngine | None = None,
         forget_confirm_timeout: float = 60.0,
         await_pipeline: bool = False,
+        user_data_stores: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("guild_ready_timeout", GUILD_READY_TIMEOUT)
@@ -159,6 +160,8 @@ class ClaraDiscordClient(discord.Client):
         self.memory = memory
         self.engine = engine
         self.started_at = time.time()
+        #: Further stores /clara forget clears (mood, sandbox), by their report label.
+        self.user_data_stores: dict[str, Any] = dict(user_data_stores or {})
         self.conversation: ConversationHandler | None = None
         self.files: Any = None  # LocalFileStore: the conversation's, or one of our own
         self._pipeline_ready = asyncio.Event()
@@ -180,6 +183,7 @@ class ClaraDiscordClient(discord.Client):
                 channel_summaries=channel_summaries,
                 memory=memory,
                 engine=engine,
+                user_data_stores=user_data_stores,
             )
         elif not await_pipeline:
             self._build_commands()
@@ -210,6 +214,7 @@ class ClaraDiscordClient(discord.Client):
         memory: MemoryManager | None = None,
         engine: AsyncEngine | None = None,
         activity_sink: Callable[..., None] | None = None,
+        user_data_stores: Mapping[str, Any] | None = None,
     ) -> None:
         """Give the client its pipeline; messages that waited for it are handled now."""
         from .conversation import ConversationHandler  # the pipeline's imports: not before
@@ -218,6 +223,8 @@ class ClaraDiscordClient(discord.Client):
         self.preferences = preferences
         self.memory = memory
         self.engine = engine
+        if user_data_stores is not None:
+            self.user_data_stores = dict(user_data_stores)
         self.conversation = ConversationHandler(
             self,
             runner,
@@ -378,6 +385,7 @@ class DiscordRunner:
         self.first_outcome: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()
         self._pipeline_attached = runner is not None
+        self.user_data_stores: Mapping[str, Any] | None = None
 
     @property
     def _stopping(self) -> bool:
@@ -392,9 +400,11 @@ class DiscordRunner:
         channel_summaries: ChannelSummaryStore | None = None,
         memory: MemoryManager | None = None,
         engine: AsyncEngine | None = None,
+        user_data_stores: Mapping[str, Any] | None = None,
     ) -> None:
         """The pipeline is ready: the current client and every later one handle messages."""
         self.runner = runner
+        self.user_data_stores = user_data_stores
         self.preferences = preferences
         self.sessions = sessions
         self.channel_summaries = channel_summaries
@@ -410,6 +420,7 @@ class DiscordRunner:
                 memory=memory,
                 engine=engine,
                 activity_sink=self.activity_sink,
+                user_data_stores=user_data_stores,
             )
 
     def _on_connected(self) -> None:
@@ -430,6 +441,7 @@ class DiscordRunner:
             engine=self.engine,
             forget_confirm_timeout=self.forget_confirm_timeout,
             await_pipeline=not attached,
+            user_data_stores=self.user_data_stores,
         )
         if client.conversation is not None:
             client.conversation.activity_sink = self.activity_sink

@@ -142,3 +142,37 @@ async def test_store_round_trips_and_upserts(engine):
     assert got is not None and got.levels["cortisol"] == 0.9 and got.last_user_at == T0
     assert await rows(engine, CompanionState) == 1
     assert await rows(engine, CompanionHistory) == 2
+
+
+async def test_forget_everything_clears_the_mood_and_survives_a_failing_store(engine):
+    """/clara forget's path: the mood service is one of the further stores, and one
+    store that fails is reported without stopping the others."""
+    from clara_core.privacy import forget_everything
+
+    class Broken:
+        async def delete_user_data(self, user_id: str) -> int:
+            raise OSError("disk gone")
+
+    store = CompanionStore(engine)
+    service = MoodService(MODEL, store, Clock(T0))
+    await service.on_message("dm:42", "thank you so much!", user_id="alice", owner="alice")
+    await service.on_message("channel:1", "hi all", user_id="bob", owner=None)
+    await service.flush()
+    assert await rows(engine, CompanionState) == 2
+
+    report = await forget_everything(
+        "alice",
+        memory=None,
+        engine=None,
+        files=None,
+        others={"Sandbox workspace": Broken(), "Mood of your DMs": service},
+    )
+    assert report.others["Mood of your DMs"] >= 2  # the DM's state and its history rows
+    assert report.failed == ["Sandbox workspace"] and not report.complete
+    assert await rows(engine, CompanionState) == 1  # bob's shared channel stays
+    # Nothing of alice's DM is written back from memory by the next change elsewhere.
+    await service.on_message("channel:1", "still here", user_id="bob", owner=None)
+    await service.flush()
+    async with engine.connect() as conn:
+        scopes = set((await conn.execute(select(CompanionState.scope))).scalars())
+    assert scopes == {"channel:1"}

@@ -88,7 +88,9 @@ class LLMSettings(ClaraSettingsBase):
     openrouter_base_url: str = Field(
         "https://openrouter.ai/api/v1", description="OpenRouter API base URL."
     )
-    openrouter_model: str = Field("anthropic/claude-sonnet-5.5", description="OpenRouter chat model.")
+    openrouter_model: str = Field(
+        "anthropic/claude-sonnet-5.5", description="OpenRouter chat model."
+    )
     openrouter_model_high: str | None = Field(None, description="OpenRouter model for !high.")
     openrouter_model_mid: str | None = Field(None, description="OpenRouter model for !mid.")
     openrouter_model_low: str | None = Field(None, description="OpenRouter model for !low.")

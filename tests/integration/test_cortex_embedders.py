@@ -89,9 +89,14 @@ async def test_local_embedding_runs_off_the_event_loop() -> None:
 
 
 def test_local_rejects_other_dimensions() -> None:
-    settings = load_settings(env_file=None, cortex_embedding_dims=256)
+    # Configuration refuses it at load (exit 2 before anything starts) ...
+    with pytest.raises(ConfigError, match=r"CORTEX_EMBEDDING_DIMS=256.*PROVIDER=openai"):
+        load_settings(env_file=None, cortex_embedding_dims=256)
+    # ... and the embedder itself still refuses a width its model cannot make.
+    from clara_core.cortex.embedding.local_onnx import LocalOnnxEmbedder
+
     with pytest.raises(CortexError, match="CORTEX_EMBEDDING_PROVIDER=openai"):
-        build_embedder(settings)
+        LocalOnnxEmbedder(dims=256)
 
 
 # ------------------------------------------------------------------ OpenAI API

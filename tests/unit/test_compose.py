@@ -36,8 +36,9 @@ def _interpolate(value: str, env: dict[str, str]) -> str:
 
 def test_profiles_and_services(compose):
     services = compose["services"]
-    assert set(services) == {"clara", "postgres", "redis"}
+    assert set(services) == {"clara", "postgres", "redis", "sandbox"}
     assert services["clara"]["profiles"] == ["discord"]
+    assert services["sandbox"]["profiles"] == ["sandbox"]
     assert services["postgres"]["profiles"] == ["postgres"]
     assert services["redis"]["profiles"] == ["postgres"]
     assert services["postgres"]["image"].startswith("pgvector/pgvector:")
@@ -46,7 +47,7 @@ def test_profiles_and_services(compose):
         assert services[name]["healthcheck"]["test"], name
         assert services[name]["volumes"], f"{name} data must live in a volume"
     assert "--appendonly" in services["redis"]["command"]  # hot tier persists
-    assert set(compose["volumes"]) == {"clara-data", "postgres-data", "redis-data"}
+    assert set(compose["volumes"]) == {"clara-data", "postgres-data", "redis-data", "sandbox-data"}
 
 
 def test_bot_service(compose):
@@ -55,7 +56,7 @@ def test_bot_service(compose):
     assert clara["init"] is True
     assert "clara-data:/data" in clara["volumes"]
     assert clara["environment"]["CLARA_DATA_DIR"] == "/data"
-    for dep in ("postgres", "redis"):
+    for dep in ("postgres", "redis", "sandbox"):
         assert clara["depends_on"][dep] == {"condition": "service_healthy", "required": False}
     assert {"path": ".env", "required": False} in clara["env_file"]
     known = set(env_names().values())
@@ -89,6 +90,7 @@ def _run_bot_command(compose, tmp_path, *, hosts: list[str], env: dict[str, str]
     shim = bindir / "python"
     shim.write_text(
         '#!/bin/sh\necho "ARGS=$*"\necho "DATABASE_URL=$DATABASE_URL"\necho "REDIS_URL=$REDIS_URL"\n'
+        'echo "SANDBOX_API_URL=$SANDBOX_API_URL"\n'
     )
     shim.chmod(0o755)
     hosts_file = tmp_path / "hosts"
@@ -119,6 +121,36 @@ def test_full_stack_uses_stack_servers(compose, tmp_path):
 def test_discord_profile_alone_uses_embedded_servers(compose, tmp_path):
     seen = _run_bot_command(compose, tmp_path, hosts=[], env={})
     assert seen["DATABASE_URL"] == "" and seen["REDIS_URL"] == ""
+    assert seen["SANDBOX_API_URL"] == ""  # auto mode: Docker or bubblewrap in the bot
+
+
+def test_sandbox_profile_points_the_bot_at_the_service(compose, tmp_path):
+    seen = _run_bot_command(compose, tmp_path, hosts=["sandbox"], env={})
+    assert seen["SANDBOX_API_URL"] == "http://sandbox:8765"
+    assert seen["DATABASE_URL"] == ""  # the other profiles stay independent
+    (tmp_path / "x").mkdir()
+    mine = _run_bot_command(
+        compose, tmp_path / "x", hosts=["sandbox"], env={"SANDBOX_API_URL": "http://box:1"}
+    )
+    assert mine["SANDBOX_API_URL"] == "http://box:1"
+
+
+def test_sandbox_service(compose):
+    box = compose["services"]["sandbox"]
+    dockerfile = ROOT / box["build"]["dockerfile"]
+    assert box["build"]["context"] == "." and dockerfile.exists()
+    text = dockerfile.read_text()
+    assert 'CMD ["python", "-m", "sandbox.service", "--host", "0.0.0.0", "--port", "8765"]' in text
+    assert box["expose"] == ["8765"]  # the compose network only: never published
+    assert "ports" not in box
+    assert box["init"] is True and box["privileged"] is True  # bwrap's uids, cgroups, loops
+    # The service runs a local backend whatever the bot's .env says.
+    assert box["environment"]["SANDBOX_MODE"] in ("bwrap", "local", "auto")
+    assert "sandbox-data:/sandboxes" in box["volumes"]
+    assert {"path": ".env", "required": False} in box["env_file"]
+    known = set(env_names().values())
+    assert set(box["environment"]) <= known
+    assert "8765" in " ".join(box["healthcheck"]["test"])
 
 
 def test_explicit_urls_win(compose, tmp_path):
@@ -133,7 +165,10 @@ def test_image_runs_unprivileged_and_keeps_secrets_out():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^USER clara$", dockerfile, re.M)
     assert 'CMD ["python", "discord_bot.py"]' in dockerfile
-    assert "COPY --chown=clara:clara alembic ./alembic" in dockerfile
+    # The code is installed (non-editable, as root: the clara user cannot rewrite it),
+    # the migrations with it as data files.
+    assert "COPY alembic ./alembic" in dockerfile
+    assert re.search(r"pip install --no-deps --no-build-isolation \.\s", dockerfile)
     ignored = (ROOT / ".dockerignore").read_text().split()
     for path in (".env", "data", ".venv", ".git"):
         assert path in ignored

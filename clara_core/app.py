@@ -62,6 +62,7 @@ class Clara:
         self.sandbox = None  # sandbox.manager.SandboxManager, when a backend runs
         self.file_store = None  # storage.local_files.LocalFileStore (the file tools')
         self.web_search = None  # tools.web_search.WebSearch, when TAVILY_API_KEY is set
+        self.github = None  # tools.github.GitHubClient, when GITHUB_TOKEN is set
         self._background: list[asyncio.Task[None]] = []
         self.monitor = None
         self._discord_task: asyncio.Task[None] | None = None
@@ -265,6 +266,7 @@ class Clara:
         from storage.local_files import LocalFileStore
         from tools.builtin import register_builtin_tools
         from tools.files import register_file_tools
+        from tools.github import register_github_tools
         from tools.registry import ToolRegistry
         from tools.web_search import register_web_search
 
@@ -281,6 +283,7 @@ class Clara:
         )
         register_file_tools(self.tools, self.file_store)  # sandbox transfers: attach_sandbox
         self.web_search = register_web_search(self.tools, s)
+        self.github = register_github_tools(self.tools, s)
         self.prompt = PromptBuilder()
         self.prompt.add_contributor(clock_section(s.clara_timezone))
         return TurnRunner(
@@ -501,6 +504,9 @@ class Clara:
         if self.web_search is not None:
             search, self.web_search = self.web_search, None
             await search.aclose()
+        if self.github is not None:
+            github, self.github = self.github, None
+            await github.aclose()
         if self.consolidation is not None:
             consolidation, self.consolidation = self.consolidation, None
             await consolidation.stop()

@@ -9,20 +9,21 @@ replicas starting at once).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alembic import command
 from clara_core.errors import MigrationError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,20 @@ def script_directory() -> Path:
 
 
 def alembic_config() -> Config:
+    # alembic (with its templating and highlighting imports) costs ~0.4 s of CPU at
+    # start-up; it is only imported when a migration really has to run (see upgrade()).
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(script_directory()))
     return cfg
 
 
 def _run_command(engine: AsyncEngine, fn_name: str, revision: str):
+    from alembic.util.exc import CommandError
+
+    from alembic import command
+
     cfg = alembic_config()
 
     def run(sync_conn: Connection) -> None:
@@ -92,7 +101,43 @@ def _run_command(engine: AsyncEngine, fn_name: str, revision: str):
     return go()
 
 
+_REVISION = re.compile(r"^revision(?::[^=]*)?=\s*[\"']([^\"']+)[\"']", re.M)
+_DOWN = re.compile(r"^down_revision(?::[^=]*)?=\s*(?:None|[\"']([^\"']+)[\"'])", re.M)
+
+
+def _head_from_files() -> str | None:
+    """The head revision as the revision files name it, read without alembic; None
+    when that is not one clear answer (then alembic decides)."""
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for path in (script_directory() / "versions").glob("*.py"):
+        source = path.read_text()
+        rev, down = _REVISION.search(source), _DOWN.search(source)
+        if rev is None or down is None:
+            return None
+        revisions.add(rev.group(1))
+        if down.group(1):
+            downs.add(down.group(1))
+    heads = revisions - downs
+    return heads.pop() if len(heads) == 1 else None
+
+
+async def _current_revision(engine: AsyncEngine) -> str | None:
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    except ProgrammingError:
+        return None  # no alembic_version table: an empty database
+    return rows[0][0] if len(rows) == 1 else None
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> MigrationStatus:
+    if revision == "head":
+        # Every start but the first finds the schema at head: one query answers that,
+        # without importing alembic.
+        head = _head_from_files()
+        if head is not None and await _current_revision(engine) == head:
+            return MigrationStatus(current=head, head=head, pending=[])
     before = await status(engine)
     if before.pending or revision != "head":
         await _run_command(engine, "upgrade", revision)
@@ -108,6 +153,9 @@ async def downgrade(engine: AsyncEngine, revision: str) -> MigrationStatus:
 
 
 async def status(engine: AsyncEngine) -> MigrationStatus:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()
     if head is None:

@@ -484,6 +484,20 @@ async def measure_reads(
         times, results = await timed(n, warmup, warm_call)
         short = sum(1 for r in results if len(r) < k)
         out.append(Latency(f"WarmStore.search limit={k}, {label}", times, short=short))
+    if mm.retrieval.lexical:
+        # The lexical leg alone (it runs beside the vector leg in get_context).
+        for label, user in (("100k-memory user", MAIN_USER), ("100-memory user", SMALL_USER)):
+
+            async def lexical_call(i: int, user: str = user) -> Any:
+                return await mm.warm.lexical_search(
+                    user,
+                    queries[(i + 13) % len(queries)][0],
+                    limit=k,
+                    max_matches=mm.retrieval.lexical_max_matches,
+                )
+
+            times, _ = await timed(n, warmup, lexical_call)
+            out.append(Latency(f"WarmStore.lexical_search limit={k}, {label}", times))
     return out
 
 
@@ -638,6 +652,8 @@ async def run(args: argparse.Namespace) -> Report:
     async with services() as svc:
         await apply_pg_settings(svc, args.pg_set)
         mm = make_manager(svc, embedder, clock=lambda: NOW)
+        if args.retrieval == "vector":  # the pre-issue-14 ranking, for a before/after
+            mm.retrieval = mm.retrieval.off()
         await mm.initialize(watch=False)
         try:
             log(f"loading {plan.total:,} memories ({args.load}, HNSW {args.index}) ...")
@@ -737,6 +753,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--small-batch", type=int, default=10, help="rows per store_many call (other users)"
     )
     p.add_argument("--load", choices=("store_many", "copy"), default="store_many")
+    p.add_argument(
+        "--retrieval",
+        choices=("default", "vector"),
+        default="default",
+        help="default: hybrid retrieval as shipped; vector: the vector leg alone",
+    )
     p.add_argument("--index", choices=("online", "after"), default="online")
     p.add_argument("--slice", type=int, default=10_000, help="store_many rows after a COPY")
     p.add_argument(

@@ -1,6 +1,13 @@
 """Retrieval quality of Cortex: which ranking finds the memories a question needs?
 
-Dataset: ``bench/datasets/retrieval_conversations.json`` — ten invented users'
+Default dataset: ``bench/datasets/long_conversations.json`` (issue 14, generated
+by ``bench/datasets/make_long_conversations.py``): long multi-session chats,
+840 questions in four categories, compared against BM25, PostgreSQL full text
+and plain cosine, with the ablation of each retrieval step — see
+``bench/retrieval_long.py`` for that protocol.
+
+``--dataset bench/datasets/retrieval_conversations.json`` runs the earlier,
+smaller replay described below: ten invented users'
 messages to Clara over nine months (each message one memory) and 165 questions,
 each asked at a point in time, with the turns that answer it.
 
@@ -30,7 +37,9 @@ Metrics: recall@5 and recall@10 (share of a question's answer turns in the top
 hit@1.  ``get_context`` runs ``quick_reject`` first; a question it skipped
 would count as a miss (the count is printed).
 
-``python bench/retrieval_quality.py [--filler 200] [--json out.json] [--misses]``
+``python bench/retrieval_quality.py [--users N] [--configs sweep] [--json out.json]``;
+``python bench/retrieval_quality.py --dataset bench/datasets/retrieval_conversations.json
+[--filler 200] [--misses]`` for the small replay.
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ from clara_core.cortex.embedding.local_onnx import LocalOnnxEmbedder  # noqa: E4
 from clara_core.cortex.manager import MemoryManager, NewMemory  # noqa: E402
 from clara_core.cortex.scoring import RetrievalWeights  # noqa: E402
 
-DATASET = ROOT / "bench" / "datasets" / "retrieval_conversations.json"
+DATASET = ROOT / "bench" / "datasets" / "long_conversations.json"
 LIMIT = 10
 RRF_K = 60
 LEG_DEPTH = 30  # candidates per leg before fusion
@@ -438,11 +447,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write the figures to this file")
     p.add_argument("--misses", action="store_true", help="list the default's misses")
     p.add_argument("--filler", type=int, default=0, help="everyday chatter memories added per user")
+    p.add_argument("--users", type=int, default=0, help="long set: only the first N users")
+    p.add_argument(
+        "--configs", default="", help="long set: comma-separated configuration names to run"
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv or [])
+    if "asked_at" in json.loads(args.dataset.read_text()):
+        from bench.retrieval_long import main_long  # the issue-14 protocol
+
+        main_long(args)
+        return
     scores, questions, info = asyncio.run(run(args.dataset, args.filler))
     print_table(scores, info)
     if args.misses:

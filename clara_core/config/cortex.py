@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
+
+from clara_core.ids import LOCAL_EMBEDDER_DIMS as NATIVE_DIMS
 
 from .base import ClaraSettingsBase
 
@@ -47,6 +49,46 @@ class CortexSettings(ClaraSettingsBase):
     )
     cortex_max_retrieved: int = Field(
         15, ge=1, le=100, description="Memories retrieved into the prompt per turn."
+    )
+    # Hybrid retrieval (clara_core/cortex/retrieval.py, issue 14); the defaults are the
+    # ones measured on bench/datasets/long_conversations.json (docs/benchmarks.md).
+    cortex_lexical_search: bool = Field(
+        True,
+        description="Fuse a full-text (keyword) leg with the vector search, so names and places in a question count.",
+    )
+    cortex_lexical_weight: float = Field(
+        1.0,
+        ge=0,
+        le=5,
+        description="Weight of the keyword ranking against the vector ranking (1.0) in the fusion.",
+    )
+    cortex_generic_penalty: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Score multiplier for memories with almost no content words ('That's awesome!'); 1 = off.",
+    )
+    cortex_time_boost: float = Field(
+        1.5,
+        ge=1,
+        le=10,
+        description="Score multiplier for memories inside a time the question names ('last May'); 1 = off.",
+    )
+    cortex_diversity: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="How strongly near-duplicate memories are kept out of one result list (MMR); 0 = off.",
+    )
+    cortex_contextual_embedding: bool = Field(
+        False,
+        description="Embed a memory with its metadata speaker and context (the turns before it) when given.",
+    )
+    cortex_context_weight: float = Field(
+        0.5,
+        ge=0,
+        le=2,
+        description="Weight of a contextual memory's context vector blended into its own.",
     )
     cortex_outbox_dir: Path | None = Field(
         None,
@@ -95,6 +137,20 @@ class CortexSettings(ClaraSettingsBase):
         500, ge=10, description="Most memories one consolidation step reads per user."
     )
     cortex_max_concurrent_users: int = Field(5, ge=1, description="Users consolidated at once.")
+
+    @field_validator("cortex_embedding_dims")
+    @classmethod
+    def _dims_the_embedder_makes(cls, v: int, info: ValidationInfo) -> int:
+        # The local model has one fixed width; finding that out only when the embedder
+        # loads (after storage started) made it a late exit 1 instead of a config error.
+        # The provider field is declared (and so validated) before this one.
+        if info.data.get("cortex_embedding_provider") == "local" and v != NATIVE_DIMS:
+            raise ValueError(
+                f"the local embedder makes {NATIVE_DIMS}-dimensional vectors; set "
+                f"CORTEX_EMBEDDING_DIMS={NATIVE_DIMS}, or CORTEX_EMBEDDING_PROVIDER=openai "
+                "for other sizes"
+            )
+        return v
 
     @field_validator("cortex_retrieval_weights", mode="before")
     @classmethod

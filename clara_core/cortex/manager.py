@@ -33,7 +33,15 @@ from .outbox import Outbox
 from .ports import Embedder
 from .projects import ProjectStore
 from .rejection import quick_reject
-from .retrieval import RetrievalConfig, adjust, diversify, embedding_text, fuse
+from .retrieval import (
+    RetrievalConfig,
+    adjust,
+    blend,
+    context_text,
+    diversify,
+    embedding_text,
+    fuse,
+)
 from .retrieval_time import time_window
 from .scoring import RetrievalWeights, retrieval_score, working_ttl
 from .types import (
@@ -462,16 +470,10 @@ class MemoryManager:
         depth = limit * cfg.candidate_factor
         window = time_window(query, self.clock()) if cfg.time_boost != 1.0 else None
 
-        def vector(since: datetime | None = None, before: datetime | None = None) -> Any:
+        def vector() -> Any:
             return self._warm_read(
                 lambda: self.warm.search(
-                    user_id,
-                    vec,
-                    limit=depth,
-                    memory_types=memory_types,
-                    project_id=project_id,
-                    since=since,
-                    before=before,
+                    user_id, vec, limit=depth, memory_types=memory_types, project_id=project_id
                 ),
                 [],
             )
@@ -487,12 +489,26 @@ class MemoryManager:
                     memory_types=memory_types,
                     project_id=project_id,
                     max_matches=cfg.lexical_max_matches,
+                    common_share=cfg.lexical_common_share,
                 ),
                 [],
             )
 
         async def dated() -> list[Memory]:
-            return [] if window is None else await vector(*window)
+            if window is None:
+                return []
+            return await self._warm_read(
+                lambda: self.warm.search_window(
+                    user_id,
+                    vec,
+                    since=window[0],
+                    before=window[1],
+                    limit=depth,
+                    memory_types=memory_types,
+                    project_id=project_id,
+                ),
+                [],
+            )
 
         # The legs are independent reads: concurrently, so the slowest one sets
         # the latency, not their sum.
@@ -727,18 +743,7 @@ class MemoryManager:
             for i, it in enumerate(checked)
         ]
 
-        vectors = (
-            given
-            if given is not None
-            else await self._embed_or_none(
-                [
-                    embedding_text(
-                        m.content, m.metadata, contextual=self.retrieval.contextual_embedding
-                    )
-                    for m in memories
-                ]
-            )
-        )
+        vectors = given if given is not None else await self._embed_memories(memories)
 
         supersede = [m.supersedes for m in memories if m.supersedes]
         warm_write = self.writer.add(
@@ -771,6 +776,23 @@ class MemoryManager:
             )
             for m in memories
         ]
+
+    async def _embed_memories(self, memories: Sequence[Memory]) -> list[list[float] | None]:
+        """One batch: each memory's text and, for contextual memories, its context,
+        blended (clara_core/cortex/retrieval.py)."""
+        on = self.retrieval.contextual_embedding
+        texts = [embedding_text(m.content, m.metadata, contextual=on) for m in memories]
+        contexts = [context_text(m.metadata, contextual=on) for m in memories]
+        extra = [c for c in contexts if c is not None]
+        vectors = await self._embed_or_none(texts + extra)
+        own, context_vectors = vectors[: len(texts)], iter(vectors[len(texts) :])
+        out: list[list[float] | None] = []
+        for vec, ctx in zip(own, contexts, strict=True):
+            ctx_vec = next(context_vectors) if ctx is not None else None
+            if vec is not None and ctx_vec is not None:
+                vec = blend(vec, ctx_vec, self.retrieval.context_weight)
+            out.append(vec)
+        return out
 
     async def _embed_or_none(self, texts: list[str]) -> list[list[float] | None]:
         try:

@@ -15,6 +15,7 @@ reaches another user's row.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -98,6 +99,9 @@ def _row(memory: Memory, embedding: Sequence[float] | None, model: str | None) -
     }
 
 
+#: How long the list of very common words (WarmStore.common_terms) is reused.
+COMMON_TERMS_TTL_S = 600.0
+
 #: hnsw.ef_search every connection starts with (storage.db.SESSION_OPTIONS).
 DEFAULT_EF_SEARCH = 100
 
@@ -109,6 +113,7 @@ class WarmStore:
         self.ef_search = ef_search
         #: Searches that came back short from HNSW and were answered by an exact scan.
         self.exact_fallbacks = 0
+        self._common: dict[float, tuple[float, list[str]]] = {}
 
     # -- writes ---------------------------------------------------------------
 
@@ -324,6 +329,152 @@ class WarmStore:
             # bench/cortex.py saw in 6 of 1000 searches over near-duplicate vectors.
             found = await self._run_search(stmt, distance, limit, exact=True)
         return found
+
+    async def search_window(
+        self,
+        user_id: str,
+        query: Sequence[float],
+        *,
+        since: datetime | None,
+        before: datetime | None,
+        limit: int = 20,
+        memory_types: Sequence[MemoryType] | None = None,
+        project_id: str | None = None,
+        max_rows: int = 1000,
+    ) -> list[Memory]:
+        """The user's memories created in [``since``, ``before``), nearest to ``query``:
+        the time leg of a dated question.  An exact ranking of the window's newest
+        ``max_rows`` (the (user_id, created_at) index reads them), so its cost is
+        bounded however many memories the user has."""
+        inner = select(*_COLUMNS, MemoryRecord.embedding).where(
+            MemoryRecord.user_id == check_user_id(user_id),
+            MemoryRecord.status == MemoryStatus.ACTIVE.value,
+            MemoryRecord.embedding.is_not(None),
+        )
+        if memory_types:
+            inner = inner.where(MemoryRecord.memory_type.in_([t.value for t in memory_types]))
+        if project_id is not None:
+            inner = inner.where(MemoryRecord.project_id == _uuid(project_id))
+        if since is not None:
+            inner = inner.where(MemoryRecord.created_at >= since)
+        if before is not None:
+            inner = inner.where(MemoryRecord.created_at < before)
+        # The subquery's LIMIT keeps HNSW out of it: the index can only order the
+        # whole table, and would walk the graph for a few rows of the window.
+        newest = inner.order_by(MemoryRecord.created_at.desc()).limit(max_rows).subquery()
+        distance = newest.c.embedding.cosine_distance(list(query)).label("distance")
+        cols = [c for c in newest.c if c.name != "embedding"]
+        stmt = select(*cols, distance).order_by(distance).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_memory(r, 1.0 - float(r.distance)) for r in rows]
+
+    async def common_terms(self, share: float) -> list[str]:
+        """Lexemes in more than ``share`` of all memories, from PostgreSQL's own
+        statistics on content_tsv (ANALYZE keeps them; none before the first).
+        Such a word says almost nothing about which memory answers (its IDF is near
+        0), yet its posting list is what a keyword lookup spends its time on: the
+        lexical leg leaves them out.  Cached for ``COMMON_TERMS_TTL_S``."""
+        now = time.monotonic()
+        cached = self._common.get(share)
+        if cached is not None and now - cached[0] < COMMON_TERMS_TTL_S:
+            return cached[1]
+        sql = text(
+            "SELECT e.elem FROM pg_stats s, unnest("
+            "  CAST(CAST(s.most_common_elems AS text) AS text[]), s.most_common_elem_freqs"
+            ") AS e(elem, freq) "
+            "WHERE s.schemaname = current_schema() AND s.tablename = 'memories' "
+            "AND s.attname = 'content_tsv' AND e.freq > :share"
+        )
+        async with self.engine.connect() as conn:
+            terms = [str(t) for t in (await conn.execute(sql, {"share": share})).scalars()]
+        self._common[share] = (now, terms)
+        return terms
+
+    async def lexical_search(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        limit: int = 20,
+        memory_types: Sequence[MemoryType] | None = None,
+        project_id: str | None = None,
+        max_matches: int = 200,
+        common_share: float = 0.05,
+    ) -> list[Memory]:
+        """The user's own active memories sharing words with ``query``, best first.
+
+        Any content word of the query may match (OR): a question rarely repeats every
+        word of the turn that answers it.  Each matched word counts by its rarity
+        among the memories that share a word with the query (BM25's IDF), the idea
+        that PostgreSQL's ts_rank lacks: a name said once outranks "made" said a hundred
+        times.  One index scan: at most ``max_matches`` matching rows are read, and
+        both the df counts and the ranking work on those, so a user with 100k
+        memories costs what one with 500 does (df is then approximate).
+        ``similarity`` is left None: this leg knows words, not meaning."""
+        if not query.strip():
+            return []
+        params: dict[str, Any] = {
+            "u": check_user_id(user_id),
+            "q": query,
+            "cap": max_matches,
+            "k": limit,
+            "skip": await self.common_terms(common_share) if common_share < 1 else [],
+        }
+        extra = ""
+        if memory_types:
+            extra += " AND m.memory_type = ANY(:types)"
+            params["types"] = [t.value for t in memory_types]
+        if project_id is not None:
+            extra += " AND m.project_id = :pid"
+            params["pid"] = _uuid(project_id)
+        cols = ", ".join(f"m.{c.expression.name}" for c in _COLUMNS)
+        # One round trip.  The query's lexemes come from the same english parser
+        # that made content_tsv (stop words dropped, stems matched), then each is
+        # re-quoted under 'simple' so it matches as is; 32 at most, so a pasted
+        # essay does not become a 500-way OR.
+        sql = text(
+            f"""
+            WITH terms AS MATERIALIZED (
+                SELECT t, to_tsquery('simple', quote_literal(t)) AS tq
+                FROM unnest(tsvector_to_array(to_tsvector('english', :q))) AS t
+                WHERE t <> ALL(CAST(:skip AS text[]))
+                LIMIT 32
+            ), matched AS MATERIALIZED (
+                SELECT m.id, m.content_tsv FROM memories m
+                WHERE m.user_id = :u AND m.status = 'active' {extra}
+                  AND m.content_tsv @@ (
+                    SELECT to_tsquery('simple', string_agg(quote_literal(t), ' | ')) FROM terms
+                  )
+                LIMIT :cap
+            ), weighted AS MATERIALIZED (
+                -- Every memory holding a query word matches the OR query, so (up to
+                -- the cap) counting within the matches gives the word's df.  BM25's
+                -- idf, with N = the memories sharing any word with the query (the
+                -- user's total would cost a count over all their rows).  MATERIALIZED:
+                -- inlined, the counts were redone for every matched row (6 s at 100k).
+                SELECT w.tq, ln(1.0 + ((SELECT count(*) FROM matched) - w.n + 0.5) / (w.n + 0.5))
+                    AS idf
+                FROM (
+                    SELECT tq, (SELECT count(*) FROM matched x WHERE x.content_tsv @@ terms.tq)
+                        AS n
+                    FROM terms
+                ) AS w
+            ), ranked AS (
+                SELECT x.id, (SELECT sum(w.idf) FROM weighted w WHERE x.content_tsv @@ w.tq)
+                    AS lexical
+                FROM matched x
+                ORDER BY lexical DESC
+                LIMIT :k
+            )
+            SELECT {cols}, r.lexical
+            FROM ranked r JOIN memories m ON m.id = r.id
+            ORDER BY r.lexical DESC, m.created_at DESC
+            """
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sql, params)).all()
+        return [_memory(r) for r in rows]
 
     async def search_project(
         self,

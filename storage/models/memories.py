@@ -9,6 +9,7 @@ from typing import Any
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     CheckConstraint,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -19,7 +20,7 @@ from sqlalchemy import (
     Uuid,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, TimestampMixin, utcnow
@@ -46,6 +47,10 @@ class MemoryRecord(TimestampMixin, Base):
             postgresql_using="hnsw",
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
+        # The lexical retrieval leg (clara_core/cortex/retrieval.py): GIN over the user
+        # and the generated tsvector (btree_gin), so a keyword match reads only the
+        # user's matching memories (migration 0005).
+        Index("ix_memories_user_content_tsv", "user_id", "content_tsv", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -71,6 +76,10 @@ class MemoryRecord(TimestampMixin, Base):
         "metadata", JSONB, default=dict, server_default="{}"
     )
     embedding_model: Mapped[str | None] = mapped_column(String(64))
+    # Written by PostgreSQL from content (migration 0005); never set by Clara.
+    content_tsv: Mapped[Any | None] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('english'::regconfig, content)", persisted=True)
+    )
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
     )

@@ -7,6 +7,7 @@ only when everything needed to run is in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -242,6 +243,30 @@ async def _check_llm(settings: Settings) -> list[Check]:
     return checks
 
 
+async def _check_sandbox(settings: Settings) -> Check:
+    """Which code sandbox SANDBOX_MODE gets here, and why (the manager's sentence).
+
+    Optional: without one Clara runs, just without the code tools."""
+    from sandbox.base import SandboxUnavailable
+    from sandbox.manager import select_backend
+
+    try:
+        # probe: decide without touching the sandboxes a running Clara owns.
+        backend, why = await select_backend(settings, probe=True)
+    except SandboxUnavailable as exc:
+        return Check(
+            "sandbox",
+            False,
+            f"off, the code tools are not offered: {exc} (see docs/sandbox.md)",
+            required=False,
+        )
+    except Exception as exc:  # e.g. DOCKER_SANDBOX_MEMORY unparsable
+        return Check("sandbox", False, f"{type(exc).__name__}: {exc}", required=False)
+    with contextlib.suppress(Exception):  # only letting go of a client; the answer stands
+        await backend.close()
+    return Check("sandbox", True, why, required=False)
+
+
 def _redactor(settings: Settings | None) -> Redactor:
     """Every secret doctor could print: the configured ones and those inside URLs."""
     if settings is None:
@@ -263,12 +288,13 @@ async def run_doctor(settings: Settings | None, config_error: ConfigError | None
         data_dir = await asyncio.to_thread(_data_dir_check, settings)
         checks.append(data_dir)
         embedded = settings.database_url is None or settings.redis_url is None
-        storage_checks, discord_check, llm_checks = await asyncio.gather(
+        storage_checks, discord_check, llm_checks, sandbox_check = await asyncio.gather(
             _check_storage(settings) if data_dir.ok or not embedded else _storage_skipped(),
             _check_discord(settings),
             _check_llm(settings),
+            _check_sandbox(settings),
         )
-        checks += [*storage_checks, discord_check, *llm_checks]
+        checks += [*storage_checks, discord_check, *llm_checks, sandbox_check]
     # Last line of defence: whatever a check or a library put in a detail, no secret
     # (URL credentials, ?api_key=..., a configured key) reaches the terminal.
     redact = _redactor(settings)

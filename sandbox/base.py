@@ -93,6 +93,9 @@ class FileInfo:
     path: str  # relative to the workspace, "/"-separated
     size: int
     is_dir: bool
+    #: Modification time in ns (0: unknown, e.g. an older sandbox service).  Lets
+    #: the tools notice a file a command rewrote at the same size (a re-drawn plot).
+    mtime_ns: int = 0
 
 
 class OutputCap:

@@ -94,6 +94,7 @@ class DockerBackend:
         client: Any | None = None,
         uid_base: int = 200_000,
         uid_count: int = 50_000,
+        remove_stale: bool = True,
     ) -> None:
         self.root = Path(root).absolute()
         self.limits = limits
@@ -115,7 +116,8 @@ class DockerBackend:
         self._boxes: dict[str, _Box] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._hard_quota = can_hard_quota()
-        self._remove_stale()
+        if remove_stale:  # not for `doctor`'s probe: a running bot owns them
+            self._remove_stale()
         log.info(
             "docker sandbox: image=%s root=%s network=%s hard quota=%s",
             image,

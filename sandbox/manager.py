@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -242,10 +243,12 @@ def limits_from_settings(settings: Any) -> SandboxLimits:
     )
 
 
-def _make_docker(settings: Any, root: Path, limits: SandboxLimits) -> Backend:
+def _make_docker(
+    settings: Any, root: Path, limits: SandboxLimits, *, probe: bool = False
+) -> Backend:
     from .docker import DockerBackend
 
-    return DockerBackend(root, limits, image=settings.docker_sandbox_image)
+    return DockerBackend(root, limits, image=settings.docker_sandbox_image, remove_stale=not probe)
 
 
 def _make_bwrap(settings: Any, root: Path, limits: SandboxLimits) -> Backend:
@@ -274,11 +277,14 @@ async def _make_remote(settings: Any) -> Backend:
     return backend
 
 
-async def select_backend(settings: Any) -> tuple[Backend, str]:
+async def select_backend(settings: Any, *, probe: bool = False) -> tuple[Backend, str]:
     """The backend SANDBOX_MODE asks for, and a sentence saying why (for logs/doctor).
 
-    Raises SandboxUnavailable (with every reason) when none can run.
+    Raises SandboxUnavailable (with every reason) when none can run.  ``probe``
+    (``doctor``): decide only, touching nothing a running Clara owns (Docker's
+    stale-container sweep is skipped); close the backend afterwards.
     """
+    make_docker = partial(_make_docker, probe=probe)
     mode = settings.sandbox_mode
     limits = limits_from_settings(settings)
     root = Path(settings.sandbox_dir).absolute()
@@ -296,12 +302,12 @@ async def select_backend(settings: Any) -> tuple[Backend, str]:
             reasons.append(f"remote: {exc}")
             log.warning("remote sandbox unusable (%s); trying Docker, then bwrap", exc)
     if mode == "local":
-        backend = await asyncio.to_thread(_make_docker, settings, root, limits)
+        backend = await asyncio.to_thread(make_docker, settings, root, limits)
         return backend, "docker (SANDBOX_MODE=local)"
     if mode == "bwrap":
         backend = await asyncio.to_thread(_make_bwrap, settings, root, limits)
         return backend, "bwrap (SANDBOX_MODE=bwrap)"
-    for name, make in (("docker", _make_docker), ("bwrap", _make_bwrap)):
+    for name, make in (("docker", make_docker), ("bwrap", _make_bwrap)):
         try:
             backend = await asyncio.to_thread(make, settings, root, limits)
         except SandboxUnavailable as exc:

@@ -253,7 +253,7 @@ class Workspace:
             for name in sorted(os.listdir(dfd)):
                 st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
                 rel = f"{prefix}/{name}" if prefix else name
-                out.append(FileInfo(rel, st.st_size, stat.S_ISDIR(st.st_mode)))
+                out.append(FileInfo(rel, st.st_size, stat.S_ISDIR(st.st_mode), st.st_mtime_ns))
         finally:
             os.close(dfd)
         return out

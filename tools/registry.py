@@ -41,11 +41,27 @@ class ToolContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+#: ``ToolContext.extras`` key, set by an adapter that attaches ``ToolResult.attachments``
+#: to its reply (Discord); the value is the largest upload it takes, in bytes.  Absent:
+#: the chat shows no files, so tools make none and never tell the model they did.
+REPLY_FILES_KEY = "reply_files_max_bytes"
+
+
+@dataclass(frozen=True)
+class ToolAttachment:
+    """A file a tool made for the *user* (a plot the code saved, long output):
+    the adapter attaches it to the reply; the model only reads ``content``."""
+
+    filename: str
+    data: bytes
+
+
 @dataclass
 class ToolResult:
     content: str
     is_error: bool = False
     duration_s: float = 0.0
+    attachments: list[ToolAttachment] = field(default_factory=list)
 
 
 ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable["ToolResult | str"]]
@@ -60,6 +76,8 @@ class Tool:
     admin_only: bool = False
     timeout: float = 120.0
     source: str = "builtin"  # or "mcp:<server>", for listings
+    #: What the user is told while it runs ("running Python"); None: "running <name>".
+    activity: str | None = None
 
     @property
     def spec(self) -> ToolSpec:

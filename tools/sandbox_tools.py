@@ -6,6 +6,13 @@ unzip_file) and turns results into text the model can act on:
 
 - ``execute_python``: what the program printed, verbatim — stdout, then
   stderr and the exit status when non-zero; a timeout or kill is said plainly.
+- What a run leaves for the *user* comes back as ``ToolResult.attachments``
+  (the adapter attaches them to the reply; the model is told their names):
+  every image file in the top folder of the workspace that the command created
+  or rewrote (compared by size and mtime before and after), and the whole
+  output as ``output.txt`` when it is too long to read in a chat message.
+  Only when the adapter attaches files to its reply (``REPLY_FILES_KEY`` in
+  the context) and within its upload limit.
 - Sandbox errors a user or the model can fix (bad path, full workspace, all
   sandboxes busy) become ``ToolError`` with what to do; nothing else of the
   sandbox's internals reaches the model.
@@ -25,6 +32,7 @@ from typing import Any
 
 from sandbox.base import (
     ExecResult,
+    FileInfo,
     SandboxBusy,
     SandboxError,
     SandboxPathError,
@@ -33,13 +41,32 @@ from sandbox.base import (
 from sandbox.manager import SandboxManager
 from sandbox.packages import PackageError, PackageInstaller
 from sandbox.workspace import split_rel
+from storage.local_files import human_size
 
-from .registry import Tool, ToolContext, ToolError, ToolRegistry
+from .registry import (
+    REPLY_FILES_KEY,
+    Tool,
+    ToolAttachment,
+    ToolContext,
+    ToolError,
+    ToolRegistry,
+    ToolResult,
+)
 
 log = logging.getLogger(__name__)
 
 READ_LIMIT = 100 * 1024  # bytes of a file shown to the model
 WRITE_LIMIT = 10 * 1024 * 1024
+
+#: Files a run leaves that the user wants to *see* (a matplotlib plot).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg")
+#: Discord takes at most 10 files per message; one place is kept for output.txt.
+MAX_IMAGES = 9
+#: Output longer than this is unreadable in a chat reply (a Discord message holds
+#: 2,000 characters, and the model's answer wraps it): the user gets it as a file.
+LONG_OUTPUT_CHARS = 1500
+LONG_OUTPUT_LINES = 40
+OUTPUT_FILENAME = "output.txt"
 
 # Extracting with the sandbox's own Python: zipfile drops absolute paths and
 # ".." components, and never creates symlinks.
@@ -81,6 +108,78 @@ def _user(ctx: ToolContext) -> str:
     return ctx.user_id
 
 
+Snapshot = dict[str, tuple[int, int]]  # image path -> (size, mtime_ns)
+
+
+def _images(files: list[FileInfo]) -> Snapshot:
+    return {
+        f.path: (f.size, f.mtime_ns)
+        for f in files
+        if not f.is_dir and f.path.lower().endswith(IMAGE_SUFFIXES)
+    }
+
+
+async def _snapshot(manager: SandboxManager, user: str) -> Snapshot | None:
+    """The workspace's top-level images; None when it cannot be listed (then no
+    artifacts are collected: a missing "before" would make every image look new)."""
+    try:
+        return _images(await manager.list_files(user, "."))
+    except SandboxError as exc:
+        log.info("not collecting images of %s's run: %s", user, exc)
+        return None
+
+
+def _is_long(text: str) -> bool:
+    return len(text) > LONG_OUTPUT_CHARS or text.count("\n") > LONG_OUTPUT_LINES
+
+
+async def _artifacts(
+    manager: SandboxManager,
+    user: str,
+    before: Snapshot,
+    text: str,
+    limit: int,
+) -> tuple[list[ToolAttachment], list[str]]:
+    """What the run leaves for the user, and notes telling the model about it."""
+    after = await _snapshot(manager, user)
+    if after is None:
+        return [], []
+    made = sorted(path for path, sig in after.items() if before.get(path) != sig)
+    files: list[ToolAttachment] = []
+    skipped: list[str] = []
+    for path in made:
+        size = after[path][0]
+        if len(files) >= MAX_IMAGES or size > limit:
+            skipped.append(f"{path} ({human_size(size)})")
+            continue
+        try:
+            data = await manager.get_file(user, path, max_bytes=limit)
+        except SandboxError as exc:  # removed or grown since the listing
+            log.info("image %s of %s not attached: %s", path, user, exc)
+            skipped.append(path)
+            continue
+        files.append(ToolAttachment(path, data))
+    notes = []
+    if files:
+        notes.append(
+            "images attached to your reply for the user to see: "
+            + ", ".join(f.filename for f in files)
+        )
+    if skipped:
+        notes.append(
+            "not attached (over the chat's limit of "
+            f"{MAX_IMAGES} images or {human_size(limit)}): " + ", ".join(skipped)
+        )
+    data = text.encode()
+    if _is_long(text) and len(data) <= limit:
+        files.append(ToolAttachment(OUTPUT_FILENAME, data))
+        notes.append(
+            f"the whole output is attached to your reply as {OUTPUT_FILENAME}; "
+            "quote only the part that answers the question"
+        )
+    return files, notes
+
+
 async def _guard(coro: Any) -> Any:
     """Run a sandbox call, turning what the user/model can fix into ToolError."""
     try:
@@ -107,20 +206,30 @@ def sandbox_tools(manager: SandboxManager, *, exec_timeout: float = 30.0) -> lis
     # The registry's own timeout is a backstop above the command's.
     tool_timeout = exec_timeout + 30
 
-    async def execute_python(args: dict[str, Any], ctx: ToolContext) -> str:
+    async def run(
+        ctx: ToolContext, argv: list[str], *, stdin: bytes | None, timeout: float
+    ) -> ToolResult:
+        user = _user(ctx)
+        # Only a chat that attaches files to its reply gets them (see REPLY_FILES_KEY).
+        limit = ctx.extras.get(REPLY_FILES_KEY)
+        before = await _snapshot(manager, user) if isinstance(limit, int) else None
+        result = await _guard(manager.exec(user, argv, stdin=stdin, timeout=timeout))
+        text = format_exec(result)
+        if before is None or not isinstance(limit, int):
+            return ToolResult(text)
+        files, notes = await _artifacts(manager, user, before, text, limit)
+        if notes:
+            text = text.rstrip("\n") + "\n" + "\n".join(f"[{note}]" for note in notes)
+        return ToolResult(text, attachments=files)
+
+    async def execute_python(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         timeout = _timeout(args, manager, exec_timeout)
         # The code goes in on stdin: no temporary file in the user's workspace.
-        result = await _guard(
-            manager.exec(_user(ctx), ["python3", "-"], stdin=args["code"].encode(), timeout=timeout)
-        )
-        return format_exec(result)
+        return await run(ctx, ["python3", "-"], stdin=args["code"].encode(), timeout=timeout)
 
-    async def run_shell(args: dict[str, Any], ctx: ToolContext) -> str:
+    async def run_shell(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         timeout = _timeout(args, manager, exec_timeout)
-        result = await _guard(
-            manager.exec(_user(ctx), ["sh", "-c", args["command"]], timeout=timeout)
-        )
-        return format_exec(result)
+        return await run(ctx, ["sh", "-c", args["command"]], stdin=None, timeout=timeout)
 
     async def read_file(args: dict[str, Any], ctx: ToolContext) -> str:
         data = await _guard(manager.get_file(_user(ctx), args["path"], max_bytes=WRITE_LIMIT))
@@ -169,7 +278,9 @@ def sandbox_tools(manager: SandboxManager, *, exec_timeout: float = 30.0) -> lis
             description=(
                 "Run Python 3 code in the user's private sandbox (no network; files persist in "
                 "/workspace between calls). Returns exactly what the program printed: stdout, "
-                "then stderr and the exit status when it failed. Print what you need to see."
+                "then stderr and the exit status when it failed. Print what you need to see. "
+                "Images it saves in /workspace (e.g. plt.savefig('plot.png')) are attached to "
+                "your reply. Show the user the output in a code block."
             ),
             parameters={
                 "type": "object",
@@ -181,6 +292,7 @@ def sandbox_tools(manager: SandboxManager, *, exec_timeout: float = 30.0) -> lis
                 "additionalProperties": False,
             },
             handler=execute_python,
+            activity="running Python",
             timeout=tool_timeout,
             source="sandbox",
         ),
@@ -200,6 +312,7 @@ def sandbox_tools(manager: SandboxManager, *, exec_timeout: float = 30.0) -> lis
                 "additionalProperties": False,
             },
             handler=run_shell,
+            activity="running a shell command",
             timeout=tool_timeout,
             source="sandbox",
         ),
@@ -208,6 +321,7 @@ def sandbox_tools(manager: SandboxManager, *, exec_timeout: float = 30.0) -> lis
             description="Read a text file from the sandbox workspace (path relative to /workspace).",
             parameters=_path_schema(required=True),
             handler=read_file,
+            activity="reading a sandbox file",
             timeout=30,
             source="sandbox",
         ),
@@ -224,6 +338,7 @@ def sandbox_tools(manager: SandboxManager, *, exec_timeout: float = 30.0) -> lis
                 "additionalProperties": False,
             },
             handler=write_file,
+            activity="writing a sandbox file",
             timeout=30,
             source="sandbox",
         ),
@@ -232,6 +347,7 @@ def sandbox_tools(manager: SandboxManager, *, exec_timeout: float = 30.0) -> lis
             description="List a folder of the sandbox workspace (default: /workspace itself).",
             parameters=_path_schema(required=False),
             handler=list_files,
+            activity="listing sandbox files",
             timeout=30,
             source="sandbox",
         ),
@@ -251,6 +367,7 @@ def sandbox_tools(manager: SandboxManager, *, exec_timeout: float = 30.0) -> lis
                 "additionalProperties": False,
             },
             handler=unzip_file,
+            activity="unzipping",
             timeout=tool_timeout,
             source="sandbox",
         ),
@@ -280,6 +397,7 @@ def install_package_tool(installer: PackageInstaller) -> Tool:
             "additionalProperties": False,
         },
         handler=install_package,
+        activity="installing a package",
         timeout=installer.timeout + 60,
         source="sandbox",
     )

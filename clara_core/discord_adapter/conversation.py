@@ -39,7 +39,7 @@ from storage.local_files import LocalFileStore
 from storage.preferences import Preferences
 from storage.sessions import SessionInfo, SessionStore
 from tools.ports import FILE_POSTER_KEY
-from tools.registry import ToolContext
+from tools.registry import REPLY_FILES_KEY, ToolContext
 
 from .attachments import prepare_attachments
 from .chains import History, MessageCache, build_history, strip_mention, to_llm_message
@@ -47,7 +47,8 @@ from .channel_context import ChannelContext
 from .file_poster import DiscordFilePoster
 from .pacing import ChannelPacer, GlobalBudget, Priority
 from .queue import ChannelQueue, QueuedJob
-from .streaming import StreamingReply
+from .streaming import StreamingReply, upload_limit
+from .voice_messages import SPOKEN_NOTE, VoiceMessages
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ class ConversationHandler:
             llm=runner.llm,
             budget=budget,
         )
+        # Voice messages and audio attachments -> words (the model loads on first use).
+        self.voice = VoiceMessages(settings)
         self.files = LocalFileStore(
             settings.clara_files_dir,
             max_size=settings.clara_max_file_size,
@@ -306,7 +309,11 @@ class ConversationHandler:
                 channel_id=str(message.channel.id),
                 is_admin=is_admin(message.author),
                 platform="discord",
-                extras={FILE_POSTER_KEY: DiscordFilePoster(message, self.pacer)},
+                extras={
+                    FILE_POSTER_KEY: DiscordFilePoster(message, self.pacer),
+                    # Files the tools make (a plot) are attached to the reply.
+                    REPLY_FILES_KEY: upload_limit(message),
+                },
             ),
             history=history.messages,
             speaker=message.author.display_name if message.guild is not None else None,
@@ -327,7 +334,18 @@ class ConversationHandler:
     async def _answer(self, message: discord.Message, text: str) -> None:
         me = self.client.user
         assert me is not None
+        heard = await self.voice.hear(message)
+        if heard is not None:
+            if not heard.words and not text.strip():  # nothing heard, nothing typed
+                await self._notice(message, heard.notice().strip())
+                return
+            text = heard.text_for(text)  # the transcript is the user's words
         turn, history, session, notice = await self._prepare(message, text, me.id)
+        if heard is not None:
+            notice = heard.notice() + notice  # "> 🎙️ what she heard" tops the reply
+        spoken = self.voice.spoken_reply(message, text)  # also answer with a voice message?
+        if spoken is not None:
+            turn.context_notes.append(SPOKEN_NOTE)
         cut_note = "earlier messages in this thread are unavailable" if history.cut else None
         badge: str | None = None
         started = time.monotonic()
@@ -343,7 +361,7 @@ class ConversationHandler:
                 elif isinstance(event, TextDelta):
                     reply.append(event.text)
                 elif isinstance(event, ToolStarted):
-                    reply.set_status(f"⚙️ running {event.name}…")
+                    reply.set_status(f"⚙️ {event.activity or f'running {event.name}'}…")
                 elif isinstance(event, ToolFinished):
                     mark = "✅" if event.ok else "⚠️"
                     reply.set_status(f"{mark} {event.name} ({event.duration_s:.1f}s)")
@@ -354,12 +372,14 @@ class ConversationHandler:
                         if event.tool_model:
                             badge += f" (tools: {event.tool_model})"
                     footer = " · ".join(x for x in (badge, cut_note) if x) or None
-                    await reply.finish(notice + event.text, footer=footer)
+                    await reply.finish(notice + event.text, footer=footer, files=event.attachments)
                     for m in reply.messages:
                         self.cache.put(m)
                     await self._store(session, message, text, event.text, reply)
                     self.channel_context.after_reply(message.channel.id)
                     self._record(message, event.model, started, ok=True)
+                    if spoken is not None:
+                        await spoken.send(self.client, event.text, self.pacer)
                 elif isinstance(event, Failed):
                     await reply.finish(
                         reply.text + ("\n\n" if reply.text else "") + f"⚠️ {event.message}"
@@ -421,6 +441,7 @@ class ConversationHandler:
 
     async def close(self) -> None:
         await self.queue.close()
+        self.voice.close()
         await self.channel_context.close()
         if self._history_start is not None:
             self._history_start.cancel()

@@ -5,7 +5,10 @@ deltas; a background task renders the current state at most once per pacer
 slot: the answer split into <=2000-character messages (new messages are
 sent as the text overflows), plus one status line for tool progress.  The
 final render always carries the complete text; a very long answer is sent
-as a file with a short preview instead of a wall of messages.
+as a file with a short preview instead of a wall of messages.  Files the
+turn's tools made (a plot) are attached to the last message of the answer,
+within Discord's limits (10 files, the server's upload size); what does not
+fit is named in a line under the answer.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ import asyncio
 import contextlib
 import io
 import logging
+from collections.abc import Sequence
 
 import discord
+
+from storage.local_files import human_size
+from tools.registry import ToolAttachment
 
 from .pacing import ChannelPacer, Priority, request_priority
 from .splitting import DISCORD_LIMIT, split_message
@@ -26,6 +33,37 @@ FOOTER_ROOM = 120  # characters kept free in the last message for status/badge
 MAX_MESSAGES = 4  # beyond this, the full answer goes out as a file
 TYPING_EVERY_S = 8.0
 TYPING_AFTER_S = 1.0  # most models answer sooner: don't spend a request on typing
+MAX_FILES = 10  # Discord's attachments per message
+
+
+def upload_limit(message: discord.Message) -> int:
+    """Bytes one message may upload where ``message`` is: by the server's boost tier,
+    10 MiB in DMs."""
+    guild = message.guild
+    return (
+        guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+    )
+
+
+def fit_files(
+    files: Sequence[ToolAttachment], *, max_bytes: int, max_count: int = MAX_FILES
+) -> tuple[list[ToolAttachment], list[ToolAttachment]]:
+    """Split ``files`` into what one message can carry (in order) and what it can't."""
+    fitting: list[ToolAttachment] = []
+    left: list[ToolAttachment] = []
+    total = 0
+    for f in files:
+        if len(fitting) < max_count and total + len(f.data) <= max_bytes:
+            fitting.append(f)
+            total += len(f.data)
+        else:
+            left.append(f)
+    return fitting, left
+
+
+def _discord_files(files: Sequence[ToolAttachment]) -> list[discord.File]:
+    # A discord.File is spent once sent: build fresh ones for every request.
+    return [discord.File(io.BytesIO(f.data), filename=f.filename) for f in files]
 
 
 def _body(content: str) -> str:
@@ -85,8 +123,12 @@ class StreamingReply:
                 chunks = [extra]
         return chunks
 
-    async def _write(self, index: int, *, final: bool, file: discord.File | None = None) -> None:
-        """Bring message ``index`` up to date with the state *at write time*."""
+    async def _write(
+        self, index: int, *, final: bool, files: Sequence[ToolAttachment] = ()
+    ) -> None:
+        """Bring message ``index`` up to date with the state *at write time*; with
+        ``files``, the answer-as-file note (``_file_note``) and those attachments."""
+        file = _discord_files(files) if files else None
         if file is None and not self._needs_write(index, final):
             return  # unchanged: costs no write slot
         priority = Priority.EDIT if index < len(self.messages) else Priority.FIRST_MESSAGE
@@ -128,12 +170,12 @@ class StreamingReply:
             return False
         return index >= len(self.messages) or self.messages[index].content != chunks[index]
 
-    async def _http_write(self, index: int, content: str, file: discord.File | None) -> None:
+    async def _http_write(self, index: int, content: str, file: list[discord.File] | None) -> None:
         if index < len(self.messages):
-            kwargs = {"attachments": [file]} if file is not None else {}
+            kwargs = {"attachments": file} if file is not None else {}
             self.messages[index] = await self.messages[index].edit(content=content, **kwargs)
             return
-        extra = {"file": file} if file is not None else {}
+        extra = {"files": file} if file is not None else {}
         if not self.messages:
             msg = await self.reply_to.reply(content, mention_author=False, **extra)
         else:
@@ -205,15 +247,35 @@ class StreamingReply:
 
     # -- finishing -----------------------------------------------------------
 
-    async def finish(self, final_text: str, *, footer: str | None = None) -> None:
-        """Render the complete answer.  Never loses text: edits are retried, and when
-        editing doesn't work the answer is posted afresh (as a file when long)."""
+    async def finish(
+        self,
+        final_text: str,
+        *,
+        footer: str | None = None,
+        files: Sequence[ToolAttachment] = (),
+    ) -> None:
+        """Render the complete answer, ``files`` attached.  Never loses text: edits
+        are retried, and when editing doesn't work the answer is posted afresh (as a
+        file when long)."""
         await self._stop_updates()
-        self.text, self.status, self.footer = final_text, None, footer
+        self.text, self.status = final_text, None
+        as_file = len(self._render(final=True)) > MAX_MESSAGES
+        fitting, left = fit_files(
+            files,
+            max_bytes=upload_limit(self.reply_to) - (len(final_text.encode()) if as_file else 0),
+            max_count=MAX_FILES - (1 if as_file else 0),
+        )
+        if left:
+            names = ", ".join(f"{f.filename} ({human_size(len(f.data))})" for f in left)
+            note = f"not attached, over Discord's limits: {names}"
+            if len(note) > FOOTER_ROOM // 2:  # the badge shares the room kept under the text
+                note = f"{len(left)} files not attached, over Discord's limits"
+            footer = f"{footer}\n-# {note}" if footer else note
+        self.footer = footer
         chunks = self._render(final=True)
         if len(chunks) > MAX_MESSAGES:
             try:
-                await self._send_as_file(footer)
+                await self._send_as_file(footer, fitting)
                 return
             except Exception as exc:
                 log.warning(
@@ -231,6 +293,8 @@ class StreamingReply:
                     with contextlib.suppress(Exception):
                         await extra.delete()
                 del self.messages[len(chunks) :]
+                if fitting:
+                    await self._attach(fitting)
                 return
             except discord.HTTPException as exc:
                 log.warning("final edit failed (attempt %d): %s", attempt + 1, exc)
@@ -246,17 +310,46 @@ class StreamingReply:
                 break
         else:
             log.warning("final edit failed 3 times; posting the answer afresh")
-        await self._post_fresh(footer)
+        await self._post_fresh(footer, fitting)
 
-    async def _post_fresh(self, footer: str | None) -> None:
+    async def _attach(self, files: list[ToolAttachment]) -> None:
+        """Add ``files`` to the answer's last message (a reply of their own when the
+        answer has no message).  A refusal is logged and said under the answer: the
+        text is delivered already, and the model knows nothing of Discord's limits."""
+        try:
+            async with self.pacer.slot(self.channel.id, Priority.EDIT):
+                if self.messages:
+                    last = self.messages[-1]
+                    self.messages[-1] = await last.edit(attachments=_discord_files(files))
+                else:
+                    self.messages.append(
+                        await self.reply_to.reply(files=_discord_files(files), mention_author=False)
+                    )
+        except Exception as exc:
+            log.warning("could not attach %d file(s) (%s: %s)", len(files), type(exc).__name__, exc)
+            if not self.messages:
+                return
+            status = getattr(exc, "status", None)
+            why = "too large for this server" if status == 413 else "Discord refused them"
+            if status == 403:
+                why = "I may not attach files in this channel"
+            with contextlib.suppress(Exception):
+                last = self.messages[-1]
+                self.messages[-1] = await last.edit(
+                    content=f"{last.content}\n-# files not attached: {why}"[: self.limit]
+                )
+
+    async def _post_fresh(self, footer: str | None, files: Sequence[ToolAttachment] = ()) -> None:
         """The fallback route: the whole answer in new messages (a file when long),
         then the partial messages go, so the reader ends with one intact answer."""
         stale, self.messages = self.messages, []
         try:
             if len(self._render(final=True)) > MAX_MESSAGES:
-                await self._send_as_file(footer)
+                await self._send_as_file(footer, files)
             else:
                 await self._sync(final=True)
+                if files:
+                    await self._attach(list(files))
         except Exception as exc:
             # Nothing more to try; what was streamed stays visible.
             log.warning("could not deliver the final answer (%s: %s)", type(exc).__name__, exc)
@@ -266,14 +359,14 @@ class StreamingReply:
             with contextlib.suppress(Exception):
                 await old.delete()
 
-    async def _send_as_file(self, footer: str | None) -> None:
+    async def _send_as_file(self, footer: str | None, files: Sequence[ToolAttachment] = ()) -> None:
         preview = self.text[:1200].rsplit("\n", 1)[0]
         note = f"{preview}\n\n-# The full answer ({len(self.text):,} characters) is attached."
         if footer:
             note += f"\n-# {footer}"
-        attachment = discord.File(io.BytesIO(self.text.encode()), filename="clara-reply.md")
+        answer = ToolAttachment("clara-reply.md", self.text.encode())
         self._file_note = note[: self.limit]
-        await self._write(0, final=True, file=attachment)
+        await self._write(0, final=True, files=[answer, *files])
         for extra in self.messages[1:]:
             with contextlib.suppress(Exception):
                 await extra.delete()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from clara_core.llm.tiers import Tier
 from clara_core.llm.types import Usage
+from tools.registry import ToolAttachment
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class ToolStarted:
     call_id: str
     name: str
     step: int
+    activity: str | None = None  # what the user is told it does ("running Python")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class ToolFinished:
     ok: bool
     duration_s: float
     preview: str
+    #: Files it made for the user (a plot); ``Done.attachments`` gathers the turn's.
+    attachments: tuple[ToolAttachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class Done:
     #: The model that ran the tool steps, when not the one that answered (the
     #: low tier hands its tool-calling steps to the base model).
     tool_model: str | None = None
+    #: Files the turn's tools made for the user, for the adapter to attach to the
+    #: answer; one per file name (a plot re-drawn in a later step replaces the first).
+    attachments: tuple[ToolAttachment, ...] = ()
 
 
 @dataclass(frozen=True)

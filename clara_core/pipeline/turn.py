@@ -17,7 +17,7 @@ from clara_core.llm import types as llm
 from clara_core.llm.errors import LLMError
 from clara_core.llm.service import ChatRequest, LLMService
 from clara_core.llm.tiers import Tier, parse_tier_prefix
-from tools.registry import ToolContext, ToolRegistry, ToolResult
+from tools.registry import ToolAttachment, ToolContext, ToolRegistry, ToolResult
 
 from .events import Done, Failed, PipelineEvent, TextDelta, TierChosen, ToolFinished, ToolStarted
 from .prompt import PromptBuilder, TurnContext
@@ -166,6 +166,7 @@ class TurnRunner:
         steps = 0
         said: list[str] = []  # text of each model call, shown as one answer
         tool_model: str | None = None  # set when a step was handed to the tool model
+        files: dict[str, ToolAttachment] = {}  # what the tools made for the user, by name
         while True:
             final_round = steps >= self.max_tool_iterations
             request = ChatRequest(
@@ -223,6 +224,7 @@ class TurnRunner:
                     usage,
                     steps,
                     tool_model=tool_model if tool_model != completion.model else None,
+                    attachments=tuple(files.values()),
                 )
                 self._after(turn_ctx, done)
                 yield done
@@ -237,7 +239,10 @@ class TurnRunner:
                 )
             )
             for call in completion.tool_calls:
-                yield ToolStarted(call.id, call.name, steps)
+                tool = self.tools.get(call.name)
+                yield ToolStarted(call.id, call.name, steps, tool.activity if tool else None)
+            # Cancelled here (a stop phrase), the tools are cancelled with us and
+            # their results never reach the model: nothing after this line runs.
             results = await self._run_tools(completion.tool_calls, turn.context)
             for call, result in zip(completion.tool_calls, results, strict=True):
                 yield ToolFinished(
@@ -247,7 +252,11 @@ class TurnRunner:
                     not result.is_error,
                     result.duration_s,
                     result.content[:200],
+                    tuple(result.attachments),
                 )
+                for file in result.attachments:
+                    files.pop(file.filename, None)  # re-made: the newest, in its new place
+                    files[file.filename] = file
                 messages.append(
                     llm.Message.tool_result(call.id, result.content, is_error=result.is_error)
                 )

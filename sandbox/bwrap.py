@@ -35,14 +35,20 @@ from pathlib import Path
 
 from .base import (
     ExecResult,
-    FileInfo,
     OutputCap,
     SandboxLimits,
     SandboxUnavailable,
     drain,
 )
 from .proc import Spawned, spawn
-from .workspace import Workspace, can_hard_quota, check_soft_quota, pick_uid, user_key
+from .workspace import (
+    HostWorkspaceFiles,
+    Workspace,
+    can_hard_quota,
+    check_soft_quota,
+    pick_uid,
+    user_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +102,7 @@ class _Box:
     oom_kills: int = 0  # the cgroup's oom_kill counter when last read
 
 
-class BwrapBackend:
+class BwrapBackend(HostWorkspaceFiles):
     name = "bwrap"
 
     def __init__(
@@ -399,27 +405,6 @@ class BwrapBackend:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 time.sleep(0.01)
-
-    # -- files -------------------------------------------------------------
-    async def _ws(self, user: str) -> Workspace:
-        await self.ensure(user)
-        return self._boxes[user].ws
-
-    async def put_file(self, user: str, path: str, data: bytes) -> None:
-        ws = await self._ws(user)
-        await asyncio.to_thread(ws.write, path, data)
-
-    async def get_file(self, user: str, path: str, *, max_bytes: int | None = None) -> bytes:
-        ws = await self._ws(user)
-        return await asyncio.to_thread(ws.read, path, max_bytes)
-
-    async def list_files(self, user: str, path: str = ".") -> list[FileInfo]:
-        ws = await self._ws(user)
-        return await asyncio.to_thread(ws.listdir, path)
-
-    async def delete_file(self, user: str, path: str) -> None:
-        ws = await self._ws(user)
-        await asyncio.to_thread(ws.remove, path)
 
     # -- teardown ----------------------------------------------------------
     async def recycle(self, user: str) -> None:

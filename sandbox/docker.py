@@ -34,13 +34,19 @@ from typing import Any
 
 from .base import (
     ExecResult,
-    FileInfo,
     OutputCap,
     SandboxError,
     SandboxLimits,
     SandboxUnavailable,
 )
-from .workspace import Workspace, can_hard_quota, check_soft_quota, pick_uid, user_key
+from .workspace import (
+    HostWorkspaceFiles,
+    Workspace,
+    can_hard_quota,
+    check_soft_quota,
+    pick_uid,
+    user_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +88,7 @@ class _Box:
     keeper_pid: str = "0"
 
 
-class DockerBackend:
+class DockerBackend(HostWorkspaceFiles):
     name = "docker"
 
     def __init__(
@@ -305,27 +311,6 @@ class DockerBackend:
                 if b is box:
                     self._boxes.pop(user, None)
                     await asyncio.to_thread(self._free_box, box)
-
-    # -- files -------------------------------------------------------------
-    async def _ws(self, user: str) -> Workspace:
-        await self.ensure(user)
-        return self._boxes[user].ws
-
-    async def put_file(self, user: str, path: str, data: bytes) -> None:
-        ws = await self._ws(user)
-        await asyncio.to_thread(ws.write, path, data)
-
-    async def get_file(self, user: str, path: str, *, max_bytes: int | None = None) -> bytes:
-        ws = await self._ws(user)
-        return await asyncio.to_thread(ws.read, path, max_bytes)
-
-    async def list_files(self, user: str, path: str = ".") -> list[FileInfo]:
-        ws = await self._ws(user)
-        return await asyncio.to_thread(ws.listdir, path)
-
-    async def delete_file(self, user: str, path: str) -> None:
-        ws = await self._ws(user)
-        await asyncio.to_thread(ws.remove, path)
 
     # -- teardown ----------------------------------------------------------
     async def recycle(self, user: str) -> None:

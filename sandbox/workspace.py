@@ -20,6 +20,7 @@ process.  Everything here blocks, so backends call it through
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import hashlib
@@ -30,6 +31,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from .base import FileInfo, SandboxError, SandboxPathError, SandboxQuotaExceeded
 
@@ -322,3 +324,32 @@ def check_soft_quota(ws: Workspace) -> str | None:
 
 
 __all__ = ["Workspace", "can_hard_quota", "check_soft_quota", "pick_uid", "split_rel", "user_key"]
+
+
+class HostWorkspaceFiles:
+    """The file half of a backend whose workspaces live on this host (bwrap binds
+    them, Docker bind-mounts them): ensure the user's sandbox, then work on the host
+    side of its workspace, off the event loop.  The backend provides ``ensure`` and
+    ``_boxes`` (user -> an object with ``.ws``, its Workspace)."""
+
+    _boxes: dict[str, Any]
+
+    async def _ws(self, user: str) -> Workspace:
+        await self.ensure(user)  # type: ignore[attr-defined]
+        return self._boxes[user].ws
+
+    async def put_file(self, user: str, path: str, data: bytes) -> None:
+        ws = await self._ws(user)
+        await asyncio.to_thread(ws.write, path, data)
+
+    async def get_file(self, user: str, path: str, *, max_bytes: int | None = None) -> bytes:
+        ws = await self._ws(user)
+        return await asyncio.to_thread(ws.read, path, max_bytes)
+
+    async def list_files(self, user: str, path: str = ".") -> list[FileInfo]:
+        ws = await self._ws(user)
+        return await asyncio.to_thread(ws.listdir, path)
+
+    async def delete_file(self, user: str, path: str) -> None:
+        ws = await self._ws(user)
+        await asyncio.to_thread(ws.remove, path)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The hashed lock files every install uses (README, tests/run.sh, .ci/run, Dockerfile):
 #   requirements.lock       Clara's runtime dependencies, direct and transitive
-#   requirements-dev.lock   the same plus the test and lint tools (and uv, which writes these files)
+#   requirements-dev.lock   the same plus the voice extra and the test and lint tools (and uv,
+#                           which writes these files): the tests cover voice too
 #
 #   bash .ci/lock.sh              re-resolve after editing pyproject.toml; unchanged pins stay
 #   bash .ci/lock.sh --upgrade    the newest versions pyproject.toml allows, then the whole test
@@ -34,7 +35,7 @@ compile() {  # compile OUT [EXTRA...]
 backup=$(mktemp -d)
 cp requirements.lock requirements-dev.lock "$backup/" 2>/dev/null || true
 compile requirements.lock
-compile requirements-dev.lock --extra dev
+compile requirements-dev.lock --extra dev --extra voice
 
 if [ ${#upgrade[@]} -eq 0 ]; then
     echo "lock.sh: requirements.lock and requirements-dev.lock written"

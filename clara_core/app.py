@@ -63,6 +63,7 @@ class Clara:
         self.file_store = None  # storage.local_files.LocalFileStore (the file tools')
         self.web_search = None  # tools.web_search.WebSearch, when TAVILY_API_KEY is set
         self.github = None  # tools.github.GitHubClient, when GITHUB_TOKEN is set
+        self.mcp = None  # clara_core.mcp.Supervisor: the MCP plug-in servers
         self._background: list[asyncio.Task[None]] = []
         self.monitor = None
         self._discord_task: asyncio.Task[None] | None = None
@@ -171,6 +172,9 @@ class Clara:
         # background, so the first answer does not wait; its tools are offered from
         # the first message after it is ready.
         self._background.append(asyncio.create_task(self.attach_sandbox(), name="sandbox"))
+        # MCP servers start concurrently, each behind its own connect timeout; their
+        # tools join the registry as each comes up (never blocking the first answer).
+        self._background.append(asyncio.create_task(self.attach_mcp(), name="mcp"))
         sessions = SessionStore(engine)
         await self._start_monitor()
         # The start-up heap is complete: freeze it now, before the first message is
@@ -390,6 +394,18 @@ class Clara:
         if self.file_store is not None:
             register_sandbox_transfer_tools(self.tools, self.file_store, self.sandbox)
 
+    async def attach_mcp(self) -> None:
+        """MCP plug-in servers: the mcp_* management tools, then the enabled servers."""
+        await _import_off_loop("clara_core.mcp", "tools.mcp_tools")  # the SDK: ~0.6 s of CPU
+        from .mcp import build_mcp
+
+        assert self.storage is not None
+        self.mcp = build_mcp(self.tools, self.storage.engine, self.settings)
+        try:
+            await self.mcp.start()
+        except Exception:
+            log.exception("MCP servers not started")
+
     def user_data_stores(self) -> dict[str, Any]:
         """Further stores ``/clara forget`` clears, by the label its report shows."""
         stores: dict[str, Any] = {}
@@ -397,6 +413,9 @@ class Clara:
             stores["Mood of your DMs"] = self.mood
         # Looked up at forget time: the sandbox may start after the Discord client.
         stores["Sandbox workspace"] = _Late(lambda: self.sandbox)
+        stores["Your name on MCP servers you installed"] = _Late(
+            lambda: self.mcp.store if self.mcp is not None else None
+        )
         return stores
 
     def build_consolidation(self, text_model):
@@ -491,6 +510,9 @@ class Clara:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
+        if self.mcp is not None:
+            mcp, self.mcp = self.mcp, None
+            await mcp.aclose()  # before storage: it records each server's last state
         if self._discord is not None:
             await self._discord.close()
         if self._discord_task is not None:

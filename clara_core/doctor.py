@@ -295,6 +295,9 @@ async def run_doctor(settings: Settings | None, config_error: ConfigError | None
             _check_sandbox(settings),
         )
         checks += [*storage_checks, discord_check, *llm_checks, sandbox_check]
+        from .voice.doctor import voice_checks
+
+        checks += [Check(n, ok, d, required=False) for n, ok, d in voice_checks(settings)]
     # Last line of defence: whatever a check or a library put in a detail, no secret
     # (URL credentials, ?api_key=..., a configured key) reaches the terminal.
     redact = _redactor(settings)

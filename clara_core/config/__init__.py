@@ -21,6 +21,7 @@ from .cortex import CortexSettings
 from .discord_settings import DiscordSettings
 from .llm import PROVIDERS, LLMSettings, ProviderFields
 from .tools import ToolSettings
+from .voice import VoiceSettings
 
 __all__ = [
     "PROVIDERS",
@@ -33,7 +34,13 @@ __all__ = [
 
 
 class Settings(
-    CoreSettings, LLMSettings, DiscordSettings, ToolSettings, CompanionSettings, CortexSettings
+    CoreSettings,
+    LLMSettings,
+    DiscordSettings,
+    ToolSettings,
+    CompanionSettings,
+    CortexSettings,
+    VoiceSettings,
 ):
     """Every setting Clara reads. Sections live in the sibling modules."""
 

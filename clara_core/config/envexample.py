@@ -16,6 +16,7 @@ from .cortex import CortexSettings
 from .discord_settings import DiscordSettings
 from .llm import LLMSettings
 from .tools import ToolSettings
+from .voice import VoiceSettings
 
 SECTIONS = [
     ("Core: data, databases, time", CoreSettings),
@@ -24,6 +25,7 @@ SECTIONS = [
     ("Tools: sandbox, files, GitHub, web search, MCP", ToolSettings),
     ("Companion: Organic Response System", CompanionSettings),
     ("Cortex memory", CortexSettings),
+    ("Voice: voice messages (listening) and speech", VoiceSettings),
 ]
 
 

@@ -83,7 +83,20 @@ class ToolSettings(ClaraSettingsBase):
         ge=0,
         description="Space each user's stored files may take, in bytes (accepts 100MiB, 1GB); 0 = no limit.",
     )
-    github_token: SecretStr | None = Field(None, description="GitHub token for the GitHub tools.")
+    github_token: SecretStr | None = Field(
+        None, description="GitHub token; set, the github_* tools are offered."
+    )
+    github_api_url: str = Field(
+        "https://api.github.com",
+        description="GitHub REST API address: change it for GitHub Enterprise (https://HOST/api/v3).",
+    )
+    github_write_roles: Literal["admins", "everyone"] = Field(
+        "admins",
+        description=(
+            "Who may use the GitHub tools that write (create issues, PRs, files, gists, comments, "
+            "stars; run workflows): admins (Discord admins and the Clara-Admin role) or everyone."
+        ),
+    )
     tavily_api_key: SecretStr | None = Field(
         None, description="Tavily API key; set, the web_search tool is offered."
     )
@@ -92,13 +105,39 @@ class ToolSettings(ClaraSettingsBase):
         description="Tavily API address, for a proxy or a test server (default https://api.tavily.com).",
     )
     mcp_servers_dir: Path = Field(
-        Path(".mcp_servers"), description="Where installed MCP servers live."
+        Path(".mcp_servers"),
+        description="Where installed MCP servers live (one directory, venv or node_modules each).",
+    )
+    mcp_connect_timeout: float = Field(
+        30.0, gt=0, le=600, description="Seconds an MCP server may take to start and answer."
+    )
+    mcp_call_timeout: float = Field(
+        60.0, gt=0, le=3600, description="Seconds one MCP tool call may take before it is stopped."
+    )
+    mcp_install_timeout: float = Field(
+        300.0,
+        ge=10,
+        le=3600,
+        description="Seconds an MCP server install (npm, pip, git clone, docker pull) may take.",
     )
 
     @field_validator("sandbox_mode", mode="before")
     @classmethod
     def _lower_mode(cls, v: object) -> object:
         return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("github_write_roles", mode="before")
+    @classmethod
+    def _lower_write_roles(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _github_url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v.startswith(("https://", "http://")):
+            raise ValueError("use the API's full address, e.g. https://api.github.com")
+        return v
 
     @field_validator("docker_sandbox_memory")
     @classmethod

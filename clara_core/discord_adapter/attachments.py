@@ -54,6 +54,8 @@ async def prepare_attachments(
 ) -> PreparedAttachments:
     out = PreparedAttachments()
     for att in attachments:
+        if att.is_voice_message():
+            continue  # heard by voice_messages.py, not filed away like a document
         limit = store.max_size if store is not None else IMAGE_MAX_BYTES
         if att.size > limit:
             out.notes.append(

@@ -14,6 +14,7 @@ from .cortex import (
     CortexMeta,
     ProjectMember,
 )
+from .mcp import McpServer
 from .memories import EMBEDDING_DIMS, MemoryRecord
 from .preferences import UserPreferences
 
@@ -31,6 +32,7 @@ __all__ = [
     "Contradiction",
     "ConversationSession",
     "CortexMeta",
+    "McpServer",
     "MemoryRecord",
     "Message",
     "Project",

@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from .server import FakeDiscord
 
 #: Flags a bot may set when sending (others are ignored, as Discord does).
-SENDABLE_FLAGS = int(MessageFlags.SUPPRESS_EMBEDS | MessageFlags.SUPPRESS_NOTIFICATIONS)
+SENDABLE_FLAGS = int(
+    MessageFlags.SUPPRESS_EMBEDS
+    | MessageFlags.SUPPRESS_NOTIFICATIONS
+    | MessageFlags.IS_VOICE_MESSAGE
+)
 EDITABLE_FLAGS = int(MessageFlags.SUPPRESS_EMBEDS)
 
 
@@ -112,7 +116,7 @@ def build_attachments(
         by_index[index] = upload
 
     def store(upload: UploadedFile, meta: dict[str, Any]) -> FakeAttachment:
-        return fake.state.store_attachment(
+        attachment = fake.state.store_attachment(
             channel.id,
             meta.get("filename") or upload.filename,
             upload.data,
@@ -122,6 +126,10 @@ def build_attachments(
             else None,
             description=meta.get("description"),
         )
+        # A voice message's metadata, kept as Discord keeps it.
+        attachment.duration_secs = meta.get("duration_secs")
+        attachment.waveform = meta.get("waveform")
+        return attachment
 
     entries = payload.get("attachments")
     if entries is None:
@@ -178,6 +186,8 @@ def create_bot_message(
     """Validate a message payload the bot sent and store the message (no dispatch)."""
     validation.check_upload_size(sum(len(f.data) for f in files), fake.config)
     validation.check_message_fields(payload, fake.config, attachment_count=len(files))
+    if int(payload.get("flags") or 0) & flags_mask & MessageFlags.IS_VOICE_MESSAGE:
+        validation.check_voice_message(payload, files)
     content = payload.get("content") or ""
     embeds = list(payload.get("embeds") or [])
     if not allow_empty and validation.is_empty_message(

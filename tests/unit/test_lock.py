@@ -48,7 +48,12 @@ def _requirements(extras: tuple[str, ...]) -> list[Requirement]:
 
 
 @pytest.mark.parametrize(
-    ("lock", "extras"), [("requirements.lock", ()), ("requirements-dev.lock", ("dev", "voice"))]
+    ("lock", "extras"),
+    [
+        ("requirements.lock", ()),
+        ("requirements-voice.lock", ("voice",)),
+        ("requirements-dev.lock", ("dev", "voice")),
+    ],
 )
 def test_lock_pins_every_requirement_within_its_range(lock, extras):
     pins = _pins(ROOT / lock)
@@ -65,7 +70,9 @@ def test_lock_pins_every_requirement_within_its_range(lock, extras):
     assert not problems, "run 'bash .ci/lock.sh': " + "; ".join(problems)
 
 
-@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-dev.lock"])
+@pytest.mark.parametrize(
+    "lock", ["requirements.lock", "requirements-voice.lock", "requirements-dev.lock"]
+)
 def test_every_pin_carries_hashes(lock):
     unhashed = [name for name, (_, n) in _pins(ROOT / lock).items() if n == 0]
     assert not unhashed

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from clara_core.mcp.config import SOURCES, McpConfigError, validate_server_name
 from clara_core.mcp.installer import Installer
 
-from .registry import Tool, ToolContext, ToolError, ToolRegistry
+from .registry import PROGRESS_KEY, Tool, ToolContext, ToolError, ToolRegistry
 
 if TYPE_CHECKING:
     from clara_core.mcp.supervisor import ServerRunner, Supervisor
@@ -60,6 +60,17 @@ def _started_message(runner: ServerRunner, verb: str) -> str:
 
 
 class McpTools:
+    @staticmethod
+    def of(registry: ToolRegistry) -> McpTools | None:
+        """The management tools behind ``registry`` (None until MCP is attached).
+
+        For ``/clara mcp list|status``, which everyone may run: those read through
+        here, while every change goes through ``registry.call`` and its admin check.
+        """
+        tool = registry.get("mcp_list")
+        impl = getattr(tool.handler, "__self__", None) if tool is not None else None
+        return impl if isinstance(impl, McpTools) else None
+
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
         self.installer = Installer(supervisor.servers_dir, timeout=supervisor.install_timeout)
@@ -88,6 +99,16 @@ class McpTools:
             raise ToolError("env must map variable names to string values")
         if name and name in self.supervisor.runners:
             raise ToolError(f"an MCP server named {name!r} is already installed; pick another name")
+        watcher = ctx.extras.get(PROGRESS_KEY)
+
+        def progress(msg: str) -> None:
+            log.info("mcp_install %s: %s", package, msg)
+            if watcher is not None:
+                try:
+                    watcher(msg)
+                except Exception:  # a display problem must not fail the install
+                    log.exception("mcp_install progress display failed")
+
         try:
             config = await self.installer.install(
                 source,
@@ -95,7 +116,7 @@ class McpTools:
                 name,
                 env=env,
                 args=[str(a) for a in args.get("args") or []],
-                progress=lambda msg: log.info("mcp_install %s: %s", package, msg),
+                progress=progress,
             )
         except McpConfigError as exc:
             raise ToolError(f"could not install {package}: {exc}") from None
@@ -108,6 +129,7 @@ class McpTools:
             )
         if self.supervisor.store is not None:
             await self.supervisor.store.save(config.name, **config.to_row())
+        progress(f"starting {config.name}")
         runner = await self.supervisor.add(config)
         await self._save(config.name, last_error=runner.last_error)
         return _started_message(runner, "installed")
@@ -247,6 +269,12 @@ def register_mcp_tools(registry: ToolRegistry, supervisor: Supervisor) -> McpToo
             10.0,
         ),
     ]
+    # What the status line says while the slow ones run (their steps follow it).
+    activities = {
+        "mcp_install": "installing an MCP server",
+        "mcp_enable": "starting an MCP server",
+        "mcp_restart": "restarting an MCP server",
+    }
     for name, description, params, handler, timeout in specs:
         registry.register(
             Tool(
@@ -257,6 +285,7 @@ def register_mcp_tools(registry: ToolRegistry, supervisor: Supervisor) -> McpToo
                 admin_only=True,
                 timeout=timeout,
                 source="mcp",
+                activity=activities.get(name),
             )
         )
     return impl

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clara_core.errors import ClaraError
-from clara_core.llm.types import ToolCall, ToolSpec
+from clara_core.llm.types import ImagePart, ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,12 @@ class ToolContext:
 #: the chat shows no files, so tools make none and never tell the model they did.
 REPLY_FILES_KEY = "reply_files_max_bytes"
 
+#: ``ToolContext.extras`` key: a ``Callable[[str], None]`` a slow tool (an MCP install)
+#: may call with a short progress line ("pip install mcp-server-time"); set by a caller
+#: that can show it (``/clara mcp install`` edits its deferred answer).  Absent: no one
+#: is watching, and the tool just logs.
+PROGRESS_KEY = "progress"
+
 
 @dataclass(frozen=True)
 class ToolAttachment:
@@ -62,6 +68,10 @@ class ToolResult:
     is_error: bool = False
     duration_s: float = 0.0
     attachments: list[ToolAttachment] = field(default_factory=list)
+    #: Images for the *model* (an MCP tool's screenshot): sent as image parts with the
+    #: tool result to models that can see; ``content`` still says they exist, for those
+    #: that can't.
+    images: list[ImagePart] = field(default_factory=list)
 
 
 ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable["ToolResult | str"]]

@@ -8,6 +8,8 @@ by mcp_status), never silently replaced.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,7 @@ from mcp_types import (
     TextResourceContents,
 )
 
+from clara_core.llm.types import ImagePart
 from tools.registry import NAME_RE, Tool, ToolContext, ToolResult
 
 if TYPE_CHECKING:
@@ -34,6 +37,12 @@ SEPARATOR = "__"
 #: Tool output kept for the model; a server can return megabytes.
 MAX_RESULT_CHARS = 20_000
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+#: Image formats both wires take inline (others stay a text line).
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+#: The smaller of the wires' per-image limits (Anthropic: 5 MB); bigger ones stay text.
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+#: Images of one result sent to the model; a server can return dozens.
+MAX_IMAGES = 4
 
 
 def tool_source(server: str) -> str:
@@ -52,7 +61,8 @@ def result_text(result: CallToolResult) -> str:
         if isinstance(block, TextContent):
             parts.append(block.text)
         elif isinstance(block, ImageContent):
-            # ToolResult carries text only: the model learns an image exists, not its pixels.
+            # Said in words too: a model that can't see learns the image exists
+            # (its pixels go separately, see ``result_images``).
             parts.append(f"[image: {block.mime_type}, {_size(block.data)}]")
         elif isinstance(block, AudioContent):
             parts.append(f"[audio: {block.mime_type}, {_size(block.data)}]")
@@ -71,6 +81,48 @@ def result_text(result: CallToolResult) -> str:
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + f"\n[… {len(text) - MAX_RESULT_CHARS} more characters cut]"
     return text
+
+
+def _image(mime: str | None, b64: str) -> ImagePart | None:
+    if mime not in IMAGE_TYPES or len(b64) * 3 // 4 > MAX_IMAGE_BYTES:
+        return None
+    try:
+        data = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        return None  # a broken image from a server must not break the turn
+    # The wires check the bytes against the type: trust the bytes, not the label.
+    actual = _sniff(data)
+    return ImagePart(media_type=actual, data=data) if actual is not None else None
+
+
+def _sniff(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def result_images(result: CallToolResult) -> list[ImagePart]:
+    """The result's images (image blocks and image blobs), for models that can see."""
+    images: list[ImagePart] = []
+    for block in result.content:
+        image = None
+        if isinstance(block, ImageContent):
+            image = _image(block.mime_type, block.data)
+        elif isinstance(block, EmbeddedResource) and isinstance(
+            block.resource, BlobResourceContents
+        ):
+            image = _image(block.resource.mime_type, block.resource.blob)
+        if image is not None:
+            images.append(image)
+        if len(images) == MAX_IMAGES:
+            break
+    return images
 
 
 class ToolBridge:
@@ -133,6 +185,6 @@ class ToolBridge:
             text = result_text(result)
             if result.is_error:
                 return ToolResult(f"Error from {server}{SEPARATOR}{tool}: {text}", True)
-            return ToolResult(text)
+            return ToolResult(text, images=result_images(result))
 
         return handler

@@ -257,8 +257,10 @@ class ServerRunner:
                 up = time.monotonic() - t0
                 # An early crash counts like a failed start: no restart storms.
                 self.failures = self.failures + 1 if up < self.stable_after else 1
-                self.settled.set()
+                # Recorded before ``settled``: whoever waited for the first try (start-up,
+                # mcp_install) then finds the error in the table too, not a moment later.
                 await self._report_error()
+                self.settled.set()
                 if self.failures >= self.max_failures:
                     self.state = ServerState.BROKEN
                     self.retry_at = None

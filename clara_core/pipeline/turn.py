@@ -137,6 +137,11 @@ class TurnRunner:
             and chat_route.endpoint == tool_route.endpoint
         )
         answering = chat_route if hand_off or tool_route is None else tool_route
+        # Images a tool returned go to the model as image parts only when every model
+        # that reads the results can see (capabilities are data); else their text line.
+        tools_see = answering.capabilities.vision and (
+            tool_route is None or tool_route.capabilities.vision
+        )
         yield TierChosen(
             tier=tier,
             model=answering.model,
@@ -257,9 +262,10 @@ class TurnRunner:
                 for file in result.attachments:
                     files.pop(file.filename, None)  # re-made: the newest, in its new place
                     files[file.filename] = file
-                messages.append(
-                    llm.Message.tool_result(call.id, result.content, is_error=result.is_error)
-                )
+                message = llm.Message.tool_result(call.id, result.content, is_error=result.is_error)
+                if tools_see and result.images:
+                    message.content.extend(result.images)
+                messages.append(message)
 
     async def _call(
         self,

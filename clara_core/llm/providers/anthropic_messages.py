@@ -78,11 +78,15 @@ def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
         role = "assistant" if m.role == "assistant" else "user"
         blocks: list[dict[str, Any]] = []
         if m.role == "tool":
+            result: str | list[dict[str, Any]] = m.plain_text
+            if m.images:  # a tool_result holds image blocks beside its text on this wire
+                text = [{"type": "text", "text": m.plain_text}] if m.plain_text else []
+                result = [*text, *(_image_block(p) for p in m.images)]
             blocks.append(
                 {
                     "type": "tool_result",
                     "tool_use_id": m.tool_call_id,
-                    "content": m.plain_text,
+                    "content": result,
                     **({"is_error": True} if m.is_error else {}),
                 }
             )

@@ -41,13 +41,29 @@ def _image_url(part: ImagePart) -> str:
     return f"data:{part.media_type};base64,{base64.b64encode(part.data).decode()}"
 
 
+def _tool_images_message(pending: list[Message]) -> dict[str, Any]:
+    """A tool message takes text only on this wire, so the images tools returned follow
+    all of a step's tool messages (none may come between them) as one user message."""
+    parts: list[dict[str, Any]] = []
+    for m in pending:
+        parts.append({"type": "text", "text": f"Images returned by tool call {m.tool_call_id}:"})
+        parts.extend({"type": "image_url", "image_url": {"url": _image_url(p)}} for p in m.images)
+    return {"role": "user", "content": parts}
+
+
 def to_openai_messages(system: str | None, messages: list[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if system:
         out.append({"role": "system", "content": system})
+    pending: list[Message] = []  # this step's tool results that carry images
     for m in messages:
+        if pending and m.role != "tool":
+            out.append(_tool_images_message(pending))
+            pending = []
         if m.role == "tool":
             out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.plain_text})
+            if m.images:
+                pending.append(m)
         elif m.role == "assistant":
             entry: dict[str, Any] = {"role": "assistant", "content": m.plain_text or None}
             if m.tool_calls:
@@ -70,6 +86,8 @@ def to_openai_messages(system: str | None, messages: list[Message]) -> list[dict
             out.append({"role": m.role, "content": parts})
         else:
             out.append({"role": m.role, "content": m.plain_text})
+    if pending:
+        out.append(_tool_images_message(pending))
     return out
 
 

@@ -9,6 +9,11 @@
    PostgreSQL (embedded, or BENCH_DATABASE_URL), where the two writes per
    change dominate.  ``BENCH_MOOD_DB=0`` skips the database part.
 3. ``/clara mood``'s chart: the 24 h curve of a busy channel and its PNG.
+4. ORS: one pass over 10,000 due users (``BENCH_ORS_USERS``) with the fake LLM
+   (in this process) answering at once: wall time and database round trips
+   per user; and a simulated month of one user's life with an eager model
+   (it always wants to speak): messages sent, gaps, quiet-hour violations
+   (must be 0).  ``BENCH_ORS=0`` skips both.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import random
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,12 +161,161 @@ def chart() -> None:
     )
 
 
+ORS_USERS = int(os.environ.get("BENCH_ORS_USERS", "10000"))
+
+
+def _ors_reply(action: str, message: str = ""):
+    import json
+
+    from tests.fakes.fake_llm import Reply
+
+    body = {
+        "action": action,
+        "reason": "bench",
+        "message": message,
+        "note_kind": "",
+        "note_text": "",
+        "note_relevance": 0,
+        "note_not_before": "",
+        "note_expires_at": "",
+    }
+    return Reply(json.dumps(body))
+
+
+async def ors_bench() -> None:
+    from sqlalchemy import delete, event, update
+    from sqlalchemy.dialects.postgresql import insert
+
+    from bench._cortex_env import services
+    from clara_core.companion.ors import OrsRules, QuietHours
+    from clara_core.pipeline.proactive import ModelDecider, OrsRunner, OutboxSender
+    from storage.models import UserInteractionPattern
+    from storage.proactive import ProactiveStore
+    from tests.fakes.fake_llm import FakeLLM
+    from tests.support.clock import Clock
+    from tests.support.cortex import text_model_for
+
+    rules = OrsRules(
+        timezone="Europe/Berlin",
+        min_speak_gap=timedelta(hours=2),
+        quiet_hours=QuietHours.parse("22:00-08:00"),
+    )
+    t0 = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)  # a Monday noon in Berlin
+    async with services(pool_size=16) as svc, FakeLLM() as fake:
+        trips = 0
+
+        def count(*_args: object) -> None:
+            nonlocal trips
+            trips += 1
+
+        event.listen(svc.engine.sync_engine, "before_cursor_execute", count)
+        text_model, llm = text_model_for(fake, "openai")
+        try:
+            # 1. One pass over ORS_USERS due users (a mix: most wait, some speak).
+            calls = 0
+
+            def one_in_ten(_request: object):
+                nonlocal calls
+                calls += 1
+                return _ors_reply("speak" if calls % 10 == 0 else "wait", "Hey, how are you?")
+
+            fake.default = one_in_ten
+            rows = [
+                {
+                    "user_id": f"u{i}",
+                    "talked_in_dm": True,
+                    "last_user_message_at": t0 - timedelta(hours=3),
+                    "unanswered": 0,
+                    "proactive_sent": 0,
+                    "proactive_answered": 0,
+                    "active_hours": {"11": 3},
+                    "boundaries": [],
+                    "open_threads": [],
+                    "next_check_at": t0 - timedelta(minutes=1),
+                }
+                for i in range(ORS_USERS)
+            ]
+            async with svc.engine.begin() as conn:
+                for k in range(0, len(rows), 2000):
+                    await conn.execute(insert(UserInteractionPattern), rows[k : k + 2000])
+            # First at 23:00 (quiet hours: no model call, the database's share alone),
+            # then at noon with a model call per user.
+            for label, at in (("quiet hours", t0 + timedelta(hours=11)), ("noon", t0)):
+                async with svc.engine.begin() as conn:
+                    await conn.execute(
+                        update(UserInteractionPattern).values(
+                            next_check_at=at - timedelta(minutes=1),
+                            last_user_message_at=at - timedelta(hours=3),
+                        )
+                    )
+                concurrency = 16
+                runner = OrsRunner(
+                    ProactiveStore(svc.engine),
+                    ModelDecider(text_model),
+                    OutboxSender(limit=ORS_USERS),
+                    rules,
+                    Clock(at),
+                    concurrency=concurrency,
+                )
+                trips = 0
+                start = time.perf_counter()
+                report = await runner.run_pass()
+                wall = time.perf_counter() - start
+                print(
+                    f"ORS pass ({label}): {report.assessed} users in {wall:.1f}s "
+                    f"({report.assessed / wall:.0f} users/s, concurrency {concurrency}), "
+                    f"{trips / max(report.assessed, 1):.1f} DB round trips/user "
+                    f"({report.spoke} spoke, {report.model_calls} model calls)"
+                )
+
+            async with svc.engine.begin() as conn:  # the month is one user's alone
+                await conn.execute(delete(UserInteractionPattern))
+            # 2. A simulated month of one user's life with an eager model.
+            fake.default = _ors_reply("speak", "Thinking of you, how's it going?")
+            clock = Clock(t0)
+            sender = OutboxSender(limit=10_000)
+            runner = OrsRunner(
+                ProactiveStore(svc.engine), ModelDecider(text_model), sender, rules, clock
+            )
+            await runner.saw_message("month", None, is_dm=True)
+            rng = random.Random(7)
+            seen = 0
+            end = t0 + timedelta(days=30)
+            while clock() < end:
+                clock.advance(10)
+                await runner.run_pass()
+                mine = [m for m in sender.sent if m[0] == "month"]
+                if len(mine) > seen:
+                    seen = len(mine)
+                    if rng.random() < 0.5:  # she answers half of them, a little later
+                        clock.advance(30)
+                        await runner.saw_message("month", None, is_dm=True)
+            sent = await runner.store.messages("month")
+            ats = [m.at for m in sent]
+            gaps = [(b - a).total_seconds() / 3600 for a, b in pairwise(ats)]
+            quiet = sum(
+                1
+                for a in ats
+                if rules.quiet_hours and rules.quiet_hours.contains(a.astimezone(rules.tz).time())
+            )
+            print(
+                f"ORS simulated month: {len(ats)} messages, gaps min {min(gaps):.1f} h / "
+                f"median {percentile(gaps, 0.5):.1f} h / max {max(gaps):.1f} h, "
+                f"quiet-hour violations {quiet}, gap violations "
+                f"{sum(1 for g in gaps if g < rules.min_speak_gap.total_seconds() / 3600)}"
+            )
+        finally:
+            await llm.aclose()
+
+
 def main() -> None:
     pure_step()
     chart()
     asyncio.run(section_build())
     if os.environ.get("BENCH_MOOD_DB", "1") != "0":
         asyncio.run(with_database())
+    if os.environ.get("BENCH_ORS", "1") != "0":
+        asyncio.run(ors_bench())
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ class Clara:
         self.web_search = None  # tools.web_search.WebSearch, when TAVILY_API_KEY is set
         self.github = None  # tools.github.GitHubClient, when GITHUB_TOKEN is set
         self.mcp = None  # clara_core.mcp.Supervisor: the MCP plug-in servers
+        self.ors = None  # pipeline.proactive.OrsRunner: proactive messages, when ORS is on
         self._background: list[asyncio.Task[None]] = []
         self.monitor = None
         self._discord_task: asyncio.Task[None] | None = None
@@ -167,6 +168,7 @@ class Clara:
         log.debug("pipeline built after %.2fs", time.monotonic() - t0)
         await self.attach_memory(runner, embedder=embedder)
         self.attach_mood(runner)
+        self.start_ors(runner)
         log.debug("memory attached after %.2fs", time.monotonic() - t0)
         # Finding a sandbox backend may ask dockerd or a remote service: in the
         # background, so the first answer does not wait; its tools are offered from
@@ -369,6 +371,28 @@ class Clara:
         )
         self._runner = runner  # close() drains the after-turn hooks, Cortex on or off
 
+    def start_ors(self, runner) -> None:
+        """Proactive messages (ORS_ENABLED): every turn feeds ORS; a pass every minute."""
+        from storage.proactive import ProactiveStore
+
+        from .discord_adapter.proactive_sender import DiscordProactiveSender
+        from .pipeline.memory import ServiceTextModel
+        from .pipeline.proactive import cortex_memories, install_ors
+
+        assert self.storage is not None and self.llm is not None and self._discord is not None
+        discord_runner = self._discord
+        self.ors = install_ors(
+            runner,
+            ProactiveStore(self.storage.engine),
+            self.settings,
+            ServiceTextModel(self.llm),
+            # The runner replaces its client on reconnects: looked up at send time.
+            DiscordProactiveSender(lambda: discord_runner.client),
+            memories=cortex_memories(self.memory) if self.memory is not None else None,
+        )
+        if self.ors is not None:
+            self.ors.start()
+
     async def attach_sandbox(self) -> None:
         """The code sandbox and its tools, when a backend can run here (else none are
         offered: the model is never given a tool that cannot work)."""
@@ -408,11 +432,17 @@ class Clara:
 
     def user_data_stores(self) -> dict[str, Any]:
         """Further stores ``/clara forget`` clears, by the label its report shows."""
+        from storage.proactive import ProactiveStore
+
         stores: dict[str, Any] = {}
         if self.mood is not None:
             stores["Mood of your DMs"] = self.mood
         # Looked up at forget time: the sandbox may start after the Discord client.
         stores["Sandbox workspace"] = _Late(lambda: self.sandbox)
+        # Cleared even with ORS off: what an earlier run with it on stored stays forgettable.
+        stores["Proactive messages and notes"] = _Late(
+            lambda: ProactiveStore(self.storage.engine) if self.storage is not None else None
+        )
         stores["Your name on MCP servers you installed"] = _Late(
             lambda: self.mcp.store if self.mcp is not None else None
         )
@@ -513,6 +543,9 @@ class Clara:
         if self.mcp is not None:
             mcp, self.mcp = self.mcp, None
             await mcp.aclose()  # before storage: it records each server's last state
+        if self.ors is not None:
+            ors, self.ors = self.ors, None
+            await ors.stop()
         if self._discord is not None:
             await self._discord.close()
         if self._discord_task is not None:

@@ -17,7 +17,9 @@ from discord import app_commands
 
 from clara_core.daemon import format_uptime
 
+from .mcp_commands import McpCommands
 from .mood_commands import MoodCommands
+from .proactive_commands import ProactiveCommands
 
 if TYPE_CHECKING:
     from .runner import ClaraDiscordClient
@@ -78,5 +80,8 @@ def build_command_tree(client: ClaraDiscordClient) -> app_commands.CommandTree:
     client.project_commands.register(group)
     # /clara mood
     MoodCommands(client).register(group)
+    # /clara mcp list|status (everyone), install|uninstall|enable|disable|restart (admins)
+    McpCommands(client).register(group)
+    ProactiveCommands(client).register(group)
     tree.add_command(group)
     return tree

@@ -39,7 +39,7 @@ from storage.local_files import LocalFileStore
 from storage.preferences import Preferences
 from storage.sessions import SessionInfo, SessionStore
 from tools.ports import FILE_POSTER_KEY
-from tools.registry import REPLY_FILES_KEY, ToolContext
+from tools.registry import PROGRESS_KEY, REPLY_FILES_KEY, ToolContext
 
 from .attachments import prepare_attachments
 from .chains import History, MessageCache, build_history, strip_mention, to_llm_message
@@ -351,6 +351,8 @@ class ConversationHandler:
         started = time.monotonic()
         reply = StreamingReply(message, self.pacer)
         reply.start()  # from here on, cancellation must go through reply.abort()
+        # A slow tool's own steps ("pip install mcp-server-time") in the status line.
+        turn.context.extras[PROGRESS_KEY] = lambda line: reply.set_status(f"⚙️ {line}…")
         if notice:  # e.g. an attachment over the user's quota: shown first, kept to the end
             reply.append(notice)
         try:

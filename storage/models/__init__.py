@@ -17,6 +17,12 @@ from .cortex import (
 from .mcp import McpServer
 from .memories import EMBEDDING_DIMS, MemoryRecord
 from .preferences import UserPreferences
+from .proactive import (
+    ProactiveAssessment,
+    ProactiveMessage,
+    ProactiveNote,
+    UserInteractionPattern,
+)
 
 __all__ = [
     "EMBEDDING_DIMS",
@@ -35,7 +41,11 @@ __all__ = [
     "McpServer",
     "MemoryRecord",
     "Message",
+    "ProactiveAssessment",
+    "ProactiveMessage",
+    "ProactiveNote",
     "Project",
     "ProjectMember",
+    "UserInteractionPattern",
     "UserPreferences",
 ]

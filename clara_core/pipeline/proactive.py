@@ -1,0 +1,492 @@
+"""The Organic Response System at work: gather each due user's context, let the
+low tier decide WAIT / THINK / SPEAK as structured output, hold the decision to
+the rules (``companion/ors.py``), and act on it.
+
+- ``ModelDecider`` asks through Cortex's ``TextModel`` port (like the mood's
+  tone reader), so this module never imports the LLM layer.
+- ``OrsRunner.run_pass`` assesses every due user, at most ``concurrency`` at a
+  time.  A user is *claimed* in the database before the assessment and a SPEAK
+  is *recorded* before it is sent (storage/proactive.py), so a restart or a
+  second Clara process on the same database never sends a message twice.
+- ``OrsRunner.start`` runs the pass from APScheduler in this process; the clock
+  is injected, so tests drive simulated weeks by calling ``run_pass``.
+- The send goes through ``ProactiveSender`` (the Discord adapter implements it;
+  ``OutboxSender`` keeps messages for adapters that cannot push).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from clara_core.companion.ors import (
+    Action,
+    Decision,
+    Note,
+    OrsRules,
+    QuietHours,
+    UserOrs,
+    active,
+    allowed,
+    in_quiet_hours,
+    next_check,
+    settle,
+    speak_gap,
+)
+from clara_core.companion.ors_context import (
+    ANSWER,
+    SUMMARY_ANSWER,
+    SUMMARY_SYSTEM,
+    SYSTEM,
+    OrsContext,
+    parse_decision,
+    parse_digest,
+    render,
+    render_conversation,
+)
+
+from .events import Done
+from .prompt import TurnContext
+from .turn import AfterTurn, TurnRunner
+
+if TYPE_CHECKING:
+    from clara_core.config import Settings
+    from clara_core.cortex.manager import MemoryManager
+    from clara_core.cortex.ports import TextModel
+    from storage.proactive import ProactiveStore, StoredPattern
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+#: ``(user_id, query) -> the texts of relevant memories`` (``cortex_memories``).
+MemorySource = Callable[[str, str], Awaitable[list[str]]]
+
+#: How long a claimed user stays with a runner that may have died mid-assessment.
+CLAIM_LEASE = timedelta(minutes=10)
+#: The model's answer is short JSON; a slow model is not worth waiting for.
+DECIDE_TIMEOUT_S = 30.0
+#: Users claimed per pass; the rest come in the next pass (a minute later).
+PASS_BATCH = 20_000
+#: Idle conversations summarised per pass (each is one model call).
+SUMMARIES_PER_PASS = 50
+#: A follow-up ("how did the interview go?") matters for a few days at most.
+FOLLOW_UP_RELEVANCE = 0.8
+
+
+def rules_from(settings: Settings) -> OrsRules:
+    return OrsRules(
+        timezone=settings.clara_timezone,
+        min_speak_gap=timedelta(hours=settings.ors_min_speak_gap_hours),
+        quiet_hours=QuietHours.parse(settings.ors_quiet_hours),
+        active_days=settings.ors_active_days,
+        note_decay_days=settings.ors_note_decay_days,
+        base_interval=timedelta(minutes=settings.ors_base_interval_minutes),
+        default_on=settings.ors_default_on,
+    )
+
+
+class Decider(Protocol):
+    async def decide(self, ctx: OrsContext) -> Decision: ...
+
+
+class ProactiveSender(Protocol):
+    async def send(self, user_id: str, channel_id: str | None, text: str) -> bool:
+        """Post ``text`` to the user's DM (``channel_id`` None) or that channel;
+        False when it could not be delivered (the user closed their DMs)."""
+        ...
+
+
+class ModelDecider:
+    """The low tier decides, as structured output; no usable answer means WAIT."""
+
+    def __init__(self, model: TextModel, *, timeout: float = DECIDE_TIMEOUT_S) -> None:
+        self.model = model
+        self.timeout = timeout
+
+    async def decide(self, ctx: OrsContext) -> Decision:
+        try:
+            async with asyncio.timeout(self.timeout):
+                answer = await self.model.complete_text(
+                    render(ctx), max_tokens=300, system=SYSTEM, json_answer=ANSWER
+                )
+        except Exception as exc:  # an unavailable model is a reason to wait, not to fail
+            log.info("ors: decision model unavailable for %s (%r); waiting", ctx.user.user_id, exc)
+            return Decision(Action.WAIT, "decision model unavailable")
+        decision = parse_decision(answer, ctx.now)
+        if decision is None:
+            log.info("ors: unreadable decision for %s; waiting", ctx.user.user_id)
+            return Decision(Action.WAIT, "unreadable decision")
+        return decision
+
+
+@dataclass
+class OutboxSender:
+    """Keeps proactive messages for an adapter that cannot push (the console shows
+    them before its next prompt); bounded, oldest dropped."""
+
+    limit: int = 100
+    sent: deque[tuple[str, str | None, str]] = field(default_factory=deque)
+
+    async def send(self, user_id: str, channel_id: str | None, text: str) -> bool:
+        self.sent.append((user_id, channel_id, text))
+        while len(self.sent) > self.limit:
+            self.sent.popleft()
+        return True
+
+
+@dataclass
+class PassReport:
+    due: int = 0
+    assessed: int = 0
+    spoke: int = 0
+    thought: int = 0
+    waited: int = 0
+    model_calls: int = 0
+
+
+def user_ors(p: StoredPattern) -> UserOrs:
+    return UserOrs(
+        p.user_id,
+        opted_in=p.opted_in,
+        talked_in_dm=p.talked_in_dm,
+        last_user_message_at=p.last_user_message_at,
+        last_proactive_at=p.last_proactive_at,
+        unanswered=p.unanswered,
+    )
+
+
+class OrsRunner:
+    def __init__(
+        self,
+        store: ProactiveStore,
+        decider: Decider,
+        sender: ProactiveSender,
+        rules: OrsRules,
+        clock: Clock | None = None,
+        *,
+        concurrency: int = 8,
+        memories: MemorySource | None = None,
+        lease: timedelta = CLAIM_LEASE,
+        idle_timeout: timedelta | None = None,
+        summarizer: TextModel | None = None,
+    ) -> None:
+        self.store = store
+        self.decider = decider
+        self.sender = sender
+        self.rules = rules
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.concurrency = concurrency
+        #: ``(user_id, query) -> awaitable list[str]``: Cortex memories for the context.
+        self.memories = memories
+        self.lease = lease
+        #: After this much silence the conversation is summarised for ORS (with ``summarizer``).
+        self.idle_timeout = idle_timeout
+        self.summarizer = summarizer
+        self.scheduler: AsyncIOScheduler | None = None
+        self._running: asyncio.Lock = asyncio.Lock()
+
+    # -- the conversation's side ---------------------------------------------
+    async def saw_message(self, user_id: str, channel_id: str | None, *, is_dm: bool) -> None:
+        """A user wrote: learn the pattern, reset the back-off, schedule a first look."""
+        now = self.clock()
+        await self.store.saw_message(
+            user_id,
+            now,
+            channel_id=None if is_dm else channel_id,
+            is_dm=is_dm,
+            local_hour=now.astimezone(self.rules.tz).hour,
+            first_check_at=now + self.rules.base_interval,
+        )
+
+    # -- one pass --------------------------------------------------------------
+    async def run_pass(self) -> PassReport:
+        """Assess every due user once (serialised: a slow pass is never overlapped)."""
+        async with self._running:
+            now = self.clock()
+            report = PassReport()
+            # One statement claims the whole batch (a second runner gets the rest).
+            claimed = await self.store.claim_due(now, self.lease, PASS_BATCH)
+            report.due = len(claimed)
+            gate = asyncio.Semaphore(self.concurrency)
+
+            async def one(p: StoredPattern) -> None:
+                async with gate:
+                    try:
+                        await self.assess(p, now, report)
+                    except Exception:  # one user's failure must not end the pass
+                        log.exception("ors: assessing %s failed", p.user_id)
+
+            await asyncio.gather(*(one(p) for p in claimed))
+            await self.summarise_idle(now, gate)
+            return report
+
+    async def summarise_idle(self, now: datetime, gate: asyncio.Semaphore | None = None) -> int:
+        """ORS_IDLE_TIMEOUT_MINUTES after a user's last message: the conversation's
+        summary and open threads for the context, its follow-ups filed as notes
+        (with their source messages).  Returns how many were summarised."""
+        if self.idle_timeout is None or self.summarizer is None:
+            return 0
+        users = await self.store.idle_unsummarised(now, self.idle_timeout, SUMMARIES_PER_PASS)
+        gate = gate or asyncio.Semaphore(self.concurrency)
+        done = 0
+
+        async def one(user_id: str) -> None:
+            nonlocal done
+            async with gate:
+                try:
+                    if await self._summarise(user_id, now):
+                        done += 1
+                except Exception:  # one user's failure must not end the pass
+                    log.exception("ors: summarising %s failed", user_id)
+
+        await asyncio.gather(*(one(u) for u in users))
+        return done
+
+    async def _summarise(self, user_id: str, now: datetime) -> bool:
+        assert self.summarizer is not None
+        turns = await self.store.recent_messages(user_id)
+        if not turns:  # nothing stored (no sessions here): mark it looked at all the same
+            await self.store.set_summary(user_id, None, [], now)
+            return False
+        try:
+            async with asyncio.timeout(DECIDE_TIMEOUT_S):
+                answer = await self.summarizer.complete_text(
+                    render_conversation(now, self.rules, [(r, c) for _, r, c in turns]),
+                    max_tokens=500,
+                    system=SUMMARY_SYSTEM,
+                    json_answer=SUMMARY_ANSWER,
+                )
+        except Exception as exc:  # the next pass tries again
+            log.info("ors: summary model unavailable for %s (%r)", user_id, exc)
+            return False
+        digest = parse_digest(answer)
+        if digest is None:
+            log.info("ors: unreadable summary for %s; keeping the last one", user_id)
+            await self.store.set_summary(user_id, None, [], now)
+            return False
+        sources = tuple(str(i) for i, role, _ in turns if role == "user")[-5:]
+        for text, not_before in digest.follow_ups:
+            await self.store.add_note(
+                user_id,
+                kind="event",
+                text=text,
+                relevance=FOLLOW_UP_RELEVANCE,
+                created_at=now,
+                not_before=not_before,
+                source_message_ids=sources,
+            )
+        await self.store.set_summary(user_id, digest.summary, list(digest.open_threads), now)
+        return True
+
+    async def _context(self, p: StoredPattern, user: UserOrs, now: datetime) -> OrsContext:
+        stored = await self.store.notes(p.user_id, now)
+        notes = [
+            Note(
+                n.kind,
+                n.text,
+                n.relevance,
+                n.created_at,
+                n.expires_at,
+                n.not_before,
+                n.source_message_ids,
+            )
+            for n in stored
+        ]
+        summary, threads = p.last_summary, list(p.open_threads)
+        if summary is None:
+            found = await self.store.latest_session_summary(p.user_id)
+            summary = found[1] if found is not None else None
+        memories: list[str] = []
+        if self.memories is not None:
+            query = " ".join([summary or "", *threads]).strip() or "what is going on"
+            try:
+                memories = list(await self.memories(p.user_id, query))
+            except Exception as exc:  # memories enrich the context; they are not required
+                log.info("ors: memories unavailable for %s (%r)", p.user_id, exc)
+        return OrsContext(
+            user,
+            now,
+            self.rules,
+            notes=notes,
+            summary=summary,
+            open_threads=threads,
+            active_hours=p.active_hours,
+            proactive_sent=p.proactive_sent,
+            proactive_answered=p.proactive_answered,
+            boundaries=p.boundaries,
+            memories=memories,
+        )
+
+    async def assess(self, p: StoredPattern, now: datetime, report: PassReport) -> None:
+        """One claimed user: decide, act, record, schedule the next look."""
+        user_id = p.user_id
+        report.assessed += 1
+        user = user_ors(p)
+        notes: list[Note] = []
+        if not allowed(user, self.rules):
+            decision = Decision(Action.WAIT, "not opted in")
+        elif not active(user, now, self.rules):
+            decision = Decision(Action.WAIT, "inactive")
+        elif in_quiet_hours(now, self.rules):
+            decision = Decision(Action.WAIT, "quiet hours")  # no model call at night
+        else:
+            ctx = await self._context(p, user, now)
+            notes = list(ctx.notes)
+            report.model_calls += 1
+            decision = settle(await self.decider.decide(ctx), user, now, self.rules)
+        if decision.action is Action.SPEAK and decision.message:
+            message_id = await self.store.record_speak(
+                user_id,
+                now,
+                content=decision.message,
+                reason=decision.reason,
+                channel_id=p.last_channel_id if not p.talked_in_dm else None,
+                min_gap=speak_gap(user, self.rules),
+                used_note_ids=tuple(
+                    n.id
+                    for n in await self.store.notes(user_id, now)
+                    if n.not_before is None or n.not_before <= now
+                ),
+            )
+            if message_id is None:
+                decision = Decision(Action.WAIT, "already spoken (recorded by another runner)")
+            else:
+                target = None if p.talked_in_dm else p.last_channel_id
+                try:
+                    ok = await self.sender.send(user_id, target, decision.message)
+                except Exception as exc:  # recorded: never retried, so never sent twice
+                    log.warning("ors: sending to %s failed (%r)", user_id, exc)
+                    ok = False
+                await self.store.mark(message_id, "sent" if ok else "failed")
+                user = UserOrs(
+                    user.user_id,
+                    user.opted_in,
+                    user.talked_in_dm,
+                    user.last_user_message_at,
+                    now,
+                    user.unanswered + 1,
+                )
+                report.spoke += 1
+        if decision.action is Action.THINK and decision.note is not None:
+            n = decision.note
+            await self.store.add_note(
+                user_id,
+                kind=n.kind,
+                text=n.text,
+                relevance=n.relevance,
+                created_at=n.created_at,
+                expires_at=n.expires_at,
+                not_before=n.not_before,
+                source_message_ids=n.source_message_ids,
+            )
+            notes.append(n)
+            report.thought += 1
+        if decision.action is Action.WAIT:
+            report.waited += 1
+        at = next_check(decision, user, now, self.rules, notes)
+        await self.store.finish(
+            user_id, now, action=decision.action.value, reason=decision.reason, next_check_at=at
+        )
+
+    # -- scheduling ------------------------------------------------------------
+    def start(self, every: timedelta = timedelta(minutes=1)) -> None:
+        """Run a pass every ``every`` in this process (users are due 5 min–8 h apart;
+        a minute's tick keeps their times within a minute)."""
+        if self.scheduler is not None:
+            return
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self._tick,
+            IntervalTrigger(seconds=max(every, timedelta(seconds=1)).total_seconds()),
+            id="ors-pass",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+
+    async def _tick(self) -> None:
+        try:
+            report = await self.run_pass()
+        except Exception:  # e.g. the database is away: the next tick tries again
+            log.exception("ors: pass failed")
+            return
+        if report.assessed:
+            log.info(
+                "ors: %d assessed, %d spoke, %d noted",
+                report.assessed,
+                report.spoke,
+                report.thought,
+            )
+
+    async def stop(self) -> None:
+        scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)
+        async with self._running:  # let a pass in flight finish
+            pass
+
+
+def cortex_memories(manager: MemoryManager, limit: int = 5) -> MemorySource:
+    """Cortex memories for ORS's context, through ``MemoryManager.search``."""
+
+    async def search(user_id: str, query: str) -> list[str]:
+        result = await manager.search(user_id, query, limit=limit)
+        return [m.content for m in result.memories]
+
+    return search
+
+
+def ors_after_turn(runner: OrsRunner) -> AfterTurn:
+    """Each completed turn teaches ORS: activity, active hours, answered proactive messages.
+    A one-to-one conversation (no speaker name: a DM) is what makes ORS default on."""
+
+    async def after(ctx: TurnContext, done: Done) -> None:
+        tc = ctx.tool_context
+        try:
+            await runner.saw_message(tc.user_id, tc.channel_id, is_dm=ctx.speaker is None)
+        except Exception as exc:  # ORS learns next time; the conversation goes on
+            log.warning("ors: could not record %s's message (%s)", tc.user_id, exc)
+
+    return after
+
+
+def install_ors(
+    turn_runner: TurnRunner,
+    store: ProactiveStore,
+    settings: Settings,
+    model: TextModel,
+    sender: ProactiveSender,
+    clock: Clock | None = None,
+    *,
+    concurrency: int = 8,
+    memories: MemorySource | None = None,
+) -> OrsRunner | None:
+    """Wire ORS in: the after-turn hook that feeds it, and the runner (call its
+    ``start()`` to schedule passes, ``stop()`` on shutdown).  ``None`` when
+    ORS_ENABLED is off: nothing is installed and no one is ever messaged."""
+    if not settings.ors_enabled:
+        log.info("proactive messages are off (ORS_ENABLED=false)")
+        return None
+    runner = OrsRunner(
+        store,
+        ModelDecider(model),
+        sender,
+        rules_from(settings),
+        clock,
+        concurrency=concurrency,
+        memories=memories,
+        idle_timeout=timedelta(minutes=settings.ors_idle_timeout_minutes),
+        summarizer=model,
+    )
+    turn_runner.add_after_turn(ors_after_turn(runner))
+    return runner

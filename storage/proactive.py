@@ -1,0 +1,479 @@
+"""The Organic Response System's storage: each user's patterns and schedule,
+notes, assessments and proactive messages.
+
+Two guarantees live here, because only the database can give them across
+processes:
+
+- ``claim`` moves a due user's ``next_check_at`` forward with one conditional
+  UPDATE: of two runners on one database exactly one gets the user.
+- ``record_speak`` writes the message (``pending``) and moves
+  ``last_proactive_at`` in one transaction, under the user's row lock and
+  after re-checking the gap: a restart or a second process finds the send
+  already recorded and never sends it again.  The Discord send happens after
+  the commit; a crash in between leaves a ``pending`` row and no message
+  (at most once is the right failure for an unsolicited message).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .db import session_factory
+from .models import (
+    ConversationSession,
+    Message,
+    ProactiveAssessment,
+    ProactiveMessage,
+    ProactiveNote,
+    UserInteractionPattern,
+)
+
+
+@dataclass(frozen=True)
+class StoredPattern:
+    user_id: str
+    opted_in: bool | None
+    talked_in_dm: bool
+    last_channel_id: str | None
+    last_user_message_at: datetime | None
+    last_proactive_at: datetime | None
+    unanswered: int
+    proactive_sent: int
+    proactive_answered: int
+    active_hours: dict[str, int]
+    boundaries: list[str]
+    last_summary: str | None
+    open_threads: list[str]
+    summary_at: datetime | None
+    next_check_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredNote:
+    id: int
+    kind: str
+    text: str
+    relevance: float
+    created_at: datetime
+    expires_at: datetime | None
+    not_before: datetime | None
+    source_message_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class StoredProactive:
+    id: int
+    user_id: str
+    at: datetime
+    content: str
+    reason: str
+    channel_id: str | None
+    status: str
+
+
+def _pattern(row: UserInteractionPattern) -> StoredPattern:
+    return StoredPattern(
+        row.user_id,
+        row.opted_in,
+        row.talked_in_dm,
+        row.last_channel_id,
+        row.last_user_message_at,
+        row.last_proactive_at,
+        row.unanswered,
+        row.proactive_sent,
+        row.proactive_answered,
+        {str(k): int(v) for k, v in (row.active_hours or {}).items()},
+        [str(b) for b in row.boundaries or ()],
+        row.last_summary,
+        [str(t) for t in row.open_threads or ()],
+        row.summary_at,
+        row.next_check_at,
+    )
+
+
+class ProactiveStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._db = session_factory(engine)
+
+    # -- what the conversation tells ORS -------------------------------------
+    async def saw_message(
+        self,
+        user_id: str,
+        at: datetime,
+        *,
+        channel_id: str | None,
+        is_dm: bool,
+        local_hour: int,
+        first_check_at: datetime,
+    ) -> None:
+        """The user wrote: activity, active hours, and an answer to any pending
+        proactive message (the back-off resets)."""
+        hour = str(local_hour)
+        new = {
+            "user_id": user_id,
+            "talked_in_dm": is_dm,
+            "last_channel_id": channel_id,
+            "last_user_message_at": at,
+            "unanswered": 0,
+            "proactive_sent": 0,
+            "proactive_answered": 0,
+            "active_hours": {hour: 1},
+            "boundaries": [],
+            "open_threads": [],
+            "next_check_at": first_check_at,
+        }
+        t = UserInteractionPattern.__table__.c
+        stmt = insert(UserInteractionPattern).values(**new)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.user_id],
+            set_={
+                "talked_in_dm": t.talked_in_dm | stmt.excluded.talked_in_dm,
+                "last_channel_id": func.coalesce(stmt.excluded.last_channel_id, t.last_channel_id),
+                "last_user_message_at": stmt.excluded.last_user_message_at,
+                "proactive_answered": t.proactive_answered
+                + func.least(t.unanswered, 1),  # one answer per reply, not per message sent
+                "unanswered": 0,
+                "active_hours": t.active_hours.op("||")(
+                    func.jsonb_build_object(
+                        hour, func.coalesce((t.active_hours[hour]).as_integer(), 0) + 1
+                    )
+                ),
+            },
+        )
+        async with self._db() as db:
+            await db.execute(stmt)
+            await db.execute(
+                update(ProactiveMessage)
+                .where(
+                    ProactiveMessage.user_id == user_id,
+                    ProactiveMessage.answered_at.is_(None),
+                    ProactiveMessage.at <= at,
+                )
+                .values(answered_at=at)
+            )
+            await db.commit()
+
+    async def set_opt_in(self, user_id: str, on: bool, now: datetime) -> None:
+        t = UserInteractionPattern.__table__.c
+        stmt = insert(UserInteractionPattern).values(
+            user_id=user_id,
+            opted_in=on,
+            talked_in_dm=False,
+            unanswered=0,
+            proactive_sent=0,
+            proactive_answered=0,
+            active_hours={},
+            boundaries=[],
+            open_threads=[],
+            next_check_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(index_elements=[t.user_id], set_={"opted_in": on})
+        async with self._db() as db:
+            await db.execute(stmt)
+            await db.commit()
+
+    async def set_summary(
+        self, user_id: str, summary: str | None, open_threads: list[str], at: datetime
+    ) -> None:
+        """``summary`` None: looked at, nothing new (the last summary stays)."""
+        values: dict[str, object] = {"summary_at": at}
+        if summary is not None:
+            values.update(last_summary=summary, open_threads=list(open_threads))
+        async with self._db() as db:
+            await db.execute(
+                update(UserInteractionPattern)
+                .where(UserInteractionPattern.user_id == user_id)
+                .values(**values)
+            )
+            await db.commit()
+
+    async def idle_unsummarised(self, now: datetime, idle: timedelta, limit: int) -> list[str]:
+        """Users silent for ``idle`` whose last conversation ORS has not summarised yet."""
+        p = UserInteractionPattern
+        async with self._db() as db:
+            rows = await db.scalars(
+                select(p.user_id)
+                .where(
+                    p.last_user_message_at < now - idle,
+                    (p.summary_at.is_(None)) | (p.summary_at < p.last_user_message_at),
+                )
+                .order_by(p.last_user_message_at)
+                .limit(limit)
+            )
+            return list(rows)
+
+    async def recent_messages(self, user_id: str, limit: int = 30) -> list[tuple[int, str, str]]:
+        """``(id, role, content)`` of the user's latest conversation turns, oldest first."""
+        async with self._db() as db:
+            rows = await db.execute(
+                select(Message.id, Message.role, Message.content)
+                .where(Message.user_id == user_id)
+                .order_by(Message.id.desc())
+                .limit(limit)
+            )
+            return [(i, r, c) for i, r, c in rows.all()][::-1]
+
+    async def add_boundary(self, user_id: str, text: str) -> None:
+        t = UserInteractionPattern.__table__.c
+        async with self._db() as db:
+            await db.execute(
+                update(UserInteractionPattern)
+                .where(UserInteractionPattern.user_id == user_id)
+                .values(boundaries=t.boundaries.op("||")(func.jsonb_build_array(text)))
+            )
+            await db.commit()
+
+    async def latest_session_summary(self, user_id: str) -> tuple[uuid.UUID, str] | None:
+        """The user's most recent summarised conversation (storage/sessions.py writes it)."""
+        async with self._db() as db:
+            row = (
+                await db.execute(
+                    select(ConversationSession.id, ConversationSession.session_summary)
+                    .where(
+                        ConversationSession.user_id == user_id,
+                        ConversationSession.session_summary.is_not(None),
+                    )
+                    .order_by(ConversationSession.last_activity_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        return (row[0], row[1]) if row is not None else None
+
+    # -- the runner ------------------------------------------------------------
+    async def due_users(self, now: datetime, limit: int) -> list[str]:
+        async with self._db() as db:
+            rows = await db.scalars(
+                select(UserInteractionPattern.user_id)
+                .where(UserInteractionPattern.next_check_at <= now)
+                .order_by(UserInteractionPattern.next_check_at)
+                .limit(limit)
+            )
+            return list(rows)
+
+    async def claim(self, user_id: str, now: datetime, lease: timedelta) -> StoredPattern | None:
+        """Take a due user for this pass (``None``: not due, or another runner has it).
+        The lease is how long until a runner that died mid-assessment is replaced."""
+        async with self._db() as db:
+            row = (
+                await db.execute(
+                    update(UserInteractionPattern)
+                    .where(
+                        UserInteractionPattern.user_id == user_id,
+                        UserInteractionPattern.next_check_at <= now,
+                    )
+                    .values(next_check_at=now + lease)
+                    .returning(UserInteractionPattern)
+                )
+            ).scalar_one_or_none()
+            await db.commit()
+            return _pattern(row) if row is not None else None
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[StoredPattern]:
+        """Take every due user (up to ``limit``) for this pass in one statement: rows
+        another runner is claiming right now are skipped, not waited for, and the
+        condition is re-checked under the row lock, so no user goes to two runners."""
+        p = UserInteractionPattern
+        due = (
+            select(p.user_id)
+            .where(p.next_check_at <= now)
+            .order_by(p.next_check_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        async with self._db() as db:
+            rows = (
+                await db.execute(
+                    update(p)
+                    .where(p.user_id.in_(due), p.next_check_at <= now)
+                    .values(next_check_at=now + lease)
+                    .returning(p)
+                    .execution_options(synchronize_session=False)
+                )
+            ).scalars()
+            claimed = [_pattern(r) for r in rows]
+            await db.commit()
+        return sorted(claimed, key=lambda c: c.user_id)
+
+    async def pattern(self, user_id: str) -> StoredPattern | None:
+        async with self._db() as db:
+            row = await db.get(UserInteractionPattern, user_id)
+            return _pattern(row) if row is not None else None
+
+    async def notes(self, user_id: str, now: datetime) -> list[StoredNote]:
+        """Unused, unexpired notes."""
+        async with self._db() as db:
+            rows = await db.scalars(
+                select(ProactiveNote)
+                .where(
+                    ProactiveNote.user_id == user_id,
+                    ProactiveNote.used_at.is_(None),
+                    (ProactiveNote.expires_at.is_(None)) | (ProactiveNote.expires_at > now),
+                )
+                .order_by(ProactiveNote.created_at)
+            )
+            return [
+                StoredNote(
+                    n.id,
+                    n.kind,
+                    n.text,
+                    n.relevance,
+                    n.created_at,
+                    n.expires_at,
+                    n.not_before,
+                    tuple(str(s) for s in n.source_message_ids or ()),
+                )
+                for n in rows
+            ]
+
+    async def add_note(
+        self,
+        user_id: str,
+        *,
+        kind: str,
+        text: str,
+        relevance: float,
+        created_at: datetime,
+        expires_at: datetime | None = None,
+        not_before: datetime | None = None,
+        source_message_ids: tuple[str, ...] = (),
+    ) -> int:
+        async with self._db() as db:
+            note = ProactiveNote(
+                user_id=user_id,
+                kind=kind[:32],
+                text=text,
+                relevance=max(0.0, min(1.0, relevance)),
+                created_at=created_at,
+                expires_at=expires_at,
+                not_before=not_before,
+                source_message_ids=list(source_message_ids),
+            )
+            db.add(note)
+            await db.commit()
+            return note.id
+
+    async def finish(
+        self,
+        user_id: str,
+        now: datetime,
+        *,
+        action: str,
+        reason: str,
+        next_check_at: datetime,
+    ) -> None:
+        """The assessment's record and the next look, in one transaction."""
+        async with self._db() as db:
+            db.add(
+                ProactiveAssessment(
+                    user_id=user_id,
+                    at=now,
+                    action=action,
+                    reason=reason,
+                    next_check_at=next_check_at,
+                )
+            )
+            await db.execute(
+                update(UserInteractionPattern)
+                .where(UserInteractionPattern.user_id == user_id)
+                .values(next_check_at=next_check_at)
+            )
+            await db.commit()
+
+    async def record_speak(
+        self,
+        user_id: str,
+        now: datetime,
+        *,
+        content: str,
+        reason: str,
+        channel_id: str | None,
+        min_gap: timedelta,
+        used_note_ids: tuple[int, ...] = (),
+    ) -> int | None:
+        """Record the message before it is sent; ``None`` when, under the row lock,
+        a message went out less than ``min_gap`` ago (another runner, a replay)."""
+        async with self._db() as db:
+            row = (
+                await db.execute(
+                    select(UserInteractionPattern)
+                    .where(UserInteractionPattern.user_id == user_id)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if row is None or (
+                row.last_proactive_at is not None and now - row.last_proactive_at < min_gap
+            ):
+                await db.rollback()
+                return None
+            message = ProactiveMessage(
+                user_id=user_id,
+                at=now,
+                content=content,
+                reason=reason,
+                channel_id=channel_id,
+                status="pending",
+            )
+            db.add(message)
+            row.last_proactive_at = now
+            row.unanswered = row.unanswered + 1
+            row.proactive_sent = row.proactive_sent + 1
+            if used_note_ids:
+                await db.execute(
+                    update(ProactiveNote)
+                    .where(ProactiveNote.id.in_(used_note_ids))
+                    .values(used_at=now)
+                )
+            await db.commit()
+            return message.id
+
+    async def mark(self, message_id: int, status: str) -> None:
+        async with self._db() as db:
+            await db.execute(
+                update(ProactiveMessage)
+                .where(ProactiveMessage.id == message_id)
+                .values(status=status[:8])
+            )
+            await db.commit()
+
+    async def messages(self, user_id: str | None = None) -> list[StoredProactive]:
+        async with self._db() as db:
+            stmt = select(ProactiveMessage).order_by(ProactiveMessage.at, ProactiveMessage.id)
+            if user_id is not None:
+                stmt = stmt.where(ProactiveMessage.user_id == user_id)
+            rows = await db.scalars(stmt)
+            return [
+                StoredProactive(m.id, m.user_id, m.at, m.content, m.reason, m.channel_id, m.status)
+                for m in rows
+            ]
+
+    async def assessments(self, user_id: str) -> list[tuple[datetime, str, str]]:
+        async with self._db() as db:
+            rows = await db.execute(
+                select(
+                    ProactiveAssessment.at, ProactiveAssessment.action, ProactiveAssessment.reason
+                )
+                .where(ProactiveAssessment.user_id == user_id)
+                .order_by(ProactiveAssessment.at, ProactiveAssessment.id)
+            )
+            return [(a, b, c) for a, b, c in rows.all()]
+
+    async def delete_user_data(self, user_id: str) -> int:
+        """``/clara forget``: everything ORS holds about the user."""
+        count = 0
+        async with self._db() as db:
+            for model in (ProactiveMessage, ProactiveAssessment, ProactiveNote):
+                result = await db.execute(delete(model).where(model.user_id == user_id))
+                count += result.rowcount
+            result = await db.execute(
+                delete(UserInteractionPattern).where(UserInteractionPattern.user_id == user_id)
+            )
+            count += result.rowcount
+            await db.commit()
+        return count

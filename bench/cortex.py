@@ -498,6 +498,17 @@ async def measure_reads(
 
             times, _ = await timed(n, warmup, lexical_call)
             out.append(Latency(f"WarmStore.lexical_search limit={k}, {label}", times))
+        # Both legs as get_context runs them: one statement, one round trip.
+        for label, user in (("100k-memory user", MAIN_USER), ("100-memory user", SMALL_USER)):
+
+            async def hybrid_call(i: int, user: str = user) -> Any:
+                q, vec = queries[(i + 13) % len(queries)]
+                return await mm.warm.hybrid_search(
+                    user, vec, q, limit=k, max_matches=mm.retrieval.lexical_max_matches
+                )
+
+            times, _ = await timed(n, warmup, hybrid_call)
+            out.append(Latency(f"WarmStore.hybrid_search limit={k}, {label}", times))
     return out
 
 

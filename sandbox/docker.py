@@ -16,6 +16,12 @@ its process running inside, and background children survive the exec.  So:
   keeper (``sleep``) — no leftover background job;
 - on a timeout, a cancel or pid exhaustion the container is recycled
   (kill + start, ~1.3 s), which ends everything it ran.
+
+A container removed or stopped from outside (``docker rm -f``, a daemon
+restart, the host's OOM killer) is noticed when the next exec is refused
+(404 / 409 "is not running"): the box is recreated once and the command run
+again, transparently — the workspace is a bind mount, so its files survive.
+No status check per command: the refusal costs nothing on the common path.
 """
 
 from __future__ import annotations
@@ -77,6 +83,20 @@ def docker_client() -> Any:
             "start dockerd or set SANDBOX_MODE=bwrap"
         ) from exc
     return client
+
+
+def _container_gone(exc: BaseException) -> bool:
+    """True when the daemon refused an exec because the container no longer runs:
+    removed (404 NotFound) or stopped (409 Conflict "... is not running")."""
+    from docker.errors import APIError, NotFound
+
+    if isinstance(exc, NotFound):
+        return True
+    return isinstance(exc, APIError) and exc.status_code == 409
+
+
+class _ContainerGone(SandboxError):
+    """The exec was refused before the command started (see _container_gone)."""
 
 
 @dataclass
@@ -215,6 +235,35 @@ class DockerBackend(HostWorkspaceFiles):
     ) -> ExecResult:
         if not argv:
             raise ValueError("argv must not be empty")
+        try:
+            return await self._exec_once(user, argv, stdin=stdin, timeout=timeout)
+        except _ContainerGone as exc:
+            # Removed or stopped from outside: the command never started, so
+            # running it again in a fresh container is safe (files are kept).
+            log.warning("sandbox container of %s is gone (%s); recreating it", user, exc)
+            await self._replace_box(user)
+        try:
+            return await self._exec_once(user, argv, stdin=stdin, timeout=timeout)
+        except _ContainerGone as exc:
+            await self._replace_box(user)
+            raise SandboxError(
+                "the sandbox container was stopped twice in a row; try again in a moment"
+            ) from exc
+
+    async def _replace_box(self, user: str) -> None:
+        async with self._lock(user):
+            box = self._boxes.pop(user, None)
+            if box is not None:
+                await asyncio.to_thread(self._free_box, box)
+
+    async def _exec_once(
+        self,
+        user: str,
+        argv: list[str],
+        *,
+        stdin: bytes | None,
+        timeout: float | None,
+    ) -> ExecResult:
         await self.ensure(user)
         box = self._boxes[user]
         timeout = timeout or self.limits.exec_timeout_s
@@ -284,9 +333,21 @@ class DockerBackend(HostWorkspaceFiles):
         self, box: _Box, cmd: list[str], out: OutputCap, err: OutputCap, stop: threading.Event
     ) -> int | None:
         api = self._client.api
-        ex = api.exec_create(
-            box.container.id, cmd, stdout=True, stderr=True, workdir="/workspace", user=f"{box.uid}"
-        )
+        try:
+            ex = api.exec_create(
+                box.container.id,
+                cmd,
+                stdout=True,
+                stderr=True,
+                workdir="/workspace",
+                user=f"{box.uid}",
+            )
+        except Exception as exc:
+            # Only a refusal to *create* the exec is retried: the command has not
+            # started, so running it again cannot run it twice.
+            if _container_gone(exc):
+                raise _ContainerGone(str(exc)) from exc
+            raise
         for o, e in api.exec_start(ex["Id"], stream=True, demux=True):
             if stop.is_set():
                 break

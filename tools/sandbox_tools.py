@@ -8,8 +8,10 @@ unzip_file) and turns results into text the model can act on:
   stderr and the exit status when non-zero; a timeout or kill is said plainly.
 - What a run leaves for the *user* comes back as ``ToolResult.attachments``
   (the adapter attaches them to the reply; the model is told their names):
-  every image file in the top folder of the workspace that the command created
-  or rewrote (compared by size and mtime before and after), and the whole
+  every image file in the workspace (its top folder and subfolders down to
+  ``IMAGE_SCAN_DEPTH`` levels, at most ``IMAGE_SCAN_ENTRIES`` entries looked at)
+  that the command created or rewrote (compared by size and mtime before and
+  after), and the whole
   output as ``output.txt`` when it is too long to read in a chat message.
   Only when the adapter attaches files to its reply (``REPLY_FILES_KEY`` in
   the context) and within its upload limit.
@@ -67,6 +69,12 @@ MAX_IMAGES = 9
 LONG_OUTPUT_CHARS = 1500
 LONG_OUTPUT_LINES = 40
 OUTPUT_FILENAME = "output.txt"
+#: Images are looked for this many folder levels deep (``plots/2024/fig.png``
+#: is level 3)...
+IMAGE_SCAN_DEPTH = 3
+#: ...and in at most this many listed entries: the scan runs twice per command,
+#: and a workspace holding an unzipped dataset tree must not stall every run.
+IMAGE_SCAN_ENTRIES = 500
 
 # Extracting with the sandbox's own Python: zipfile drops absolute paths and
 # ".." components, and never creates symlinks.
@@ -120,13 +128,46 @@ def _images(files: list[FileInfo]) -> Snapshot:
 
 
 async def _snapshot(manager: SandboxManager, user: str) -> Snapshot | None:
-    """The workspace's top-level images; None when it cannot be listed (then no
-    artifacts are collected: a missing "before" would make every image look new)."""
+    """The workspace's images, breadth first to ``IMAGE_SCAN_DEPTH`` levels and
+    ``IMAGE_SCAN_ENTRIES`` entries (both scans walk in the same sorted order, so
+    the bound cuts them at the same place); None when it cannot be listed (then
+    no artifacts are collected: a missing "before" would make every image look
+    new).  Hidden folders (``.cache``, ``.local``: pip's and matplotlib's) are
+    not entered: nothing there is meant for the user."""
+    found: list[FileInfo] = []
+    level = ["."]
     try:
-        return _images(await manager.list_files(user, "."))
+        for depth in range(1, IMAGE_SCAN_DEPTH + 1):
+            below: list[str] = []
+            for folder in level:
+                if len(found) >= IMAGE_SCAN_ENTRIES:
+                    break
+                entries = (await manager.list_files(user, folder))[
+                    : IMAGE_SCAN_ENTRIES - len(found)
+                ]
+                found.extend(entries)
+                below.extend(
+                    f.path
+                    for f in entries
+                    if f.is_dir and not f.path.rsplit("/", 1)[-1].startswith(".")
+                )
+            if depth == IMAGE_SCAN_DEPTH or not below or len(found) >= IMAGE_SCAN_ENTRIES:
+                break
+            level = below
     except SandboxError as exc:
         log.info("not collecting images of %s's run: %s", user, exc)
         return None
+    return _images(found)
+
+
+def _attachment_name(path: str, taken: set[str]) -> str:
+    """The file's own name (``plots/a.png`` -> ``a.png``: a chat shows no folders),
+    or its path with ``_`` for ``/`` when another image already took that name."""
+    name = path.rsplit("/", 1)[-1]
+    if name in taken:
+        name = path.replace("/", "_")
+    taken.add(name)
+    return name
 
 
 def _is_long(text: str) -> bool:
@@ -147,6 +188,8 @@ async def _artifacts(
     made = sorted(path for path, sig in after.items() if before.get(path) != sig)
     files: list[ToolAttachment] = []
     skipped: list[str] = []
+    taken: set[str] = set()
+    attached: list[str] = []  # workspace paths, what the model's code wrote
     for path in made:
         size = after[path][0]
         if len(files) >= MAX_IMAGES or size > limit:
@@ -158,13 +201,11 @@ async def _artifacts(
             log.info("image %s of %s not attached: %s", path, user, exc)
             skipped.append(path)
             continue
-        files.append(ToolAttachment(path, data))
+        files.append(ToolAttachment(_attachment_name(path, taken), data))
+        attached.append(path)
     notes = []
     if files:
-        notes.append(
-            "images attached to your reply for the user to see: "
-            + ", ".join(f.filename for f in files)
-        )
+        notes.append("images attached to your reply for the user to see: " + ", ".join(attached))
     if skipped:
         notes.append(
             "not attached (over the chat's limit of "

@@ -21,7 +21,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, cast, delete, exists, func, select, text, update
+from sqlalchemy import (
+    Select,
+    String,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -76,6 +87,20 @@ def _memory(row: Any, similarity: float | None = None) -> Memory:
         tags=list(row.tags or []),
         similarity=similarity,
     )
+
+
+def _sql_filters(
+    params: dict[str, Any], memory_types: Sequence[MemoryType] | None, project_id: str | None
+) -> str:
+    """The type and project filters of a text() search over ``memories m``."""
+    extra = ""
+    if memory_types:
+        extra += " AND m.memory_type = ANY(:types)"
+        params["types"] = [t.value for t in memory_types]
+    if project_id is not None:
+        extra += " AND m.project_id = :pid"
+        params["pid"] = _uuid(project_id)
+    return extra
 
 
 def _row(memory: Memory, embedding: Sequence[float] | None, model: str | None) -> dict[str, Any]:
@@ -414,28 +439,46 @@ class WarmStore:
         ``similarity`` is left None: this leg knows words, not meaning."""
         if not query.strip():
             return []
-        params: dict[str, Any] = {
-            "u": check_user_id(user_id),
-            "q": query,
-            "cap": max_matches,
-            "k": limit,
-            "skip": await self.common_terms(common_share) if common_share < 1 else [],
-        }
-        extra = ""
-        if memory_types:
-            extra += " AND m.memory_type = ANY(:types)"
-            params["types"] = [t.value for t in memory_types]
-        if project_id is not None:
-            extra += " AND m.project_id = :pid"
-            params["pid"] = _uuid(project_id)
+        params: dict[str, Any] = {"u": check_user_id(user_id)}
+        extra = _sql_filters(params, memory_types, project_id)
+        ctes = await self._lexical_ctes(params, query, extra, limit, max_matches, common_share)
         cols = ", ".join(f"m.{c.expression.name}" for c in _COLUMNS)
-        # One round trip.  The query's lexemes come from the same english parser
-        # that made content_tsv (stop words dropped, stems matched), then each is
-        # re-quoted under 'simple' so it matches as is; 32 at most, so a pasted
-        # essay does not become a 500-way OR.
         sql = text(
             f"""
-            WITH terms AS MATERIALIZED (
+            WITH {ctes}
+            SELECT {cols}, r.lexical
+            FROM lex_ranked r JOIN memories m ON m.id = r.id
+            ORDER BY r.lexical DESC, m.created_at DESC
+            """
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sql, params)).all()
+        return [_memory(r) for r in rows]
+
+    async def _lexical_ctes(
+        self,
+        params: dict[str, Any],
+        query: str,
+        extra: str,
+        limit: int,
+        max_matches: int,
+        common_share: float,
+    ) -> str:
+        """The lexical leg as CTEs ending in ``lex_ranked(id, lexical)``, its
+        parameters added to ``params`` (shared by lexical_search and hybrid_search,
+        so both rank exactly alike)."""
+        params.update(
+            q=query,
+            cap=max_matches,
+            k_lex=limit,
+            skip=await self.common_terms(common_share) if common_share < 1 else [],
+        )
+        # The query's lexemes come from the same english parser that made
+        # content_tsv (stop words dropped, stems matched), then each is re-quoted
+        # under 'simple' so it matches as is; 32 at most, so a pasted essay does
+        # not become a 500-way OR.
+        return f"""
+            terms AS MATERIALIZED (
                 SELECT t, to_tsquery('simple', quote_literal(t)) AS tq
                 FROM unnest(tsvector_to_array(to_tsvector('english', :q))) AS t
                 WHERE t <> ALL(CAST(:skip AS text[]))
@@ -460,21 +503,120 @@ class WarmStore:
                         AS n
                     FROM terms
                 ) AS w
-            ), ranked AS (
+            ), lex_ranked AS MATERIALIZED (
                 SELECT x.id, (SELECT sum(w.idf) FROM weighted w WHERE x.content_tsv @@ w.tq)
                     AS lexical
                 FROM matched x
                 ORDER BY lexical DESC
-                LIMIT :k
+                LIMIT :k_lex
+            )"""
+
+    async def hybrid_search(
+        self,
+        user_id: str,
+        query_vec: Sequence[float],
+        query_text: str,
+        *,
+        limit: int = 20,
+        lexical: bool = True,
+        window: tuple[datetime | None, datetime | None] | None = None,
+        memory_types: Sequence[MemoryType] | None = None,
+        project_id: str | None = None,
+        max_matches: int = 200,
+        common_share: float = 0.05,
+        window_max_rows: int = 1000,
+    ) -> tuple[list[Memory], list[Memory], list[Memory]]:
+        """The three legs of a ranked search in ONE statement (one round trip, one
+        pooled connection): what ``search``, ``lexical_search`` and
+        ``search_window`` return, in that order (an empty list for a leg not asked).
+
+        Run as three concurrent queries they cost three connection check-outs and
+        three driver round trips, which at 100k memories was most of get_context's
+        time (bench/cortex.py: server time ~2 ms, the Python call ~8 ms).  Each leg
+        is the same SQL as its own method, so the rankings are identical."""
+        params: dict[str, Any] = {"u": check_user_id(user_id), "k": limit}
+        extra = _sql_filters(params, memory_types, project_id)
+        cols = ", ".join(f"m.{c.expression.name}" for c in _COLUMNS)
+        # The vector leg: ORDER BY distance LIMIT over the filtered table, which the
+        # planner answers from the HNSW index (iterative scan) for a big user and by
+        # sorting the user's rows for a small one — as the ORM statement of search().
+        legs = [
+            """SELECT 0 AS leg, row_number() OVER (ORDER BY v.distance) AS ord, v.*,
+                   CAST(NULL AS float8) AS lexical
+                FROM vec v"""
+        ]
+        ctes = [
+            f"""vec AS MATERIALIZED (
+                SELECT {cols}, m.embedding <=> :qv AS distance FROM memories m
+                WHERE m.user_id = :u AND m.status = 'active' AND m.embedding IS NOT NULL {extra}
+                ORDER BY distance LIMIT :k
+            )"""
+        ]
+        if lexical and query_text.strip():
+            lex = await self._lexical_ctes(
+                params, query_text, extra, limit, max_matches, common_share
             )
-            SELECT {cols}, r.lexical
-            FROM ranked r JOIN memories m ON m.id = r.id
-            ORDER BY r.lexical DESC, m.created_at DESC
-            """
-        )
+            ctes.append(lex)
+            legs.append(
+                f"""SELECT 1, row_number() OVER (ORDER BY r.lexical DESC, m.created_at DESC),
+                       {cols}, CAST(NULL AS float8), r.lexical
+                    FROM lex_ranked r JOIN memories m ON m.id = r.id"""
+            )
+        if window is not None:
+            since, before = window
+            where = ""
+            if since is not None:
+                where += " AND m.created_at >= :since"
+                params["since"] = since
+            if before is not None:
+                where += " AND m.created_at < :before"
+                params["before"] = before
+            params["wmax"] = window_max_rows
+            # The inner LIMIT keeps HNSW out of it (see search_window).
+            ctes.append(
+                f"""win AS MATERIALIZED (
+                    SELECT n.*, n.embedding <=> :qv AS distance FROM (
+                        SELECT {cols}, m.embedding FROM memories m
+                        WHERE m.user_id = :u AND m.status = 'active'
+                          AND m.embedding IS NOT NULL {extra}{where}
+                        ORDER BY m.created_at DESC LIMIT :wmax
+                    ) AS n
+                    ORDER BY distance LIMIT :k
+                )"""
+            )
+            wcols = ", ".join(f"w.{c.expression.name}" for c in _COLUMNS)
+            legs.append(
+                f"""SELECT 2, row_number() OVER (ORDER BY w.distance), {wcols},
+                       w.distance, CAST(NULL AS float8)
+                    FROM win w"""
+            )
+        sql = text(
+            "WITH " + ", ".join(ctes) + " " + " UNION ALL ".join(legs) + " ORDER BY 1, 2"
+        ).bindparams(bindparam("qv", type_=MemoryRecord.embedding.type))
+        params["qv"] = list(query_vec)
+        ef = int(max(self.ef_search, limit * 2))
         async with self.engine.connect() as conn:
+            if ef > DEFAULT_EF_SEARCH:
+                # As _run_search: a deeper graph walk for a larger limit, set for
+                # this transaction only (the pooled connection keeps its default).
+                await conn.execute(
+                    text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef)}
+                )
             rows = (await conn.execute(sql, params)).all()
-        return [_memory(r) for r in rows]
+        out: tuple[list[Memory], list[Memory], list[Memory]] = ([], [], [])
+        for r in rows:
+            sim = None if r.leg == 1 else 1.0 - float(r.distance)
+            out[r.leg].append(_memory(r, sim))
+        vec_hits = out[0]
+        if len(vec_hits) < limit:
+            # As search(): all the user has, or an HNSW walk that ran dry.
+            stmt, distance = self._search_stmt(query_vec, limit, memory_types, project_id)
+            stmt = stmt.where(MemoryRecord.user_id == params["u"])
+            vec_hits = await self._run_search(stmt, distance, limit, exact=True)
+        else:
+            # relaxed_order may return a few rows out of order (as _run_search).
+            vec_hits.sort(key=lambda m: m.similarity or 0.0, reverse=True)
+        return vec_hits, out[1], out[2]
 
     async def search_project(
         self,

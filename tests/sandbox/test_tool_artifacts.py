@@ -85,3 +85,44 @@ async def test_long_output_comes_as_a_file_too(backend: Backend) -> None:
     # Short output stays in the reply only.
     r = await call(backend, "art-long", "execute_python", code="print('short')")
     assert r.attachments == []
+
+
+async def test_images_in_subfolders_are_attached_within_the_bounds(backend: Backend) -> None:
+    u = "art-subfolders"
+    code = (
+        "import os\n"
+        "for d in ('plots/2024', 'plots/2024/q1/deep', '.cache', 'other'):\n"
+        "    os.makedirs(d, exist_ok=True)\n"
+        "open('plots/a.png', 'wb').write(b'A')\n"  # level 2
+        "open('plots/2024/b.png', 'wb').write(b'B')\n"  # level 3: the deepest scanned
+        "open('plots/2024/q1/deep/c.png', 'wb').write(b'C')\n"  # level 5: not scanned
+        "open('.cache/d.png', 'wb').write(b'D')\n"  # hidden folder: a tool's cache
+        "open('other/a.png', 'wb').write(b'O')\n"  # same name as plots/a.png
+        "print('drawn')\n"
+    )
+    r = await call(backend, u, "execute_python", code=code)
+    got = sorted((f.filename, f.data) for f in r.attachments)
+    assert got == [("a.png", b"O"), ("b.png", b"B"), ("plots_a.png", b"A")], got
+    assert r.content == (
+        "drawn\n[images attached to your reply for the user to see: "
+        "other/a.png, plots/2024/b.png, plots/a.png]"
+    )
+    # Untouched since: nothing again.
+    r = await call(backend, u, "run_shell", command="true")
+    assert r.attachments == []
+
+
+async def test_a_huge_tree_is_scanned_only_up_to_the_entry_bound(backend: Backend) -> None:
+    u = "art-huge"
+    # 600 entries in the top folder fill the bound: a plot in a subfolder after
+    # them is not looked for (and the run is not slowed by the whole tree).
+    code = (
+        "import os\n"
+        "os.makedirs('zz/plots', exist_ok=True)\n"
+        "for i in range(600):\n"
+        "    open(f'data{i:03}.csv', 'w').write('1')\n"
+        "open('zz/plots/p.png', 'wb').write(b'P')\n"
+        "open('aa.png', 'wb').write(b'T')\n"
+    )
+    r = await call(backend, u, "execute_python", code=code)
+    assert [(f.filename, f.data) for f in r.attachments] == [("aa.png", b"T")]

@@ -11,30 +11,9 @@ import pytest
 
 from tests.fakes.fake_llm import FakeLLM, Hang, Reply
 from tests.support.clara_process import ENTRY, clara_env, run_clara
+from tests.support.console import start_console
 
 pytestmark = pytest.mark.slow
-
-
-class Terminal:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.output = ""
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while chunk := await self.proc.stdout.read(1024):
-            self.output += chunk.decode(errors="replace")
-
-    async def type(self, line: str) -> None:
-        self.proc.stdin.write((line + "\n").encode())
-        await self.proc.stdin.drain()
-
-    async def expect(self, text: str, timeout: float = 30) -> None:
-        async with asyncio.timeout(timeout):
-            while text not in self.output:
-                if self.proc.returncode is not None:
-                    raise AssertionError(f"console exited; output:\n{self.output}")
-                await asyncio.sleep(0.02)
 
 
 async def test_console_chat_cancel_and_exit(tmp_path):
@@ -45,17 +24,8 @@ async def test_console_chat_cancel_and_exit(tmp_path):
             CUSTOM_OPENAI_API_KEY="k",
             CUSTOM_OPENAI_BASE_URL=fake.openai_base_url,
         )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ENTRY),
-            "--console",
-            env=env,
-            cwd=tmp_path,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        term = Terminal(proc)
+        term = await start_console(env, tmp_path)
+        proc = term.proc
         try:
             await term.expect("you> ")
             fake.enqueue(Reply("Hello from Clara!", chunks=["Hello ", "from ", "Clara!"]))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 
-from tests.e2e.test_console import Terminal
 from tests.fakes.fake_llm import FakeLLM, Reply, ToolCall
-from tests.support.clara_process import ENTRY, clara_env
+from tests.support.clara_process import clara_env
+from tests.support.console import start_console
 
 pytestmark = pytest.mark.slow
 
@@ -24,17 +23,8 @@ async def test_console_low_tier_answers_with_the_low_model(tmp_path):
             CUSTOM_OPENAI_MODEL="base-model",
             CUSTOM_OPENAI_MODEL_LOW="cheap-model",
         )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ENTRY),
-            "--console",
-            env=env,
-            cwd=tmp_path,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        term = Terminal(proc)
+        term = await start_console(env, tmp_path)
+        proc = term.proc
         try:
             await term.expect("you> ")
             fake.enqueue(Reply("Hi there."))

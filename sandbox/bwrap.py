@@ -45,7 +45,6 @@ from .workspace import (
     HostWorkspaceFiles,
     Workspace,
     can_hard_quota,
-    check_soft_quota,
     pick_uid,
     user_key,
 )
@@ -348,20 +347,8 @@ class BwrapBackend(HostWorkspaceFiles):
                 f"killed: the sandbox's memory limit ({self.limits.memory_bytes >> 20} MiB) "
                 "was reached"
             )
-        if not box.hard_quota:
-            note = await asyncio.to_thread(check_soft_quota, box.ws)
-            if note:
-                notes.append(note)
-        return ExecResult(
-            stdout=out.text(),
-            stderr=err.text(),
-            exit_code=None if timed_out else code,
-            timed_out=timed_out,
-            timeout_s=timeout,
-            stdout_bytes=out.total,
-            stderr_bytes=err.total,
-            duration_s=time.monotonic() - t0,
-            notes=notes,
+        return await self._finish(
+            box, out, err, code=code, timed_out=timed_out, timeout=timeout, t0=t0, notes=notes
         )
 
     def _after_exec(self, box: _Box) -> bool:

@@ -49,7 +49,6 @@ from .workspace import (
     HostWorkspaceFiles,
     Workspace,
     can_hard_quota,
-    check_soft_quota,
     pick_uid,
     user_key,
 )
@@ -313,20 +312,8 @@ class DockerBackend(HostWorkspaceFiles):
                 "killed (SIGKILL): most likely the sandbox's memory limit "
                 f"({self.limits.memory_bytes >> 20} MiB) was reached"
             )
-        if not box.hard_quota:
-            note = await asyncio.to_thread(check_soft_quota, box.ws)
-            if note:
-                notes.append(note)
-        return ExecResult(
-            stdout=out.text(),
-            stderr=err.text(),
-            exit_code=None if timed_out else code,
-            timed_out=timed_out,
-            timeout_s=timeout,
-            stdout_bytes=out.total,
-            stderr_bytes=err.total,
-            duration_s=time.monotonic() - t0,
-            notes=notes,
+        return await self._finish(
+            box, out, err, code=code, timed_out=timed_out, timeout=timeout, t0=t0, notes=notes
         )
 
     def _run_exec(

@@ -30,10 +30,11 @@ import re
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
-from .base import FileInfo, SandboxError, SandboxPathError, SandboxQuotaExceeded
+from .base import ExecResult, FileInfo, SandboxError, SandboxPathError, SandboxQuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +334,36 @@ class HostWorkspaceFiles:
     ``_boxes`` (user -> an object with ``.ws``, its Workspace)."""
 
     _boxes: dict[str, Any]
+
+    async def _finish(
+        self,
+        box: Any,
+        out: Any,
+        err: Any,
+        *,
+        code: int | None,
+        timed_out: bool,
+        timeout: float,
+        t0: float,
+        notes: list[str],
+    ) -> ExecResult:
+        """The result of one command: the capped streams, the exit status (none after a
+        timeout), and a note when a soft workspace quota was passed."""
+        if not box.hard_quota:
+            note = await asyncio.to_thread(check_soft_quota, box.ws)
+            if note:
+                notes.append(note)
+        return ExecResult(
+            stdout=out.text(),
+            stderr=err.text(),
+            exit_code=None if timed_out else code,
+            timed_out=timed_out,
+            timeout_s=timeout,
+            stdout_bytes=out.total,
+            stderr_bytes=err.total,
+            duration_s=time.monotonic() - t0,
+            notes=notes,
+        )
 
     async def _ws(self, user: str) -> Workspace:
         await self.ensure(user)  # type: ignore[attr-defined]

@@ -135,6 +135,13 @@ def local_file_tools(store: LocalFileStore) -> list[Tool]:
         return f"{found.name} ({human_size(found.size)}) {where}"
 
     filename = {"type": "string", "description": "The stored file's name, as listed."}
+    # read, delete and send take one argument, the file's name.
+    by_filename = {
+        "type": "object",
+        "properties": {"filename": filename},
+        "required": ["filename"],
+        "additionalProperties": False,
+    }
     return [
         Tool(
             name="save_to_local",
@@ -166,12 +173,7 @@ def local_file_tools(store: LocalFileStore) -> list[Tool]:
         Tool(
             name="read_local_file",
             description="Read a text file from the user's storage.",
-            parameters={
-                "type": "object",
-                "properties": {"filename": filename},
-                "required": ["filename"],
-                "additionalProperties": False,
-            },
+            parameters=by_filename,
             handler=read_local_file,
             timeout=30,
             source="files",
@@ -179,12 +181,7 @@ def local_file_tools(store: LocalFileStore) -> list[Tool]:
         Tool(
             name="delete_local_file",
             description="Delete a file from the user's storage, for good.",
-            parameters={
-                "type": "object",
-                "properties": {"filename": filename},
-                "required": ["filename"],
-                "additionalProperties": False,
-            },
+            parameters=by_filename,
             handler=delete_local_file,
             timeout=30,
             source="files",
@@ -192,12 +189,7 @@ def local_file_tools(store: LocalFileStore) -> list[Tool]:
         Tool(
             name="send_local_file",
             description="Post a file from the user's storage to this chat, as an attachment.",
-            parameters={
-                "type": "object",
-                "properties": {"filename": filename},
-                "required": ["filename"],
-                "additionalProperties": False,
-            },
+            parameters=by_filename,
             handler=send_local_file,
             timeout=120,
             source="files",

@@ -54,16 +54,22 @@ docker_ok() { docker info >/dev/null 2>&1; }
 if ! docker_ok; then
     command -v dockerd >/dev/null 2>&1 || give_up "dockerd is not installed"
     say "starting dockerd (log: $DOCKERD_LOG)"
-    $SUDO sh -c "nohup dockerd --bridge=none --iptables=false --ip-forward=false --ip-masq=false \
-        >'$DOCKERD_LOG' 2>&1 &"
+    # setsid: dockerd gets its own session, so stopping the shell or job that started
+    # it (a killed process group) does not take the daemon down with it.
+    $SUDO sh -c "setsid nohup dockerd --bridge=none --iptables=false --ip-forward=false --ip-masq=false \
+        >'$DOCKERD_LOG' 2>&1 </dev/null &"
     for _ in $(seq 1 60); do docker_ok && break; sleep 0.5; done
     docker_ok || give_up "dockerd did not answer within 30 s; see $DOCKERD_LOG: $(tail -3 "$DOCKERD_LOG" 2>/dev/null)"
 fi
 say "dockerd answers (server $(docker version --format '{{.Server.Version}}' 2>/dev/null))"
 
 # 3. image
+# Clara's default DOCKER_SANDBOX_IMAGE (python:3.12-slim) needs a registry: say
+# which setting points Clara at the image built here.
+use_it() { say "Clara uses it with DOCKER_SANDBOX_IMAGE=$IMAGE (in .env)"; }
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
     say "image $IMAGE present"
+    use_it
     exit 0
 fi
 mkdir -p "$CACHE_DIR"
@@ -88,3 +94,4 @@ say "importing $TARBALL as $IMAGE"
 docker import -c 'USER 1000:1000' -c 'WORKDIR /workspace' -c 'CMD ["sleep","infinity"]' \
     "$TARBALL" "$IMAGE" >/dev/null || give_up "docker import failed"
 say "image $IMAGE ready"
+use_it

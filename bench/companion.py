@@ -94,8 +94,8 @@ class _Clock:
         return self.now
 
 
-async def section_build(store=None, n: int = N, label: str = "in memory") -> None:
-    service = MoodService(HormoneModel("Europe/Berlin"), store, _Clock())
+async def section_build(store=None, n: int = N, label: str = "in memory", cache=None) -> None:
+    service = MoodService(HormoneModel("Europe/Berlin"), store, _Clock(), cache=cache)
     contribute = mood_section(service)
     times = []
     for i in range(n + 50):
@@ -132,6 +132,17 @@ async def with_database() -> None:
         await section_build(store, n=2000, label="PostgreSQL write-through")
         wall = time.perf_counter() - t0
         print(f"  2050 changes written in {wall:.1f}s: {2050 / wall:.0f} changes/s")
+        # As in production: Redis is the cache every process reads (one GET and one
+        # SET per change on the answer's path), PostgreSQL the record behind it.
+        from storage.companion_cache import MoodCache
+
+        await section_build(None, n=2000, label="Redis cache alone", cache=MoodCache(svc.redis))
+        await section_build(
+            store,
+            n=2000,
+            label="Redis cache + PostgreSQL write-through",
+            cache=MoodCache(svc.redis),
+        )
 
 
 def chart() -> None:

@@ -220,6 +220,7 @@ class Clara:
             "sandbox.manager",
             "clara_core.pipeline.mood",
             "storage.companion",
+            "storage.companion_cache",
             "clara_core.cortex.manager",
             "clara_core.cortex.extraction",
             "clara_core.cortex.emotion",
@@ -357,6 +358,7 @@ class Clara:
     def attach_mood(self, runner) -> None:
         """Clara's mood per channel: a prompt section before each turn, an update after."""
         from storage.companion import CompanionStore
+        from storage.companion_cache import MoodCache
 
         from .pipeline.memory import ServiceTextModel
         from .pipeline.mood import install_mood
@@ -368,6 +370,9 @@ class Clara:
             CompanionStore(self.storage.engine),
             self.settings,
             tone_model=ServiceTextModel(self.llm),
+            # Redis is the shared cache (a second process sees a change at once); the
+            # in-process LRU is only the fallback while Redis is down.
+            cache=MoodCache(self.storage.redis),
         )
         self._runner = runner  # close() drains the after-turn hooks, Cortex on or off
 
@@ -499,6 +504,8 @@ class Clara:
                 out["latency_ms"] = round(client.latency * 1000)
             if client is not None and client.conversation is not None:
                 out["busy_channels"] = client.conversation.queue.snapshot()
+            if self.ors is not None:
+                out["ors"] = self.ors.stats()
             return out
 
         async def storage_check() -> None:
@@ -559,7 +566,7 @@ class Clara:
             await runner.drain()  # memory extraction of the last turns
         if self.mood is not None:
             mood, self.mood = self.mood, None
-            await mood.flush()  # the last mood changes reach PostgreSQL
+            await mood.close()  # the last changes reach PostgreSQL; the cache's probe stops
         if self.sandbox is not None:
             sandbox, self.sandbox = self.sandbox, None
             await sandbox.close()

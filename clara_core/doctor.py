@@ -87,6 +87,7 @@ async def _check_storage(settings: Settings) -> list[Check]:
             )
             if st.up_to_date:
                 checks += await _check_cortex(settings, storage.engine)
+                checks.append(await _check_proactive(storage.engine))
         except Exception as exc:
             checks.append(Check("postgres", False, f"cannot query PostgreSQL: {exc}"))
         try:
@@ -311,3 +312,13 @@ async def run_doctor(settings: Settings | None, config_error: ConfigError | None
         + ("" if not failed else f"; {len(failed)} need attention")
     )
     return 0 if not failed else 1
+
+
+async def _check_proactive(engine) -> Check:
+    """Proactive sends a crash left pending (marked lost, never re-sent)."""
+    from storage.proactive import ProactiveStore
+
+    from .pipeline.proactive import doctor_check
+
+    name, ok, detail = await doctor_check(ProactiveStore(engine))
+    return Check(name, ok, detail, required=False)

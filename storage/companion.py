@@ -103,6 +103,14 @@ class CompanionStore:
             ).all()
         return [MoodPoint(at, dict(levels)) for at, levels in [*before, *rows]]
 
+    async def owned_scopes(self, user_id: str) -> list[str]:
+        """The scopes that are the user's one-to-one conversations."""
+        async with self._sessions() as db:
+            rows = await db.scalars(
+                select(CompanionState.scope).where(CompanionState.owner_user_id == user_id)
+            )
+            return list(rows)
+
     async def delete_user_data(self, user_id: str) -> int:
         """Forget the user: history rows their messages caused and their DMs' state.
 

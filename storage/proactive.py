@@ -11,14 +11,18 @@ processes:
   after re-checking the gap: a restart or a second process finds the send
   already recorded and never sends it again.  The Discord send happens after
   the commit; a crash in between leaves a ``pending`` row and no message
-  (at most once is the right failure for an unsolicited message).
+  (at most once is the right failure for an unsolicited message).  ``mark_lost``
+  later turns such a row into ``lost`` (logged and counted for the operator),
+  never into a second attempt.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -47,7 +51,9 @@ class StoredPattern:
     proactive_sent: int
     proactive_answered: int
     active_hours: dict[str, int]
-    boundaries: list[str]
+    #: ``{"text": ..., optional "not_before"/"not_after" "HH:MM", "days_off" [0-6]}``
+    #: (companion/boundaries.py reads them; a boundary stored as a bare string is words only).
+    boundaries: list[dict[str, Any]]
     last_summary: str | None
     open_threads: list[str]
     summary_at: datetime | None
@@ -77,6 +83,15 @@ class StoredProactive:
     status: str
 
 
+def _boundary(value: object) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {"text": str(value)}
+
+
+#: Called inside ``record_speak`` between the locked read and the write (a test seam:
+#: the send-once test holds two runners there to force the race deterministically).
+RecordHook = Callable[[str], Awaitable[None]]
+
+
 def _pattern(row: UserInteractionPattern) -> StoredPattern:
     return StoredPattern(
         row.user_id,
@@ -89,7 +104,7 @@ def _pattern(row: UserInteractionPattern) -> StoredPattern:
         row.proactive_sent,
         row.proactive_answered,
         {str(k): int(v) for k, v in (row.active_hours or {}).items()},
-        [str(b) for b in row.boundaries or ()],
+        [_boundary(b) for b in row.boundaries or ()],
         row.last_summary,
         [str(t) for t in row.open_threads or ()],
         row.summary_at,
@@ -98,8 +113,9 @@ def _pattern(row: UserInteractionPattern) -> StoredPattern:
 
 
 class ProactiveStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, record_hook: RecordHook | None = None) -> None:
         self._db = session_factory(engine)
+        self._record_hook = record_hook
 
     # -- what the conversation tells ORS -------------------------------------
     async def saw_message(
@@ -209,25 +225,84 @@ class ProactiveStore:
             return list(rows)
 
     async def recent_messages(self, user_id: str, limit: int = 30) -> list[tuple[int, str, str]]:
-        """``(id, role, content)`` of the user's latest conversation turns, oldest first."""
+        """``(id, role, content)`` of the user's latest conversation turns, oldest first:
+        the rows of the user's sessions, so Clara's answers (stored under her own
+        name) and her proactive messages are part of the conversation summarised."""
+        mine = select(ConversationSession.id).where(ConversationSession.user_id == user_id)
         async with self._db() as db:
             rows = await db.execute(
                 select(Message.id, Message.role, Message.content)
-                .where(Message.user_id == user_id)
+                .where((Message.user_id == user_id) | Message.session_id.in_(mine))
                 .order_by(Message.id.desc())
                 .limit(limit)
             )
             return [(i, r, c) for i, r, c in rows.all()][::-1]
 
-    async def add_boundary(self, user_id: str, text: str) -> None:
-        t = UserInteractionPattern.__table__.c
-        async with self._db() as db:
-            await db.execute(
-                update(UserInteractionPattern)
-                .where(UserInteractionPattern.user_id == user_id)
-                .values(boundaries=t.boundaries.op("||")(func.jsonb_build_array(text)))
+    async def _ensure_pattern(self, db, user_id: str, now: datetime) -> UserInteractionPattern:
+        """The user's row, locked; created (never chose, never wrote) when missing."""
+        await db.execute(
+            insert(UserInteractionPattern)
+            .values(
+                user_id=user_id,
+                talked_in_dm=False,
+                unanswered=0,
+                proactive_sent=0,
+                proactive_answered=0,
+                active_hours={},
+                boundaries=[],
+                open_threads=[],
+                next_check_at=now,
             )
+            .on_conflict_do_nothing(index_elements=[UserInteractionPattern.user_id])
+        )
+        return (
+            await db.execute(
+                select(UserInteractionPattern)
+                .where(UserInteractionPattern.user_id == user_id)
+                .with_for_update()
+            )
+        ).scalar_one()
+
+    async def add_boundary(
+        self, user_id: str, boundary: dict[str, Any] | str, now: datetime, *, limit: int = 10
+    ) -> list[dict[str, Any]]:
+        """Append a boundary (the same words again replace the old entry); at most
+        ``limit`` are kept, the oldest dropped.  Returns the user's boundaries."""
+        item = _boundary(boundary)
+        same = str(item.get("text", "")).casefold()
+        async with self._db() as db:
+            row = await self._ensure_pattern(db, user_id, now)
+            kept = [
+                b
+                for b in (_boundary(x) for x in row.boundaries or ())
+                if str(b.get("text", "")).casefold() != same
+            ]
+            result = [*kept, item][-limit:]
+            row.boundaries = result
             await db.commit()
+            return result
+
+    async def remove_boundary(self, user_id: str, index: int | None) -> list[dict[str, Any]]:
+        """Drop the ``index``-th boundary (0-based), or all of them (``None``).
+        Returns what is left."""
+        async with self._db() as db:
+            row = (
+                await db.execute(
+                    select(UserInteractionPattern)
+                    .where(UserInteractionPattern.user_id == user_id)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                return []
+            items = [_boundary(b) for b in row.boundaries or ()]
+            if index is None:
+                items = []
+            elif 0 <= index < len(items):
+                del items[index]
+            row.boundaries = items
+            await db.commit()
+            return items
 
     async def latest_session_summary(self, user_id: str) -> tuple[uuid.UUID, str] | None:
         """The user's most recent summarised conversation (storage/sessions.py writes it)."""
@@ -407,6 +482,8 @@ class ProactiveStore:
                     .with_for_update()
                 )
             ).scalar_one_or_none()
+            if self._record_hook is not None:
+                await self._record_hook(user_id)
             if row is None or (
                 row.last_proactive_at is not None and now - row.last_proactive_at < min_gap
             ):
@@ -441,6 +518,41 @@ class ProactiveStore:
                 .values(status=status[:8])
             )
             await db.commit()
+
+    async def mark_lost(self, now: datetime, older_than: timedelta) -> list[StoredProactive]:
+        """Sends recorded more than ``older_than`` ago and never confirmed: the process
+        died between the record and the post (or during the post).  They become
+        ``lost`` and are returned for the log; re-sending them blindly could post a
+        message twice, which the send-once promise forbids (the rules let Clara speak
+        again later if there is still a reason)."""
+        async with self._db() as db:
+            rows = (
+                await db.execute(
+                    update(ProactiveMessage)
+                    .where(
+                        ProactiveMessage.status == "pending",
+                        ProactiveMessage.at < now - older_than,
+                    )
+                    .values(status="lost")
+                    .returning(ProactiveMessage)
+                    .execution_options(synchronize_session=False)
+                )
+            ).scalars()
+            lost = [
+                StoredProactive(m.id, m.user_id, m.at, m.content, m.reason, m.channel_id, m.status)
+                for m in rows
+            ]
+            await db.commit()
+        return lost
+
+    async def status_counts(self) -> dict[str, int]:
+        """Proactive messages by status (sent, failed, pending, lost): for the monitor
+        and ``doctor``."""
+        async with self._db() as db:
+            rows = await db.execute(
+                select(ProactiveMessage.status, func.count()).group_by(ProactiveMessage.status)
+            )
+            return {status: int(n) for status, n in rows.all()}
 
     async def messages(self, user_id: str | None = None) -> list[StoredProactive]:
         async with self._db() as db:

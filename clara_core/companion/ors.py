@@ -6,11 +6,12 @@ how a note's relevance decays, which notes are due, how a model's WAIT /
 THINK / SPEAK decision is settled against those rules, and when to look at
 the user next (5 minutes to 8 hours).
 
-What is not here yet: gathering the context, asking the model, the tables and
-the scheduler (issue 12, second half).  Whatever decides — a model, a test's
-script — its SPEAK goes through :func:`settle`, so the guarantees (never
-sooner than the gap, never in quiet hours, never to someone who opted out)
-hold whatever the decider says.
+Gathering the context, asking the model, the tables and the scheduler live in
+``pipeline/proactive.py`` and ``storage/proactive.py``.  Whatever decides — a
+model, a test's script — its SPEAK goes through :func:`settle`, so the
+guarantees (never sooner than the gap, never in quiet hours, never outside the
+hours and days the user allowed with ``/clara boundary``, never to someone who
+opted out) hold whatever the decider says.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
+
+from .boundaries import Boundary, allowed_from, blocked_by
 
 
 class Action(StrEnum):
@@ -105,6 +108,8 @@ class UserOrs:
     last_proactive_at: datetime | None = None
     #: Proactive messages sent since the user last wrote anything.
     unanswered: int = 0
+    #: What the user stated (``/clara boundary``); the hours and days are enforced here.
+    boundaries: tuple[Boundary, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,8 @@ def speak_blocker(user: UserOrs, now: datetime, rules: OrsRules) -> str | None:
         return "inactive"
     if in_quiet_hours(now, rules):
         return "quiet hours"
+    if (b := blocked_by(user.boundaries, now, rules.tz)) is not None:
+        return f"outside the times the user allows ({b.describe()})"
     if user.last_proactive_at is not None and now - user.last_proactive_at < speak_gap(user, rules):
         return "too soon after the last proactive message"
     return None
@@ -226,6 +233,8 @@ def next_check(
     at = now + max(MIN_CHECK, min(MAX_CHECK, delay))
     if in_quiet_hours(at, rules) and rules.quiet_hours is not None:
         at = min(now + MAX_CHECK, rules.quiet_hours.ends_after(at, rules.tz))
+    if user.boundaries:  # no point looking while the user's own hours forbid a message
+        at = min(now + MAX_CHECK, allowed_from(user.boundaries, at, rules.tz))
     upcoming = [n.not_before for n in notes if n.not_before is not None and n.not_before > now]
     if upcoming:
         at = min(at, max(now + MIN_CHECK, min(upcoming)))

@@ -170,8 +170,10 @@ SUMMARY_SYSTEM = (
     "You summarise a finished chat between a user and Clara for Clara's own later "
     "reference: two or three sentences, the open threads (things left unresolved or to "
     "come back to), and follow-ups: events the user mentioned whose outcome Clara could "
-    "ask about, with the time after which asking makes sense (ISO 8601, or empty). "
-    "Answer only with the JSON object asked for."
+    "ask about, with the time after which asking makes sense (ISO 8601, or empty); and "
+    "contact boundaries: limits the user explicitly set on Clara writing to them on her own "
+    "(e.g. 'not before 10:00', 'no weekends', 'don't bring up work'), in short words, only "
+    "if the user said so; usually none. Answer only with the JSON object asked for."
 )
 
 SUMMARY_ANSWER = JsonAnswer(
@@ -189,6 +191,7 @@ SUMMARY_ANSWER = JsonAnswer(
                     }
                 ),
             },
+            "contact_boundaries": {"type": "array", "items": {"type": "string"}},
         }
     ),
     "A finished conversation, for the Organic Response System.",
@@ -200,6 +203,8 @@ class ConversationDigest:
     summary: str
     open_threads: tuple[str, ...]
     follow_ups: tuple[tuple[str, datetime | None], ...]
+    #: Limits the user stated on being contacted, in short words (usually none).
+    boundaries: tuple[str, ...] = ()
 
 
 def render_conversation(now: datetime, rules: OrsRules, turns: Sequence[tuple[str, str]]) -> str:
@@ -220,5 +225,8 @@ def parse_digest(text: str) -> ConversationDigest | None:
         for item in value.get("follow_ups") or ():
             if isinstance(item, dict) and str(item.get("text") or "").strip():
                 follow.append((str(item["text"]).strip(), _when(item.get("not_before"))))
-        return ConversationDigest(value["summary"].strip(), threads, tuple(follow[:10]))
+        stated = tuple(
+            str(b).strip()[:200] for b in value.get("contact_boundaries") or () if str(b).strip()
+        )[:3]
+        return ConversationDigest(value["summary"].strip(), threads, tuple(follow[:10]), stated)
     return None

@@ -1,8 +1,15 @@
-"""``/clara proactive on|off``: whether Clara may message the caller on her own.
+"""``/clara proactive on|off``: whether Clara may message the caller on her own;
+``/clara boundary``: when and how she may.
 
 Without a choice, proactive messages are off for anyone who never talked to
 Clara in DMs (unless ORS_DEFAULT_ON); the choice is stored with the user's ORS
 patterns (storage/proactive.py), so it holds across restarts and processes.
+
+A boundary is stated in words ("not before 10:00", "no weekends", "only about
+work"); the hours and days in them are enforced by the ORS rules
+(companion/boundaries.py, ors.py), the rest is given to the model deciding.
+The answer lists each boundary with what of it is enforced, so the user sees
+exactly what the rules will hold Clara to.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
+
+from clara_core.companion.boundaries import MAX_BOUNDARIES, Boundary
 
 if TYPE_CHECKING:
     from storage.proactive import ProactiveStore
@@ -33,6 +42,12 @@ ON = "Okay: I may message you on my own now and then, never at night and never o
 OFF = "Okay: I won't message you on my own. `/clara proactive on` changes it back."
 
 Choice = Literal["on", "off"]
+
+NO_BOUNDARIES = (
+    "You haven't set any boundaries for messages I send on my own. "
+    "`/clara boundary add:` with e.g. `not before 10:00`, `no weekends` or `only about work`."
+)
+BOUNDARY_HELP = "`/clara boundary remove:<number>` removes one, `remove:0` all of them."
 
 
 class ProactiveCommands:
@@ -57,6 +72,20 @@ class ProactiveCommands:
             await self._proactive(interaction, state)
 
         proactive.extras["handler"] = self
+
+        @group.command(name="boundary", description="When or how Clara may message you on her own")
+        @app_commands.describe(
+            add="In words, e.g. 'not before 10:00', 'no weekends', 'only about work'",
+            remove="The number of a boundary in the list to remove; 0 removes them all",
+        )
+        async def boundary(
+            interaction: discord.Interaction,
+            add: app_commands.Range[str, 1, 200] | None = None,
+            remove: app_commands.Range[int, 0, MAX_BOUNDARIES] | None = None,
+        ) -> None:
+            await self._boundary(interaction, add, remove)
+
+        boundary.extras["handler"] = self
 
     def _default_on(self) -> bool:
         s = self.client.settings
@@ -93,3 +122,51 @@ class ProactiveCommands:
             f"You haven't chosen, so proactive messages are **{'on' if on else 'off'}** "
             f"({why}). `/clara proactive on` or `off` decides."
         )
+
+    async def _boundary(
+        self, interaction: discord.Interaction, add: str | None, remove: int | None
+    ) -> None:
+        store = self._store_or_none()
+        if store is None:
+            await interaction.response.send_message(PROACTIVE_OFF_SERVER, ephemeral=True)
+            return
+        user_id = str(interaction.user.id)
+        add = add.strip() if add is not None and add.strip() else None
+        head = ""
+        try:
+            if remove is not None:
+                items = await store.remove_boundary(user_id, None if remove == 0 else remove - 1)
+                head = "Removed." if remove else "All boundaries removed."
+            if add is not None:
+                b = Boundary.parse(add)
+                items = await store.add_boundary(
+                    user_id, b.to_json(), self.clock(), limit=MAX_BOUNDARIES
+                )
+                head = (
+                    f"Noted. Enforced: I won't message you on my own {b.describe()}."
+                    if b.enforced
+                    else "Noted. I'll keep it in mind whenever I think of writing to you."
+                )
+            if add is None and remove is None:
+                pattern = await store.pattern(user_id)
+                items = list(pattern.boundaries) if pattern is not None else []
+        except Exception as exc:  # the database; the user can only retry
+            log.warning("/clara boundary failed: %r", exc)
+            await interaction.response.send_message(PROACTIVE_TRY_AGAIN, ephemeral=True)
+            return
+        text = describe_boundaries([Boundary.from_json(i) for i in items])
+        await interaction.response.send_message(
+            f"{head}\n\n{text}" if head else text, ephemeral=True
+        )
+
+
+def describe_boundaries(boundaries: list[Boundary]) -> str:
+    """The list as the user sees it: their words, and what of them is enforced."""
+    if not boundaries:
+        return NO_BOUNDARIES
+    lines = ["Your boundaries for messages I send on my own:"]
+    for i, b in enumerate(boundaries, 1):
+        how = f"enforced: {b.describe()}" if b.enforced else "I keep it in mind"
+        lines.append(f"{i}. {b.text} ({how})")
+    lines.append(BOUNDARY_HELP)
+    return "\n".join(lines)

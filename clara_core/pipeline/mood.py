@@ -1,18 +1,24 @@
 """Glue between the conversation pipeline and the hormone model.
 
-``MoodService`` keeps each channel's ``HormoneState`` (in memory, written
-through to ``CompanionStore`` so a restart keeps the mood); ``mood_section`` is
-its prompt contributor (the user's message moves the levels, the section says
-how Clara feels) and ``mood_after_turn`` the after-turn hook (Clara answered).
-``install_mood`` wires both into a pipeline.
+``MoodService`` keeps each channel's ``HormoneState``: PostgreSQL
+(``CompanionStore``) is the record, written through in the background so a
+restart keeps the mood; Redis (``MoodCache``) is the cache every Clara process
+reads and writes, so a second process sees the first's change at once.
+``mood_section`` is its prompt contributor (the user's message moves the
+levels, the section says how Clara feels) and ``mood_after_turn`` the
+after-turn hook (Clara answered).  ``install_mood`` wires both into a pipeline.
 
-A database outage costs persistence only: the levels go on in memory and are
-written again by the next change once PostgreSQL is back.
+Outages cost little: with Redis down the levels are kept in an in-process LRU
+(read through from PostgreSQL), which is dropped when Redis is back (the
+cache then drops its own copies of what changed meanwhile); with PostgreSQL
+down the levels go on in the cache or memory and are written again by the
+next change once it is back.  Without a cache configured the LRU is the cache.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections import OrderedDict
@@ -24,6 +30,7 @@ from clara_core.companion.describe import MoodHint, describe
 from clara_core.companion.hormones import HormoneModel, HormoneState, levels_from
 from clara_core.companion.sentiment import LocalSentiment, ModelSentiment, SentimentReader
 from storage.companion import StoredMood
+from storage.companion_cache import MoodCacheDown
 
 from .events import Done
 from .prompt import PromptBuilder, PromptContributor, PromptSection, TurnContext
@@ -33,12 +40,14 @@ if TYPE_CHECKING:
     from clara_core.config import Settings
     from clara_core.cortex.ports import TextModel
     from storage.companion import CompanionStore
+    from storage.companion_cache import MoodCache
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-#: Scopes kept in memory; older ones are re-read from the store when they speak again.
+#: Scopes kept in memory (while Redis is down, or without it); older ones are re-read
+#: from the store when they speak again.
 CACHE_SIZE = 5000
 
 
@@ -62,9 +71,15 @@ class MoodService:
         *,
         sentiment: SentimentReader | None = None,
         name: str = "clara",
+        cache: MoodCache | None = None,
     ) -> None:
         self.model = model
         self.store = store
+        self.cache = cache
+        if cache is not None:
+            # What this process kept while Redis was down is not kept up to date by
+            # other processes: once Redis is back it is dropped, not trusted.
+            cache.on_recover.append(self._forget_local)
         self.sentiment = sentiment or LocalSentiment()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.name = name.lower()
@@ -78,13 +93,49 @@ class MoodService:
             lock = self._locks[scope] = asyncio.Lock()
         return lock
 
+    def _forget_local(self) -> None:
+        self._cache.clear()
+
+    def _state(self, stored: StoredMood) -> tuple[HormoneState, str | None]:
+        state = HormoneState(
+            levels_from(stored.levels, self.model.baseline(stored.at)),
+            stored.at,
+            stored.last_user_at,
+            stored.last_clara_at,
+        )
+        return state, stored.owner_user_id
+
+    @staticmethod
+    def _stored(state: HormoneState, owner: str | None) -> StoredMood:
+        return StoredMood(state.as_dict(), state.at, state.last_user_at, state.last_clara_at, owner)
+
     async def _load(self, scope: str) -> tuple[HormoneState, str | None]:
+        if self.cache is not None and self.cache.up:
+            try:
+                hit = await self.cache.get(scope)
+            except MoodCacheDown:
+                pass  # logged once by the cache; the LRU and PostgreSQL answer
+            else:
+                if hit is not None:
+                    return self._state(hit)
+                state, owner, found = await self._from_store(scope)
+                if found:
+                    # The next reader, here or in another process, finds it in Redis.
+                    with contextlib.suppress(MoodCacheDown):
+                        await self.cache.fill(scope, self._stored(state, owner))
+                return state, owner
         cached = self._cache.get(scope)
         if cached is not None:
             self._cache.move_to_end(scope)
             return cached
+        state, owner, _ = await self._from_store(scope)
+        return state, owner
+
+    async def _from_store(self, scope: str) -> tuple[HormoneState, str | None, bool]:
+        """PostgreSQL's state of ``scope`` (at rest when it has none or is down)."""
         now = self.clock()
         state, owner = self.model.initial(now), None
+        found = False
         if self.store is not None:
             pending = self._writes.get(scope)
             if pending is not None:  # evicted from the cache with a write on its way
@@ -95,14 +146,8 @@ class MoodService:
                 log.warning("mood: could not read %s's state (%s); starting at rest", scope, exc)
                 stored = None
             if stored is not None:
-                state = HormoneState(
-                    levels_from(stored.levels, self.model.baseline(stored.at)),
-                    stored.at,
-                    stored.last_user_at,
-                    stored.last_clara_at,
-                )
-                owner = stored.owner_user_id
-        return state, owner
+                (state, owner), found = self._state(stored), True
+        return state, owner, found
 
     def _remember(self, scope: str, state: HormoneState, owner: str | None) -> None:
         self._cache[scope] = (state, owner)
@@ -113,12 +158,19 @@ class MoodService:
     async def _save(
         self, scope: str, state: HormoneState, owner: str | None, cause: str, user_id: str | None
     ) -> None:
-        """Keep ``state`` and write it through in the background: the answer must not
-        wait for the database.  Writes of one scope are chained, so they land in order."""
-        self._remember(scope, state, owner)
+        """Keep ``state`` (Redis, or this process while it is down) and write it through
+        to PostgreSQL in the background: the answer must not wait for the database.
+        Writes of one scope are chained, so they land in order."""
+        mood = self._stored(state, owner)
+        if self.cache is None:
+            self._remember(scope, state, owner)
+        else:
+            try:
+                await self.cache.put(scope, mood)
+            except MoodCacheDown:
+                self._remember(scope, state, owner)
         if self.store is None:
             return
-        mood = StoredMood(state.as_dict(), state.at, state.last_user_at, state.last_clara_at, owner)
         previous = self._writes.get(scope)
         task = asyncio.create_task(
             self._write(previous, scope, mood, cause, user_id), name="mood-write"
@@ -148,6 +200,12 @@ class MoodService:
         """Wait until every change so far is in the database (tests; shutdown)."""
         while self._writes:
             await asyncio.gather(*list(self._writes.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Shutdown: the last changes reach PostgreSQL; the cache's probe stops."""
+        await self.flush()
+        if self.cache is not None:
+            await self.cache.close()
 
     async def current(self, scope: str) -> HormoneState:
         """The scope's levels now (decayed; nothing is written)."""
@@ -180,7 +238,18 @@ class MoodService:
         await self.flush()  # a write still on its way would bring the rows back
         for scope in [s for s, (_, owner) in self._cache.items() if owner == user_id]:
             del self._cache[scope]
-        return await self.store.delete_user_data(user_id) if self.store is not None else 0
+        owned = await self.store.owned_scopes(user_id) if self.store is not None else []
+        deleted = await self.store.delete_user_data(user_id) if self.store is not None else 0
+        if self.cache is not None:
+            try:
+                deleted += await self.cache.delete_user_data(user_id, owned)
+            except MoodCacheDown as exc:
+                if owned:  # the cache may hold a copy: say it is not gone yet
+                    raise MoodCacheDown(
+                        "Redis is unreachable: the mood of the user's DMs is deleted from "
+                        "PostgreSQL; its cached copy is deleted as soon as Redis is back"
+                    ) from exc
+        return deleted
 
 
 def mood_section(service: MoodService) -> PromptContributor:
@@ -214,13 +283,15 @@ def install_mood(
     clock: Clock | None = None,
     *,
     tone_model: TextModel | None = None,
+    cache: MoodCache | None = None,
 ) -> MoodService | None:
     """Give the pipeline Clara's mood: a prompt section before, an update after each
     turn.  ``None`` (and nothing installed) when MOOD_ENABLED is off.
 
     ``tone_model`` (e.g. ``ServiceTextModel(llm)``, the low tier) reads each
     message's tone when MOOD_TONE_MODEL is on, the heuristic standing in when it
-    is slow or fails; otherwise the heuristic alone decides.
+    is slow or fails; otherwise the heuristic alone decides.  ``cache``
+    (``MoodCache(storage.redis)``) shares the levels between processes.
     """
     if not settings.mood_enabled:
         log.info("mood is off (MOOD_ENABLED=false)")
@@ -230,7 +301,9 @@ def install_mood(
         if tone_model is not None and settings.mood_tone_model
         else None
     )
-    service = MoodService(HormoneModel(settings.clara_timezone), store, clock, sentiment=sentiment)
+    service = MoodService(
+        HormoneModel(settings.clara_timezone), store, clock, sentiment=sentiment, cache=cache
+    )
     prompt.add_contributor(mood_section(service))
     runner.add_after_turn(mood_after_turn(service))
     return service

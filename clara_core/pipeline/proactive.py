@@ -10,6 +10,9 @@ the rules (``companion/ors.py``), and act on it.
   second Clara process on the same database never sends a message twice.
 - ``OrsRunner.start`` runs the pass from APScheduler in this process; the clock
   is injected, so tests drive simulated weeks by calling ``run_pass``.
+- A send recorded but never confirmed (the process died between the record
+  and the post) is marked ``lost`` at start-up and by every pass once
+  ``PENDING_TIMEOUT`` has passed: logged and counted, never sent again.
 - The send goes through ``ProactiveSender`` (the Discord adapter implements it;
   ``OutboxSender`` keeps messages for adapters that cannot push).
 """
@@ -20,13 +23,14 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from clara_core.companion.boundaries import Boundary, blocked_by
 from clara_core.companion.ors import (
     Action,
     Decision,
@@ -79,6 +83,10 @@ PASS_BATCH = 20_000
 SUMMARIES_PER_PASS = 50
 #: A follow-up ("how did the interview go?") matters for a few days at most.
 FOLLOW_UP_RELEVANCE = 0.8
+#: A send is recorded, then posted at once; Discord's retries and rate limits take
+#: seconds, a minute at worst.  Still pending after this long means the process that
+#: recorded it died: the row is marked lost (never re-sent: the send-once promise).
+PENDING_TIMEOUT = timedelta(minutes=15)
 
 
 def rules_from(settings: Settings) -> OrsRules:
@@ -160,6 +168,7 @@ def user_ors(p: StoredPattern) -> UserOrs:
         last_user_message_at=p.last_user_message_at,
         last_proactive_at=p.last_proactive_at,
         unanswered=p.unanswered,
+        boundaries=tuple(Boundary.from_json(b) for b in p.boundaries),
     )
 
 
@@ -192,6 +201,10 @@ class OrsRunner:
         self.summarizer = summarizer
         self.scheduler: AsyncIOScheduler | None = None
         self._running: asyncio.Lock = asyncio.Lock()
+        #: Sends found lost since this process started (the monitor shows it).
+        self.lost = 0
+        self.last_pass: PassReport | None = None
+        self._sweep: asyncio.Task[None] | None = None  # the start-up sweep (a reference keeps it)
 
     # -- the conversation's side ---------------------------------------------
     async def saw_message(self, user_id: str, channel_id: str | None, *, is_dm: bool) -> None:
@@ -212,6 +225,7 @@ class OrsRunner:
         async with self._running:
             now = self.clock()
             report = PassReport()
+            await self.sweep_lost(now)
             # One statement claims the whole batch (a second runner gets the rest).
             claimed = await self.store.claim_due(now, self.lease, PASS_BATCH)
             report.due = len(claimed)
@@ -226,7 +240,34 @@ class OrsRunner:
 
             await asyncio.gather(*(one(p) for p in claimed))
             await self.summarise_idle(now, gate)
+            self.last_pass = report
             return report
+
+    async def sweep_lost(self, now: datetime | None = None) -> int:
+        """Mark sends left pending past ``PENDING_TIMEOUT`` lost; returns how many.
+        One indexed statement (usually touching nothing): run at start-up and by
+        every pass."""
+        lost = await self.store.mark_lost(now or self.clock(), PENDING_TIMEOUT)
+        for m in lost:
+            log.warning(
+                "ors: proactive message %d to %s (recorded %s) was never confirmed sent: "
+                "the process stopped in between; marked lost, not re-sent",
+                m.id,
+                m.user_id,
+                m.at.isoformat(),
+            )
+        self.lost += len(lost)
+        return len(lost)
+
+    def stats(self) -> dict[str, int | bool]:
+        """For the monitor's status page (no I/O)."""
+        last = self.last_pass or PassReport()
+        return {
+            "scheduled": self.scheduler is not None,
+            "last_pass_assessed": last.assessed,
+            "last_pass_spoke": last.spoke,
+            "lost_since_start": self.lost,
+        }
 
     async def summarise_idle(self, now: datetime, gate: asyncio.Semaphore | None = None) -> int:
         """ORS_IDLE_TIMEOUT_MINUTES after a user's last message: the conversation's
@@ -283,6 +324,12 @@ class OrsRunner:
                 not_before=not_before,
                 source_message_ids=sources,
             )
+        for words in digest.boundaries:
+            # Said in conversation ("don't text me before 10"): kept like one set with
+            # /clara boundary, where the user sees it and can remove it.  Only ever
+            # makes Clara quieter, so a misreading costs a message, never an intrusion.
+            log.info("ors: %s stated a boundary in conversation; stored", user_id)
+            await self.store.add_boundary(user_id, Boundary.parse(words).to_json(), now)
         await self.store.set_summary(user_id, digest.summary, list(digest.open_threads), now)
         return True
 
@@ -321,7 +368,9 @@ class OrsRunner:
             active_hours=p.active_hours,
             proactive_sent=p.proactive_sent,
             proactive_answered=p.proactive_answered,
-            boundaries=p.boundaries,
+            # Every boundary in the user's words; the hours and days are enforced by
+            # the rules already, the model honours the rest ("only about work").
+            boundaries=[b.text for b in user.boundaries if b.text],
             memories=memories,
         )
 
@@ -337,6 +386,9 @@ class OrsRunner:
             decision = Decision(Action.WAIT, "inactive")
         elif in_quiet_hours(now, self.rules):
             decision = Decision(Action.WAIT, "quiet hours")  # no model call at night
+        elif (b := blocked_by(user.boundaries, now, self.rules.tz)) is not None:
+            # The user's own hours and days: no model call either.
+            decision = Decision(Action.WAIT, f"outside the times the user allows ({b.describe()})")
         else:
             ctx = await self._context(p, user, now)
             notes = list(ctx.notes)
@@ -366,14 +418,7 @@ class OrsRunner:
                     log.warning("ors: sending to %s failed (%r)", user_id, exc)
                     ok = False
                 await self.store.mark(message_id, "sent" if ok else "failed")
-                user = UserOrs(
-                    user.user_id,
-                    user.opted_in,
-                    user.talked_in_dm,
-                    user.last_user_message_at,
-                    now,
-                    user.unanswered + 1,
-                )
+                user = replace(user, last_proactive_at=now, unanswered=user.unanswered + 1)
                 report.spoke += 1
         if decision.action is Action.THINK and decision.note is not None:
             n = decision.note
@@ -402,6 +447,10 @@ class OrsRunner:
         a minute's tick keeps their times within a minute)."""
         if self.scheduler is not None:
             return
+        # Sends a crash left pending are settled at start-up, before the first pass.
+        self._sweep = asyncio.get_running_loop().create_task(
+            self._sweep_at_start(), name="ors-sweep"
+        )
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
             self._tick,
@@ -412,6 +461,12 @@ class OrsRunner:
         )
         scheduler.start()
         self.scheduler = scheduler
+
+    async def _sweep_at_start(self) -> None:
+        try:
+            await self.sweep_lost()
+        except Exception as exc:  # the database is away: the first pass sweeps again
+            log.warning("ors: could not check for unconfirmed sends (%s)", exc)
 
     async def _tick(self) -> None:
         try:
@@ -432,8 +487,28 @@ class OrsRunner:
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
             await asyncio.sleep(0)
+        if self._sweep is not None:
+            await asyncio.gather(self._sweep, return_exceptions=True)
         async with self._running:  # let a pass in flight finish
             pass
+
+
+async def doctor_check(store: ProactiveStore) -> tuple[str, bool, str]:
+    """``(name, ok, detail)`` for ``doctor``: proactive sends a crash left unconfirmed.
+    Advisory: a lost send is never re-sent, so nothing is wrong now, but the
+    operator may want to look at the log of the time it happened."""
+    counts = await store.status_counts()
+    lost = counts.get("lost", 0)
+    sent = counts.get("sent", 0)
+    if not lost:
+        return ("proactive messages", True, f"{sent} sent, none lost")
+    return (
+        "proactive messages",
+        False,
+        f"{lost} proactive message(s) were recorded but never confirmed sent (Clara stopped "
+        "between recording and posting them); they are marked lost and will not be re-sent. "
+        "The log around those times says why Clara stopped.",
+    )
 
 
 def cortex_memories(manager: MemoryManager, limit: int = 5) -> MemorySource:

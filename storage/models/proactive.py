@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,7 +45,9 @@ class UserInteractionPattern(Base):
     proactive_answered: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     #: Messages per local hour of day ("0".."23"): when the user is usually around.
     active_hours: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, nullable=False)
-    #: Things the user asked for ("don't message me about work").
+    #: Things the user asked for (``/clara boundary``): ``{"text", "not_before",
+    #: "not_after", "days_off"}`` objects (companion/boundaries.py); a bare string is
+    #: words only.
     boundaries: Mapped[list[Any]] = mapped_column(JSONB, default=list, nullable=False)
     last_summary: Mapped[str | None] = mapped_column(Text)
     open_threads: Mapped[list[Any]] = mapped_column(JSONB, default=list, nullable=False)
@@ -82,7 +94,16 @@ class ProactiveMessage(Base):
     pending row, never a second message."""
 
     __tablename__ = "proactive_messages"
-    __table_args__ = (Index("ix_proactive_messages_user_at", "user_id", "at"),)
+    __table_args__ = (
+        Index("ix_proactive_messages_user_at", "user_id", "at"),
+        # The sweep for sends a crash left unconfirmed runs every pass: this index
+        # holds only the few pending rows, however long the table grows.
+        Index(
+            "ix_proactive_messages_pending",
+            "at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -90,6 +111,7 @@ class ProactiveMessage(Base):
     content: Mapped[str] = mapped_column(Text, nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     channel_id: Mapped[str | None] = mapped_column(String(64))
-    #: pending → sent | failed; a pending row from a crashed process stays unsent.
+    #: pending → sent | failed; a pending row a crashed process left is marked
+    #: lost after a while (storage/proactive.py ``mark_lost``), never re-sent.
     status: Mapped[str] = mapped_column(String(8), nullable=False)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

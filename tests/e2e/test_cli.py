@@ -85,6 +85,8 @@ def test_doctor_checks_the_embedder_against_the_stored_vectors(tmp_path):
         for x in ok
     )
     assert any(x.startswith("[ok  ] cortex outbox") for x in ok)
+    # Proactive sends a crash left pending are counted (none on a fresh database).
+    assert any(x.startswith("[ok  ] proactive messages") and "none lost" in x for x in ok)
     changed = {
         **env,
         "CORTEX_EMBEDDING_PROVIDER": "openai",

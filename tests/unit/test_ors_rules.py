@@ -8,12 +8,13 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clara_core.companion.boundaries import DAYS, Boundary, allowed_from, blocked_by
 from clara_core.companion.ors import (
     MAX_CHECK,
     MIN_CHECK,
@@ -236,3 +237,101 @@ def test_ors_quiet_hours_setting_is_checked_at_startup():
     assert load_settings(env_file=None, ors_quiet_hours="off").ors_quiet_hours == "off"
     with pytest.raises(ConfigError, match="ORS_QUIET_HOURS"):
         load_settings(env_file=None, ors_quiet_hours="25:00-1")
+
+
+# -- stated boundaries (/clara boundary) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("words", "enforced"),
+    [
+        ("not before 10:00", "not before 10:00"),
+        ("Please don't message me before 9am", "not before 09:00"),
+        ("nothing after 21:30", "not after 21:30"),
+        ("no messages after 8 pm", "not after 20:00"),
+        ("only between 10 and 18", "not before 10:00, not after 18:00"),
+        ("no weekends", "not on weekends"),
+        ("weekdays only, and not before 10:00", "not before 10:00, not on weekends"),
+        ("only on weekends", "only on weekends"),
+        ("never on Mondays", "not on Monday"),
+        ("only about work", ""),
+        ("don't bring up my ex", ""),
+        ("only between 22:00 and 02:00", ""),  # not one window: words only, nothing guessed
+        ("not before 25:00", ""),  # not a time of day
+    ],
+)
+def test_the_hours_and_days_in_a_boundary_are_read_from_its_words(words, enforced):
+    b = Boundary.parse(words)
+    assert b.describe() == enforced
+    assert b.enforced == bool(enforced)
+    assert b.text == words
+    assert Boundary.from_json(b.to_json()) == b  # stored and read back unchanged
+
+
+def test_a_boundary_stored_as_bare_words_stays_words_only():
+    assert Boundary.from_json("only about work") == Boundary("only about work")
+    assert not Boundary.from_json({"text": "x", "not_before": "garbage", "days_off": [9]}).enforced
+
+
+def test_a_speak_outside_the_users_hours_becomes_a_note_for_later():
+    b = Boundary.parse("not before 10:00")
+    u = user("alice", opted_in=True, boundaries=(b,))
+    early = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)  # Tuesday 09:30 in Berlin
+    settled = settle(always_speak(u, early, []), u, early, RULES)
+    assert settled.action is Action.THINK and "not before 10:00" in settled.reason
+    assert settled.note is not None and settled.note.text == "hi alice"
+    # The next look is when a message may go out, not before.
+    at = next_check(settled, u, early, RULES)
+    assert at == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # 10:00 Berlin
+    assert blocked_by((b,), at, RULES.tz) is None
+
+
+def test_allowed_from_finds_the_next_moment_no_boundary_forbids():
+    tz = RULES.tz
+    bs = (Boundary.parse("no weekends"), Boundary.parse("not before 10:00, not after 18:00"))
+    friday_evening = datetime(2026, 11, 27, 19, 0, tzinfo=tz)
+    assert allowed_from(bs, friday_evening, tz) == datetime(2026, 11, 30, 10, 0, tzinfo=tz)
+    inside = datetime(2026, 11, 30, 12, 0, tzinfo=tz)
+    assert allowed_from(bs, inside, tz) == inside
+    every_day = tuple(Boundary.parse(f"never on {d}") for d in DAYS)
+    assert allowed_from(every_day, inside, tz) == inside + timedelta(days=7)  # no moment: capped
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    not_before=st.integers(0, 12),
+    span=st.integers(1, 11),
+    days_off=st.frozensets(st.integers(0, 6), max_size=5),
+    tz=st.sampled_from(["UTC", "Europe/Berlin", "America/Los_Angeles"]),
+    seed=st.integers(0, 10_000),
+)
+def test_no_decider_can_break_a_stated_boundary(not_before, span, days_off, tz, seed):
+    rules = OrsRules(timezone=tz, min_speak_gap=timedelta(hours=1))
+    window = Boundary("my hours", not_before=time(not_before), not_after=time(not_before + span))
+    off = Boundary("my days", days_off=days_off)
+    rng = random.Random(seed)
+
+    def erratic(u: UserOrs, now: datetime, notes: list[Note]) -> Decision:
+        return Decision(rng.choice(list(Action)), "random", message="hello")
+
+    users = [
+        user("a", opted_in=True, boundaries=(window, off)),
+        user("b", opted_in=True, boundaries=(Boundary("only about work"),)),
+    ]
+    sent = simulate(users, rules, erratic, answers=lambda u: True, days=14)
+    for t in sent["a"]:
+        local = t.astimezone(rules.tz)
+        assert local.weekday() not in days_off
+        assert time(not_before) <= local.time() < time(not_before + span)
+    assert sent["b"]  # a boundary in words only is the model's to honour, not the rules'
+
+
+def test_an_eager_decider_speaks_only_inside_the_users_hours_and_days():
+    b = Boundary.parse("weekdays only, not before 10:00 and not after 12:00")
+    sent = simulate(
+        [user("a", opted_in=True, boundaries=(b,))], RULES, always_speak, answers=lambda u: True
+    )
+    assert len(sent["a"]) >= 5  # every weekday of the week, within the window
+    for t in sent["a"]:
+        local = t.astimezone(RULES.tz)
+        assert local.weekday() < 5 and time(10) <= local.time() < time(12), local

@@ -140,11 +140,14 @@ class BwrapBackend(HostWorkspaceFiles):
                 "bwrap sandbox: not root, so every sandbox runs as this process's uid "
                 "(no per-user uid, no cgroup caps); run as root for full isolation"
             )
+        #: Caveats for the operator: the selection line (logged once, as a warning)
+        #: and ``doctor`` carry them.
+        self.notes: list[str] = []
         if limits.network:
-            log.warning(
-                "bwrap sandbox with SANDBOX_NETWORK=on shares the host's network namespace: "
-                "sandboxed code can reach services on the host's loopback (Postgres, Redis). "
-                "Use the Docker backend for network access"
+            self.notes.append(
+                "network on: bwrap shares the host's network namespace, so sandboxed code "
+                "can reach services on the host's loopback (Postgres, Redis); use the Docker "
+                "backend (DOCKER_SANDBOX_NETWORK) for network access"
             )
         log.info(
             "bwrap sandbox: root=%s cgroups=%s hard quota=%s",

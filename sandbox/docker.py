@@ -2,7 +2,10 @@
 
 The SDK is synchronous, so every call runs in ``asyncio.to_thread``.
 
-Container: ``--network none`` (unless SANDBOX_NETWORK=on), memory = memory+swap
+Container: ``--network none`` unless SANDBOX_NETWORK=on, then the Docker network
+DOCKER_SANDBOX_NETWORK (default ``bridge``; a dockerd started with
+``--bridge=none`` has none, so a missing network degrades to no network and the
+backend says so in ``notes``, which the log line and ``doctor`` carry), memory = memory+swap
 limit, pids limit, CPU quota, read-only root with a tmpfs ``/tmp``, the user's
 workspace bind-mounted at ``/workspace`` (``put_archive`` fails on a read-only
 root, so files move through that mount), a per-user unprivileged uid,
@@ -56,6 +59,12 @@ from .workspace import (
 log = logging.getLogger(__name__)
 
 LABEL = "clara.sandbox"
+# What .ci/sandbox-setup.sh builds without a registry (debootstrap + docker import).
+LOCAL_IMAGE = "clara-sandbox:bookworm"
+SETUP_COMMAND = "bash .ci/sandbox-setup.sh"
+# Network modes that are not a network of their own: "host" would hand sandboxed
+# code the host's loopback services (Postgres, Redis, the bot's own ports).
+_SHARED_NETWORKS = ("host",)
 # Runs "$@", then kills every leftover process but PID 1 (init) and the keeper.
 # Only shell builtins after the command: a fork bomb's exhausted pid table
 # cannot stop the cleanup from running.
@@ -82,6 +91,20 @@ def docker_client() -> Any:
             "start dockerd or set SANDBOX_MODE=bwrap"
         ) from exc
     return client
+
+
+def image_missing_message(image: str) -> str:
+    """What the operator reads when DOCKER_SANDBOX_IMAGE is not on the daemon: the
+    spec's default (python:3.12-slim) needs a registry, so say how to build one here."""
+    build = f"`{SETUP_COMMAND}` (debootstrap, about a minute, no registry needed)"
+    if image == LOCAL_IMAGE:
+        how = f"build it with {build}"
+    else:
+        how = (
+            f"build a local one with {build} and set DOCKER_SANDBOX_IMAGE={LOCAL_IMAGE}, "
+            f"or pull it (`docker pull {image}`) where a registry is reachable"
+        )
+    return f"the sandbox image {image!r} is not on the Docker daemon; {how}"
 
 
 def _container_gone(exc: BaseException) -> bool:
@@ -116,6 +139,7 @@ class DockerBackend(HostWorkspaceFiles):
         limits: SandboxLimits,
         *,
         image: str,
+        network: str = "bridge",
         client: Any | None = None,
         uid_base: int = 200_000,
         uid_count: int = 50_000,
@@ -130,11 +154,14 @@ class DockerBackend(HostWorkspaceFiles):
         try:
             self._client.images.get(image)
         except Exception as exc:
-            why = "not on the Docker daemon" if "No such image" in str(exc) else str(exc)
-            raise SandboxUnavailable(
-                f"the sandbox image {image!r} is {why}; build it with .ci/sandbox-setup.sh "
-                "(clara-sandbox:bookworm) or pull it, or set DOCKER_SANDBOX_IMAGE"
-            ) from exc
+            if "No such image" not in str(exc):
+                raise SandboxUnavailable(
+                    f"the sandbox image {image!r} could not be looked up: {exc}"
+                ) from exc
+            raise SandboxUnavailable(image_missing_message(image)) from exc
+        #: Caveats for the operator (the start-up log line and ``doctor`` show them).
+        self.notes: list[str] = []
+        self.network_mode = self._pick_network(network) if limits.network else "none"
         # Containers are labelled with this instance's root so a restarted bot
         # removes what a crashed one left behind, and no one else's.
         self._instance = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
@@ -147,9 +174,42 @@ class DockerBackend(HostWorkspaceFiles):
             "docker sandbox: image=%s root=%s network=%s hard quota=%s",
             image,
             self.root,
-            "on" if limits.network else "none",
+            self.network_mode,
             self._hard_quota,
         )
+
+    def _pick_network(self, name: str) -> str:
+        """The network SANDBOX_NETWORK=on joins, or "none" with a note saying why not.
+
+        Degrading to no network rather than refusing keeps the code tools working
+        (offline) on a daemon without that network, e.g. CI's ``--bridge=none``."""
+        if name in _SHARED_NETWORKS or name.startswith("container:"):
+            self.notes.append(
+                f"network off: DOCKER_SANDBOX_NETWORK={name} would share another network "
+                "namespace (the host's loopback services included); use a bridge network, "
+                "e.g. docker network create clara-sandbox"
+            )
+            return "none"
+        if name == "none":
+            return "none"
+        from docker.errors import NotFound
+
+        try:
+            self._client.networks.get(name)
+        except NotFound:
+            self.notes.append(
+                f"network off: SANDBOX_NETWORK=on, but the Docker network {name!r} does not "
+                "exist on this daemon (a dockerd started with --bridge=none has no 'bridge'); "
+                "create one (docker network create clara-sandbox) and set "
+                "DOCKER_SANDBOX_NETWORK=clara-sandbox"
+            )
+            return "none"
+        except Exception as exc:
+            self.notes.append(
+                f"network off: the Docker network {name!r} could not be looked up ({exc})"
+            )
+            return "none"
+        return name
 
     def _remove_stale(self) -> None:
         for c in self._client.containers.list(
@@ -197,7 +257,7 @@ class DockerBackend(HostWorkspaceFiles):
                     "LANG": "C.UTF-8",
                     "MPLBACKEND": "Agg",
                 },
-                network_mode="bridge" if lim.network else "none",
+                network_mode=self.network_mode,
                 mem_limit=lim.memory_bytes,
                 memswap_limit=lim.memory_bytes,  # no escape into swap
                 pids_limit=lim.pids,

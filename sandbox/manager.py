@@ -248,7 +248,13 @@ def _make_docker(
 ) -> Backend:
     from .docker import DockerBackend
 
-    return DockerBackend(root, limits, image=settings.docker_sandbox_image, remove_stale=not probe)
+    return DockerBackend(
+        root,
+        limits,
+        image=settings.docker_sandbox_image,
+        network=settings.docker_sandbox_network,
+        remove_stale=not probe,
+    )
 
 
 def _make_bwrap(settings: Any, root: Path, limits: SandboxLimits) -> Backend:
@@ -299,14 +305,14 @@ async def select_backend(settings: Any, *, probe: bool = False) -> tuple[Backend
         try:
             return await _make_remote(settings), f"remote {settings.sandbox_api_url} (auto)"
         except SandboxUnavailable as exc:
+            # Not logged here: the one selection line says it (build_sandbox_manager).
             reasons.append(f"remote: {exc}")
-            log.warning("remote sandbox unusable (%s); trying Docker, then bwrap", exc)
     if mode == "local":
         backend = await asyncio.to_thread(make_docker, settings, root, limits)
-        return backend, "docker (SANDBOX_MODE=local)"
+        return backend, _with_notes(backend, "docker (SANDBOX_MODE=local)")
     if mode == "bwrap":
         backend = await asyncio.to_thread(_make_bwrap, settings, root, limits)
-        return backend, "bwrap (SANDBOX_MODE=bwrap)"
+        return backend, _with_notes(backend, "bwrap (SANDBOX_MODE=bwrap)")
     for name, make in (("docker", make_docker), ("bwrap", _make_bwrap)):
         try:
             backend = await asyncio.to_thread(make, settings, root, limits)
@@ -314,8 +320,20 @@ async def select_backend(settings: Any, *, probe: bool = False) -> tuple[Backend
             reasons.append(f"{name}: {exc}")
             continue
         why = f"{name} (auto" + (f"; skipped {'; '.join(reasons)}" if reasons else "") + ")"
-        return backend, why
+        return backend, _with_notes(backend, why)
     raise SandboxUnavailable("no sandbox backend can run here: " + " | ".join(reasons))
+
+
+def _with_notes(backend: Backend, why: str) -> str:
+    """The selection sentence plus the backend's caveats (e.g. network off)."""
+    notes = getattr(backend, "notes", None) or []
+    return "; ".join([why, *notes])
+
+
+def _is_fallback(why: str) -> bool:
+    """Whether the operator should look: a backend was skipped ("auto; skipped …")
+    or has a caveat (``_with_notes``); both join with "; "."""
+    return "; " in why
 
 
 async def build_sandbox_manager(
@@ -328,7 +346,9 @@ async def build_sandbox_manager(
     except SandboxUnavailable as exc:
         log.warning("code sandbox disabled: %s", exc)
         return None
-    log.info("code sandbox: %s", why)
+    # Said once, and as a warning when something the operator asked for or could
+    # have (remote, Docker, the network) was not available.
+    log.log(logging.WARNING if _is_fallback(why) else logging.INFO, "code sandbox: %s", why)
     manager = SandboxManager(
         backend,
         idle_timeout=float(settings.docker_sandbox_timeout),

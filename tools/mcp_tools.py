@@ -53,6 +53,8 @@ def _started_message(runner: ServerRunner, verb: str) -> str:
         if st["refused_tools"]:
             msg += " Not offered (name taken or invalid): " + "; ".join(st["refused_tools"]) + "."
         return msg
+    if runner.config.config_error:
+        return f"MCP server '{runner.name}' {verb}, but it cannot start: {st['last_error']}"
     return (
         f"MCP server '{runner.name}' {verb}, but it did not start: {st['last_error']}. "
         f"It will be retried; mcp_status shows how it is doing."
@@ -73,7 +75,13 @@ class McpTools:
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
-        self.installer = Installer(supervisor.servers_dir, timeout=supervisor.install_timeout)
+        self.installer = Installer(
+            supervisor.servers_dir,
+            timeout=supervisor.install_timeout,
+            docker=supervisor.docker,
+            smithery_api_url=supervisor.smithery_api_url,
+            smithery_api_key=supervisor.smithery_api_key,
+        )
 
     async def _save(self, name: str, **values: Any) -> None:
         if self.supervisor.store is not None:
@@ -127,8 +135,11 @@ class McpTools:
                 f"an MCP server named {config.name!r} is already installed; "
                 "give this one another name"
             )
-        if self.supervisor.store is not None:
-            await self.supervisor.store.save(config.name, **config.to_row())
+        try:
+            await self.supervisor.save_config(config)
+        except McpConfigError as exc:  # the secrets key cannot be read or made
+            await self.installer.uninstall(config.name)
+            raise ToolError(f"could not store {config.name}: {exc}") from None
         progress(f"starting {config.name}")
         runner = await self.supervisor.add(config)
         await self._save(config.name, last_error=runner.last_error)
@@ -193,8 +204,9 @@ def register_mcp_tools(registry: ToolRegistry, supervisor: Supervisor) -> McpToo
         (
             "mcp_install",
             "Install an MCP server (admins only) and offer its tools as <name>__<tool>. "
-            "source: npm, pypi, github (repo URL or owner/repo), docker (image) or local "
-            "(a path on Clara's host).",
+            "source: npm, pypi, github (repo URL or owner/repo), docker (image), local "
+            "(a path on Clara's host) or smithery (a server hosted on Smithery, by its "
+            "qualified name, e.g. owner/server).",
             {
                 "type": "object",
                 "properties": {
@@ -211,7 +223,8 @@ def register_mcp_tools(registry: ToolRegistry, supervisor: Supervisor) -> McpToo
                     "env": {
                         "type": "object",
                         "description": "Environment variables the server needs (API keys): "
-                        "the only ones it gets besides PATH and HOME.",
+                        "the only ones it gets besides PATH and HOME. For smithery: the "
+                        "server's configuration secrets, sent as headers.",
                         "additionalProperties": {"type": "string"},
                     },
                     "args": {

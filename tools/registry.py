@@ -39,6 +39,9 @@ class ToolContext:
     is_admin: bool = False
     platform: str = "console"
     extras: dict[str, Any] = field(default_factory=dict)
+    #: The caller's Discord roles, as casefolded names and as IDs, from the same Discord
+    #: facts as ``is_admin``: a tool may open to some roles besides admins (GitHub writes).
+    roles: frozenset[str] = frozenset()
 
 
 #: ``ToolContext.extras`` key, set by an adapter that attaches ``ToolResult.attachments``
@@ -88,6 +91,12 @@ class Tool:
     source: str = "builtin"  # or "mcp:<server>", for listings
     #: What the user is told while it runs ("running Python"); None: "running <name>".
     activity: str | None = None
+    #: An ``admin_only`` tool is also open to callers holding one of these roles
+    #: (casefolded names or IDs, matched against ``ToolContext.roles``).
+    roles: frozenset[str] = frozenset()
+
+    def allows(self, ctx: ToolContext) -> bool:
+        return not self.admin_only or ctx.is_admin or bool(self.roles & ctx.roles)
 
     @property
     def spec(self) -> ToolSpec:
@@ -153,7 +162,7 @@ class ToolRegistry:
         return len(self._tools)
 
     def available(self, ctx: ToolContext) -> list[Tool]:
-        return [t for t in self._tools.values() if ctx.is_admin or not t.admin_only]
+        return [t for t in self._tools.values() if t.allows(ctx)]
 
     def specs(self, ctx: ToolContext) -> list[ToolSpec]:
         return [t.spec for t in self.available(ctx)]
@@ -171,12 +180,14 @@ class ToolRegistry:
             return ToolResult(
                 f"Error: there is no tool named {call.name!r}. Available: {known}.", True
             )
-        if tool.admin_only and not ctx.is_admin:
+        if not tool.allows(ctx):
             log.warning("user %s tried admin-only tool %s", ctx.user_id, tool.name)
-            return ToolResult(
-                f"Error: {tool.name} is restricted to server admins, and this user is not one.",
-                True,
+            who = (
+                "server admins and members with certain roles, and this user is neither"
+                if tool.roles
+                else "server admins, and this user is not one"
             )
+            return ToolResult(f"Error: {tool.name} is restricted to {who}.", True)
         try:
             args = call.arguments
         except ValueError as exc:

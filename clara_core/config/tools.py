@@ -29,6 +29,15 @@ class ToolSettings(ClaraSettingsBase):
     docker_sandbox_cpu: float = Field(
         1.0, gt=0, le=64, description="CPU limit per sandbox (cores)."
     )
+    docker_sandbox_network: str = Field(
+        "bridge",
+        min_length=1,
+        description=(
+            "Docker network sandboxes join when SANDBOX_NETWORK=on (a daemon started with "
+            "--bridge=none has no 'bridge': create one, e.g. docker network create "
+            "clara-sandbox). Missing: sandboxes run with no network, said in the log and doctor."
+        ),
+    )
     sandbox_api_url: str | None = Field(None, description="URL of a remote sandbox service.")
     sandbox_api_key: SecretStr | None = Field(
         None, description="API key for the remote sandbox service."
@@ -90,11 +99,13 @@ class ToolSettings(ClaraSettingsBase):
         "https://api.github.com",
         description="GitHub REST API address: change it for GitHub Enterprise (https://HOST/api/v3).",
     )
-    github_write_roles: Literal["admins", "everyone"] = Field(
+    github_write_roles: str = Field(
         "admins",
         description=(
             "Who may use the GitHub tools that write (create issues, PRs, files, gists, comments, "
-            "stars; run workflows): admins (Discord admins and the Clara-Admin role) or everyone."
+            "stars; run workflows): admins (Discord admins and the Clara-Admin role), everyone, "
+            "or a comma list of Discord role names and/or role IDs that may write besides admins "
+            "(e.g. Developers,123456789012345678)."
         ),
     )
     tavily_api_key: SecretStr | None = Field(
@@ -120,26 +131,84 @@ class ToolSettings(ClaraSettingsBase):
         le=3600,
         description="Seconds an MCP server install (npm, pip, git clone, docker pull) may take.",
     )
+    mcp_docker_network: str = Field(
+        "default",
+        min_length=1,
+        description=(
+            "Network of MCP servers installed from Docker images: default (Docker's default "
+            "network; most servers call an API), none (no network), or a Docker network's name."
+        ),
+    )
+    mcp_docker_memory: str = Field(
+        "512m", description="Memory limit of each Docker MCP server, Docker syntax (512m, 1g)."
+    )
+    mcp_docker_cpus: float = Field(
+        1.0, gt=0, le=64, description="CPU limit of each Docker MCP server (cores)."
+    )
+    smithery_api_key: SecretStr | None = Field(
+        None,
+        description="Smithery API key: lets admins install servers hosted on Smithery "
+        "(mcp_install source=smithery).",
+    )
+    smithery_api_url: str = Field(
+        "https://api.smithery.ai",
+        description="Smithery registry API address (for a proxy or a test server).",
+    )
+    clara_secret_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Fernet key that encrypts MCP servers' env and header values in the database; a "
+            "comma list rotates (the first encrypts, all decrypt). Make one with: python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'. "
+            "Unset: one is generated once in CLARA_DATA_DIR/secret.key (mode 0600)."
+        ),
+    )
+
+    @field_validator("clara_secret_key")
+    @classmethod
+    def _fernet_keys(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value().strip():
+            return None
+        from cryptography.fernet import Fernet
+
+        keys = [k.strip() for k in v.get_secret_value().split(",") if k.strip()]
+        for i, key in enumerate(keys, 1):
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                raise ValueError(
+                    f"key {i} is not a Fernet key (32 url-safe base64-encoded bytes)"
+                ) from None
+        return v
 
     @field_validator("sandbox_mode", mode="before")
     @classmethod
     def _lower_mode(cls, v: object) -> object:
         return v.strip().lower() if isinstance(v, str) else v
 
-    @field_validator("github_write_roles", mode="before")
+    @field_validator("github_write_roles")
     @classmethod
-    def _lower_write_roles(cls, v: object) -> object:
-        return v.strip().lower() if isinstance(v, str) else v
+    def _write_roles(cls, v: str) -> str:
+        items = [i.strip() for i in v.split(",") if i.strip()]
+        keywords = {i.lower() for i in items} & {"admins", "everyone"}
+        if not items or [i.lower() for i in items] == ["admins"]:
+            return "admins"
+        if "everyone" in keywords:
+            if len(items) > 1:
+                raise ValueError("'everyone' already includes every role: use it alone")
+            return "everyone"
+        # Admins may always write; the list names who else may.
+        return ",".join(i for i in items if i.lower() != "admins")
 
-    @field_validator("github_api_url")
+    @field_validator("github_api_url", "smithery_api_url")
     @classmethod
-    def _github_url(cls, v: str) -> str:
+    def _api_url(cls, v: str) -> str:
         v = v.strip().rstrip("/")
         if not v.startswith(("https://", "http://")):
             raise ValueError("use the API's full address, e.g. https://api.github.com")
         return v
 
-    @field_validator("docker_sandbox_memory")
+    @field_validator("docker_sandbox_memory", "mcp_docker_memory")
     @classmethod
     def _docker_memory(cls, v: str) -> str:
         if not _DOCKER_MEM_RE.match(v.strip()):

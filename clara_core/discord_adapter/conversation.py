@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import discord
 
@@ -64,6 +65,23 @@ STOP_WORDS = frozenset(
 _PUNCTUATION = re.compile(r"[^\w\s]+")
 
 
+class ReplyListener(Protocol):
+    """Follows one reply as it streams (e.g. to speak it in a voice channel).
+    Calls are synchronous and must not block: schedule the work."""
+
+    def on_delta(self, text: str) -> None: ...
+    def on_done(self, text: str) -> None: ...
+    def on_stop(self) -> None: ...
+
+
+class ReplyObserver(Protocol):
+    """Registered in ``ConversationHandler.reply_observers`` (voice channels are one)."""
+
+    def reply_started(self, message: discord.Message) -> ReplyListener | None: ...
+    async def channel_stopped(self, channel_id: int) -> bool: ...
+    async def close(self) -> None: ...
+
+
 def _words(text: str) -> list[str]:
     return _PUNCTUATION.sub(" ", text.lower()).split()
 
@@ -93,6 +111,15 @@ def is_stop_request(text: str, names: set[str], phrases: list[str]) -> bool:
     return False
 
 
+def _tell(listeners: list[ReplyListener], event: str, *args: str) -> None:
+    """A listener's failure must never cost the user the text reply."""
+    for listener in listeners:
+        try:
+            getattr(listener, event)(*args)
+        except Exception:
+            log.exception("reply listener %s failed", event)
+
+
 def is_admin(member: discord.abc.User) -> bool:
     if not isinstance(member, discord.Member):
         return False
@@ -102,6 +129,13 @@ def is_admin(member: discord.abc.User) -> bool:
         or perms.manage_channels
         or any(r.name == ADMIN_ROLE for r in member.roles)
     )
+
+
+def member_roles(member: discord.abc.User) -> frozenset[str]:
+    """The member's roles as casefolded names and IDs (``ToolContext.roles``); none in DMs."""
+    if not isinstance(member, discord.Member):
+        return frozenset()
+    return frozenset(x for r in member.roles for x in (r.name.casefold(), str(r.id)))
 
 
 class ConversationHandler:
@@ -144,6 +178,8 @@ class ConversationHandler:
         self.pacer = ChannelPacer(settings.discord_edit_interval_seconds, budget=budget)
         self.queue = ChannelQueue()
         self.cache = MessageCache()
+        #: Followers of every reply (voice channels speak them); see ReplyObserver.
+        self.reply_observers: list[ReplyObserver] = []
         # Conversation history, queued on disk while PostgreSQL is down.
         self.history = (
             SessionLog(
@@ -255,8 +291,12 @@ class ConversationHandler:
         await self._notice(message, "-# Your turn — working on it now.")
 
     async def _stop(self, message: discord.Message) -> None:
+        # Speech first: cancelling the answer may wait on its final (paced) edit.
+        hushed = False
+        for observer in self.reply_observers:
+            hushed = await observer.channel_stopped(message.channel.id) or hushed
         result = await self.queue.stop(message.channel.id)
-        if result.cancelled_active or result.cleared:
+        if result.cancelled_active or result.cleared or hushed:
             parts = ["Stopped."]
             if result.cleared:
                 parts.append(
@@ -308,6 +348,7 @@ class ConversationHandler:
                 user_id=str(message.author.id),
                 channel_id=str(message.channel.id),
                 is_admin=is_admin(message.author),
+                roles=member_roles(message.author),
                 platform="discord",
                 extras={
                     FILE_POSTER_KEY: DiscordFilePoster(message, self.pacer),
@@ -350,6 +391,7 @@ class ConversationHandler:
         badge: str | None = None
         started = time.monotonic()
         reply = StreamingReply(message, self.pacer)
+        listeners = [x for o in self.reply_observers if (x := o.reply_started(message))]
         reply.start()  # from here on, cancellation must go through reply.abort()
         # A slow tool's own steps ("pip install mcp-server-time") in the status line.
         turn.context.extras[PROGRESS_KEY] = lambda line: reply.set_status(f"⚙️ {line}…")
@@ -362,6 +404,7 @@ class ConversationHandler:
                     badge = f"{how}: {event.tier or 'base'}"
                 elif isinstance(event, TextDelta):
                     reply.append(event.text)
+                    _tell(listeners, "on_delta", event.text)
                 elif isinstance(event, ToolStarted):
                     reply.set_status(f"⚙️ {event.activity or f'running {event.name}'}…")
                 elif isinstance(event, ToolFinished):
@@ -374,6 +417,7 @@ class ConversationHandler:
                         if event.tool_model:
                             badge += f" (tools: {event.tool_model})"
                     footer = " · ".join(x for x in (badge, cut_note) if x) or None
+                    _tell(listeners, "on_done", event.text)  # before the (paced) final edit
                     await reply.finish(notice + event.text, footer=footer, files=event.attachments)
                     for m in reply.messages:
                         self.cache.put(m)
@@ -383,12 +427,17 @@ class ConversationHandler:
                     if spoken is not None:
                         await spoken.send(self.client, event.text, self.pacer)
                 elif isinstance(event, Failed):
+                    _tell(listeners, "on_stop")
                     await reply.finish(
                         reply.text + ("\n\n" if reply.text else "") + f"⚠️ {event.message}"
                     )
                     self._record(message, "-", started, ok=False)
         except asyncio.CancelledError:
+            _tell(listeners, "on_stop")
             await reply.abort("⏹ stopped")
+            raise
+        except Exception:
+            _tell(listeners, "on_stop")  # (a no-op for a reply that is done)
             raise
 
     def _record(self, message: discord.Message, model: str, started: float, *, ok: bool) -> None:
@@ -443,6 +492,8 @@ class ConversationHandler:
 
     async def close(self) -> None:
         await self.queue.close()
+        for observer in self.reply_observers:
+            await observer.close()
         self.voice.close()
         await self.channel_context.close()
         if self._history_start is not None:

@@ -39,7 +39,7 @@ NOT_READY = "MCP servers aren't available yet (Clara is still starting). Try aga
 #: Discord's limit for a message's content.
 MAX_CONTENT = 2000
 
-SourceChoice = Literal["npm", "pypi", "github", "docker", "local"]
+SourceChoice = Literal["npm", "pypi", "github", "docker", "local", "smithery"]
 
 
 def _fit(text: str) -> str:
@@ -101,7 +101,8 @@ class McpCommands:
         @mcp.command(name="install", description="Install an MCP server (admins)")
         @app_commands.describe(
             source="Where it comes from",
-            package="npm or PyPI package, repository URL, Docker image, or a path on Clara's host",
+            package="npm/PyPI package, repository URL, Docker image, path on Clara's host, "
+            "or Smithery name",
             name="The server's name, the prefix of its tools (derived from the package if empty)",
         )
         async def install(

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from clara_core.errors import ClaraError
 
-SOURCES = ("npm", "pypi", "github", "docker", "local")
+SOURCES = ("npm", "pypi", "github", "docker", "local", "smithery")
 TRANSPORTS = ("stdio", "http")
 
 #: Lower-case, no double underscore: ``a__b`` + tool ``c`` and ``a`` + tool ``b__c`` would
@@ -39,14 +39,18 @@ class ServerConfig:
     args: list[str] = field(default_factory=list)
     cwd: str | None = None
     url: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    #: Values are secrets (API keys): kept out of repr (logs), encrypted at rest.
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
     #: Everything the server's environment gets beyond PATH/HOME/USER/SHELL/TERM/LOGNAME.
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
     include_tools: list[str] = field(default_factory=list)
     exclude_tools: list[str] = field(default_factory=list)
     enabled: bool = True
     installed_by: str | None = None
     last_error: str | None = None
+    #: Why this stored configuration cannot run at all (its secrets cannot be decrypted);
+    #: not a column: the runner refuses to start and says this instead.
+    config_error: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         validate_server_name(self.name)
@@ -71,4 +75,5 @@ class ServerConfig:
         """The store's columns (everything but the name, its key)."""
         row = asdict(self)
         row.pop("name")
+        row.pop("config_error")
         return row

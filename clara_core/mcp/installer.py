@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import SOURCES, McpConfigError, ServerConfig, validate_server_name
+from .docker import DockerPolicy, image_present
+from .smithery import DEFAULT_API_URL, lookup, split_package
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class InstallError(McpConfigError):
 def derive_name(source: str, package: str) -> str:
     """everything from @modelcontextprotocol/server-everything, time from mcp-server-time."""
     base = package.rstrip("/")
+    if source == "smithery":
+        base = split_package(package)[0]
     if source == "docker":
         base = base.split("@", 1)[0].rsplit(":", 1)[0]
     elif source == "npm" and base.startswith("@"):
@@ -174,10 +178,21 @@ def _console_script(venv: Path, dist_name: str) -> Path:
 
 
 class Installer:
-    def __init__(self, servers_dir: Path, *, timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        servers_dir: Path,
+        *,
+        timeout: float = 300.0,
+        docker: DockerPolicy | None = None,
+        smithery_api_url: str = DEFAULT_API_URL,
+        smithery_api_key: str | None = None,
+    ) -> None:
         # Absolute: the stored commands must work whatever Clara's working directory.
         self.servers_dir = servers_dir.absolute()
         self.timeout = timeout
+        self.docker = docker or DockerPolicy()
+        self.smithery_api_url = smithery_api_url
+        self.smithery_api_key = smithery_api_key
 
     async def install(
         self,
@@ -198,22 +213,44 @@ class Installer:
         say = progress or (lambda _msg: None)
         deadline = time.monotonic() + self.timeout
         target = self.servers_dir / name
+        env = dict(env or {})
         build = {
             "npm": self._npm,
             "pypi": self._pypi,
             "github": self._github,
-            "docker": self._docker,
             "local": self._local,
-        }[source]
+        }.get(source)
         if await asyncio.to_thread(target.exists):
             raise InstallError(
                 f"an MCP server directory named {name!r} already exists: uninstall it first "
                 "or pick another name"
             )
+        if source == "smithery":
+            # Hosted: nothing to download or build, only the endpoint to find.
+            say(f"looking up {package} on Smithery")
+            url = await lookup(
+                package,
+                api_url=self.smithery_api_url,
+                api_key=self.smithery_api_key,
+                timeout=min(30.0, self.timeout),
+            )
+            return ServerConfig(
+                name=name,
+                source=source,
+                package=package,
+                transport="http",
+                url=url,
+                headers=env,  # its configuration's secrets, per Smithery's docs
+            )
         # Built in place: a venv is not relocatable (its scripts name their own path).
         await asyncio.to_thread(target.mkdir, parents=True)
         try:
-            command, cmd_args, cwd = await build(package, target, deadline, say)
+            if build is None:  # docker: the run command names the server and its env
+                command, cmd_args, cwd = await self._docker(
+                    package, name, sorted(env), deadline, say
+                )
+            else:
+                command, cmd_args, cwd = await build(package, target, deadline, say)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, target, True)
             raise
@@ -224,7 +261,7 @@ class Installer:
             command=command,
             args=[*cmd_args, *(args or [])],
             cwd=cwd,
-            env=dict(env or {}),
+            env=env,
         )
 
     async def uninstall(self, name: str) -> None:
@@ -345,17 +382,22 @@ class Installer:
         )
 
     async def _docker(
-        self, package: str, target: Path, deadline: float, say: Progress
+        self, image: str, name: str, env_names: list[str], deadline: float, say: Progress
     ) -> tuple[str, list[str], str | None]:
-        say(f"docker pull {package}")
-        await _run(
-            ["docker", "pull", package],
-            cwd=target,
-            deadline=deadline,
-            step=f"docker pull {package}",
-            env=_child_env(),
-        )
-        return "docker", ["run", "-i", "--rm", package], None
+        # An image already on the host is used as it is (offline hosts, images built
+        # locally); pull it yourself to update it.
+        if await image_present(image):
+            say(f"using the local image {image}")
+        else:
+            say(f"docker pull {image}")
+            await _run(
+                ["docker", "pull", image],
+                cwd=None,
+                deadline=deadline,
+                step=f"docker pull {image}",
+                env=_child_env(),
+            )
+        return "docker", self.docker.run_args(name, image, env_names), None
 
     async def _local(
         self, package: str, target: Path, deadline: float, say: Progress

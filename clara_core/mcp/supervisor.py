@@ -44,9 +44,12 @@ from mcp_types import Tool as McpTool
 from tools.registry import ToolError
 
 from .config import ServerConfig
+from .docker import DockerPolicy, remove_containers
+from .secrets import KEY_FILE_NAME, SecretBox, SecretsError, parse_keys
+from .smithery import DEFAULT_API_URL, auth_headers
 
 if TYPE_CHECKING:
-    from clara_core.config.tools import ToolSettings
+    from clara_core.config import Settings
     from tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,7 @@ class ServerRunner:
         log_dir: Path,
         on_tools: Callable[[ServerRunner], None],
         on_error: Callable[[ServerRunner], Awaitable[None]] | None = None,
+        extra_headers: dict[str, str] | None = None,
         health_interval: float = 15.0,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
@@ -122,6 +126,8 @@ class ServerRunner:
         self.log_path = log_dir / f"{config.name}.log"
         self._on_tools = on_tools
         self._on_error = on_error
+        # Headers Clara adds itself at connect time (the Smithery key): never stored.
+        self._extra_headers = dict(extra_headers or {})
 
         self.state = ServerState.STOPPED
         self.tools: list[McpTool] = []
@@ -147,6 +153,12 @@ class ServerRunner:
 
     def start(self) -> None:
         if self._task is not None and not self._task.done():
+            return
+        if self.config.config_error:
+            # Starting it without its secrets would only fail in a less clear way.
+            self.state = ServerState.BROKEN
+            self.last_error = self.config.config_error
+            self.settled.set()
             return
         self._stopping = False
         self._dead = False
@@ -179,6 +191,7 @@ class ServerRunner:
                 await task
         self._task = None
         self.state = ServerState.STOPPED
+        await self._remove_containers()
 
     def mark_dead(self, reason: str) -> None:
         if self.state is ServerState.RUNNING and not self._dead:
@@ -195,6 +208,8 @@ class ServerRunner:
         name = self.name
         if self.state is ServerState.RUNNING and self._client is not None and not self._dead:
             return None
+        if self.config.config_error:
+            return f"The MCP server '{name}' cannot start: {self.config.config_error}"
         if self.state is ServerState.BROKEN:
             return (
                 f"The MCP server '{name}' is not working (it failed {self.failures} times in a "
@@ -293,8 +308,17 @@ class ServerRunner:
             except Exception:
                 log.exception("recording the error of MCP server %s failed", self.name)
 
+    async def _remove_containers(self) -> None:
+        # A docker client killed mid-session leaves its container running (and its
+        # stdio with nobody): what a previous session left goes before a new one starts.
+        if self.config.source == "docker":
+            n = await remove_containers(self.name)
+            if n:
+                log.info("MCP server %s: removed %d leftover container(s)", self.name, n)
+
     async def _session_once(self) -> None:
         self._dead = False
+        await self._remove_containers()
         async with AsyncExitStack() as stack:
             errlog = await self._open_errlog(stack)
             try:
@@ -358,7 +382,7 @@ class ServerRunner:
         if cfg.transport == "http":
             assert cfg.url is not None
             http = httpx2.AsyncClient(
-                headers=cfg.headers,
+                headers={**cfg.headers, **self._extra_headers},
                 timeout=httpx2.Timeout(30.0, read=max(300.0, self.call_timeout)),
             )
             stack.push_async_callback(http.aclose)
@@ -453,6 +477,10 @@ class Supervisor:
         call_timeout: float = 60.0,
         install_timeout: float = 300.0,
         store: Any | None = None,
+        secrets: SecretBox | None = None,
+        docker: DockerPolicy | None = None,
+        smithery_api_url: str = DEFAULT_API_URL,
+        smithery_api_key: str | None = None,
         **runner_options: Any,
     ) -> None:
         from .bridge import ToolBridge
@@ -463,11 +491,23 @@ class Supervisor:
         self.call_timeout = call_timeout
         self.install_timeout = install_timeout
         self.store = store  # storage.mcp_servers.McpServerStore, or None (tests, console)
+        # Encrypts env/header values on their way into the store; None: stored as given
+        # (only for a store-less supervisor or tests that say so).
+        self.secrets = secrets
+        self.docker = docker or DockerPolicy()  # how mcp_install runs a Docker image
+        self.smithery_api_url = smithery_api_url
+        self.smithery_api_key = smithery_api_key
         self.runner_options = runner_options
         self.bridge = ToolBridge(registry, self)
         self.runners: dict[str, ServerRunner] = {}
 
     def _runner(self, config: ServerConfig) -> ServerRunner:
+        if config.source == "smithery" and not self.smithery_api_key and not config.config_error:
+            # Without the key Smithery's gateway only answers 401: say what is missing.
+            config.config_error = (
+                "SMITHERY_API_KEY is not set: Smithery-hosted servers are reached with it; "
+                "set it and restart Clara"
+            )
         return ServerRunner(
             config,
             connect_timeout=self.connect_timeout,
@@ -475,6 +515,11 @@ class Supervisor:
             log_dir=self.servers_dir / "logs",
             on_tools=self.bridge.sync,
             on_error=self._record_error,
+            extra_headers=(
+                auth_headers(self.smithery_api_key)
+                if config.source == "smithery" and self.smithery_api_key
+                else None
+            ),
             **self.runner_options,
         )
 
@@ -485,7 +530,54 @@ class Supervisor:
     async def load(self) -> list[ServerConfig]:
         if self.store is None:
             return []
-        return [ServerConfig.from_row(r) for r in await self.store.list()]
+        return [await self._from_row(r) for r in await self.store.list()]
+
+    async def _from_row(self, row: dict[str, Any]) -> ServerConfig:
+        """A stored row with its secrets decrypted; plain or old-key ones rewritten.
+
+        A row whose secrets cannot be decrypted still becomes a config (so mcp_list
+        shows it and mcp_uninstall can remove it) that refuses to start and says why.
+        """
+        if self.secrets is None:
+            return ServerConfig.from_row(row)
+        name = row["name"]
+        try:
+            env, env_stale = await self.secrets.decrypt(name, "env", row.get("env") or {})
+            headers, hdr_stale = await self.secrets.decrypt(
+                name, "headers", row.get("headers") or {}
+            )
+        except SecretsError as exc:
+            log.error("%s", exc)  # names the server and the variable, never a value
+            return ServerConfig.from_row(
+                {**row, "env": {}, "headers": {}, "config_error": str(exc)}
+            )
+        config = ServerConfig.from_row({**row, "env": env, "headers": headers})
+        if env_stale or hdr_stale:
+            try:
+                await self.store.update(  # type: ignore[union-attr]
+                    name,
+                    env=await self.secrets.encrypt(env),
+                    headers=await self.secrets.encrypt(headers),
+                )
+            except Exception as exc:  # the server can still run; the next start retries
+                log.warning(
+                    "MCP server %s: could not rewrite its env/header values encrypted (%s)",
+                    name,
+                    type(exc).__name__,
+                )
+            else:
+                log.info("MCP server %s: its env/header values are now stored encrypted", name)
+        return config
+
+    async def save_config(self, config: ServerConfig) -> None:
+        """Store (insert or replace) a configuration, its secrets encrypted."""
+        if self.store is None:
+            return
+        row = config.to_row()
+        if self.secrets is not None:
+            row["env"] = await self.secrets.encrypt(config.env)
+            row["headers"] = await self.secrets.encrypt(config.headers)
+        await self.store.save(config.name, **row)
 
     async def start(self, configs: list[ServerConfig] | None = None) -> None:
         """Start every enabled server concurrently; return once each is up or has failed once."""
@@ -566,7 +658,7 @@ class Supervisor:
             self.bridge.drop(r.name)
 
 
-def build_mcp(registry: ToolRegistry, storage_engine: Any, settings: ToolSettings) -> Supervisor:
+def build_mcp(registry: ToolRegistry, storage_engine: Any, settings: Settings) -> Supervisor:
     """The supervisor with its store, and the mcp_* tools registered; nothing started yet.
 
     ``storage_engine`` is storage's AsyncEngine (None: no database, nothing persisted).
@@ -584,14 +676,32 @@ def build_mcp(registry: ToolRegistry, storage_engine: Any, settings: ToolSetting
         call_timeout=settings.mcp_call_timeout,
         install_timeout=settings.mcp_install_timeout,
         store=store,
+        secrets=secret_box(settings),
+        docker=DockerPolicy(
+            network=settings.mcp_docker_network,
+            memory=settings.mcp_docker_memory,
+            cpus=settings.mcp_docker_cpus,
+        ),
+        smithery_api_url=settings.smithery_api_url,
+        smithery_api_key=(
+            settings.smithery_api_key.get_secret_value().strip() or None
+            if settings.smithery_api_key is not None
+            else None
+        ),
     )
     register_mcp_tools(registry, supervisor)
     return supervisor
 
 
-async def start_mcp(
-    registry: ToolRegistry, storage_engine: Any, settings: ToolSettings
-) -> Supervisor:
+def secret_box(settings: Settings) -> SecretBox:
+    """CLARA_SECRET_KEY's keys, or (read lazily, off the loop) CLARA_DATA_DIR/secret.key."""
+    key = settings.clara_secret_key
+    if key is not None:
+        return SecretBox(parse_keys(key.get_secret_value()))
+    return SecretBox(key_file=Path(settings.clara_data_dir).absolute() / KEY_FILE_NAME)
+
+
+async def start_mcp(registry: ToolRegistry, storage_engine: Any, settings: Settings) -> Supervisor:
     """Composition-root entry: offer the mcp_* tools and start the enabled servers
     (concurrently; returns once each is running or has failed once)."""
     supervisor = build_mcp(registry, storage_engine, settings)

@@ -30,7 +30,10 @@ MCP_TOOLS = {
 
 def _settings(tmp_path: Path) -> Settings:
     return Settings(  # type: ignore[call-arg]
-        _env_file=None, mcp_servers_dir=tmp_path / "servers", mcp_connect_timeout=20
+        _env_file=None,
+        clara_data_dir=tmp_path / "data",
+        mcp_servers_dir=tmp_path / "servers",
+        mcp_connect_timeout=20,
     )
 
 
@@ -61,7 +64,9 @@ async def test_admin_installs_uses_and_manages_a_server(
         row = await store.get("local")
         assert row is not None
         assert (row["source"], row["transport"], row["enabled"]) == ("local", "stdio", True)
-        assert row["env"] == {"WEATHER_KEY": "k"} and row["installed_by"] == "42"
+        # The value is stored encrypted (tests/mcp/test_secrets.py), its name readable.
+        assert set(row["env"]) == {"WEATHER_KEY"} and row["env"]["WEATHER_KEY"] != "k"
+        assert row["installed_by"] == "42"
 
         listing = (await call(reg, "mcp_list", ADMIN)).content
         assert "- local (local: " in listing and "running" in listing

@@ -94,8 +94,13 @@ async def test_offered_only_with_a_token_and_writes_admin_only(gh: FakeGitHub) -
 
 def test_write_roles_setting_is_validated() -> None:
     assert settings(github_write_roles=" Everyone ").github_write_roles == "everyone"
+    assert settings(github_write_roles=" ADMINS ").github_write_roles == "admins"
+    assert settings(github_write_roles="").github_write_roles == "admins"
+    # Role names and IDs (admins may always write, so "admins" in a list adds nothing).
+    roles = settings(github_write_roles=" Developers , 123456789012345678,admins")
+    assert roles.github_write_roles == "Developers,123456789012345678"
     with pytest.raises(ValueError, match="github_write_roles"):
-        settings(github_write_roles="moderators")
+        settings(github_write_roles="everyone,Developers")
     assert settings(github_api_url="https://ghe.example.com/api/v3/").github_api_url == (
         "https://ghe.example.com/api/v3"
     )
@@ -326,6 +331,35 @@ async def test_a_non_admins_write_is_refused_by_the_registry(
     r = await call(reg, "github_create_issue", USER, owner="octocat", repo="hello", title="Hi")
     assert r.is_error and "restricted to server admins" in r.content
     assert not any(q.method == "POST" for q in gh.requests) and repo.issues == []
+
+
+async def test_write_roles_by_role_name_or_id_open_writes_to_those_members_only(
+    gh: FakeGitHub,
+) -> None:
+    repo = gh.add_repo("octocat", "hello")
+    registry, client = await _registry(gh, github_write_roles="Developers,555000111")
+    # ToolContext.roles as the Discord adapter fills them: casefolded names and IDs.
+    dev = ToolContext("3", roles=frozenset({"developers", "901"}))
+    by_id = ToolContext("4", roles=frozenset({"guests", "555000111"}))
+    other = ToolContext("5", roles=frozenset({"guests", "902"}))
+    try:
+        for member in (dev, by_id):
+            assert {t.name for t in registry.available(member)} == ALL_TOOLS
+        assert {t.name for t in registry.available(other)} == ALL_TOOLS - WRITE_TOOLS
+        assert {t.name for t in registry.available(ADMIN)} == ALL_TOOLS  # admins still may
+        ok = await call(registry, "github_create_issue", dev, owner="octocat", repo="hello",
+                        title="By role name")  # fmt: skip
+        ok2 = await call(registry, "github_create_issue", by_id, owner="octocat", repo="hello",
+                         title="By role id")  # fmt: skip
+        refused = await call(registry, "github_create_issue", other, owner="octocat",
+                             repo="hello", title="No role")  # fmt: skip
+    finally:
+        await client.aclose()
+    assert not ok.is_error and not ok2.is_error, (ok.content, ok2.content)
+    assert refused.is_error and "restricted to server admins and members with certain roles" in (
+        refused.content
+    )
+    assert [i["title"] for i in repo.issues] == ["By role name", "By role id"]
 
 
 async def test_write_roles_everyone_lets_anyone_write(gh: FakeGitHub) -> None:

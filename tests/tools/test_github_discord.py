@@ -56,3 +56,58 @@ async def test_who_am_i_on_github_calls_github_get_me() -> None:
                 assert result.startswith("Authenticated GitHub user: mona-lisa")
         finally:
             await client.aclose()
+
+
+def _quote_tool_result(request) -> Reply:
+    [result] = _tool_results(request)
+    return Reply(f"Tool said: {result}")
+
+
+async def test_write_roles_let_a_member_with_the_role_write_and_refuse_one_without() -> None:
+    """GITHUB_WRITE_ROLES=Developers: the registry decides from the Discord member's roles
+    (the same facts as the admin check), whatever the model asks for."""
+    async with FakeGitHub(tokens={TOKEN: "mona-lisa"}) as gh:
+        repo = gh.add_repo("mona-lisa", "hello")
+        tools = ToolRegistry()
+        client = register_github_tools(
+            tools,
+            Settings(  # type: ignore[call-arg]
+                _env_file=None,
+                github_token=TOKEN,
+                github_api_url=gh.base_url,
+                github_write_roles="developers",  # the role is "Developers": case-insensitive
+            ),
+        )
+        assert client is not None
+        try:
+            async with clara_on_discord(tools=tools) as w:
+                dev = w.discord.add_user("devon", global_name="Devon")
+                role = w.discord.add_role(w.guild_id, "Developers")  # no permissions at all
+                w.discord.add_member(w.guild_id, dev.id, roles=[role.id])
+                create = ToolCall(
+                    "github_create_issue", {"owner": "mona-lisa", "repo": "hello", "title": "Bug"}
+                )
+
+                w.llm.enqueue(Reply("", tool_calls=[create]), _quote_tool_result)
+                await w.mention(w.alice, "open an issue called Bug in mona-lisa/hello")
+                refused = await w.wait_reply_text(
+                    "Tool said: Error: github_create_issue is restricted to server admins and "
+                    "members with certain roles, and this user is neither.",
+                    timeout=20,
+                )
+                assert refused is not None and repo.issues == []
+                offered = {t["function"]["name"] for t in w.llm.requests[-2].json["tools"]}
+                assert "github_create_issue" not in offered  # alice has no such role
+
+                w.llm.enqueue(Reply("", tool_calls=[create]), _quote_tool_result)
+                await w.mention(dev, "open an issue called Bug in mona-lisa/hello")
+                await w.wait_reply_text(
+                    "Tool said: Created issue #1 in mona-lisa/hello: "
+                    "https://github.com/mona-lisa/hello/issues/1",
+                    timeout=20,
+                )
+                offered = {t["function"]["name"] for t in w.llm.requests[-2].json["tools"]}
+                assert "github_create_issue" in offered
+                assert [i["title"] for i in repo.issues] == ["Bug"]
+        finally:
+            await client.aclose()

@@ -47,7 +47,7 @@ def test_profiles_and_services(compose):
         assert services[name]["healthcheck"]["test"], name
         assert services[name]["volumes"], f"{name} data must live in a volume"
     assert "--appendonly" in services["redis"]["command"]  # hot tier persists
-    assert set(compose["volumes"]) == {"clara-data", "postgres-data", "redis-data", "sandbox-data"}
+    assert set(compose["volumes"]) == {"clara-data", "postgres-data", "redis-data"}
 
 
 def test_bot_service(compose):
@@ -143,10 +143,14 @@ def test_sandbox_service(compose):
     assert 'CMD ["python", "-m", "sandbox.service", "--host", "0.0.0.0", "--port", "8765"]' in text
     assert box["expose"] == ["8765"]  # the compose network only: never published
     assert "ports" not in box
-    assert box["init"] is True and box["privileged"] is True  # bwrap's uids, cgroups, loops
+    # The Docker backend through the host's socket: no privileges of its own.
+    assert box["init"] is True and "privileged" not in box
     # The service runs a local backend whatever the bot's .env says.
-    assert box["environment"]["SANDBOX_MODE"] in ("bwrap", "local", "auto")
-    assert "sandbox-data:/sandboxes" in box["volumes"]
+    assert box["environment"]["SANDBOX_MODE"] == "local"
+    assert "/var/run/docker.sock:/var/run/docker.sock" in box["volumes"]
+    # dockerd resolves the workspace binds on the host: the same path on both sides.
+    workdir = _interpolate(box["environment"]["SANDBOX_DIR"], {})
+    assert f"{workdir}:{workdir}" in [_interpolate(v, {}) for v in box["volumes"]]
     assert {"path": ".env", "required": False} in box["env_file"]
     known = set(env_names().values())
     assert set(box["environment"]) <= known

@@ -6,8 +6,9 @@ never GitHub's JSON: an issue list answer is ~100 bytes per issue instead of
 says so.  Lists take ``limit`` (default ``DEFAULT_LIMIT``, the model may raise it
 up to ``MAX_LIMIT``) and say when there is more.
 
-Writes are marked ``admin_only`` unless GITHUB_WRITE_ROLES=everyone; the
-registry enforces that server-side.  Their descriptions and results say what
+Writes are marked ``admin_only`` unless GITHUB_WRITE_ROLES=everyone, and open to
+the roles GITHUB_WRITE_ROLES names (``Tool.roles``); the registry enforces both
+server-side, from the caller's Discord facts.  Their descriptions and results say what
 was written where.
 """
 
@@ -679,7 +680,21 @@ WRITE_ACTIVITY = {
 WRITE_TOOLS = frozenset(WRITE_ACTIVITY)
 
 
-def build_tools(gh: GitHubClient, *, writes_admin_only: bool = True) -> list[Tool]:
+def write_roles(setting: str) -> tuple[bool, frozenset[str]]:
+    """GITHUB_WRITE_ROLES as (writes admin-only, roles that may write besides admins).
+
+    Role names are casefolded like ``ToolContext.roles``; a role ID is its digits.
+    """
+    if setting == "everyone":
+        return False, frozenset()
+    if setting == "admins":
+        return True, frozenset()
+    return True, frozenset(r.strip().casefold() for r in setting.split(",") if r.strip())
+
+
+def build_tools(
+    gh: GitHubClient, *, writes_admin_only: bool = True, write_roles: frozenset[str] = frozenset()
+) -> list[Tool]:
     t = GitHubTools(gh)
     num = {"type": "integer", "description": "The issue or pull request number."}
     state = {"type": "string", "enum": ["open", "closed", "all"], "description": "Default open."}
@@ -900,6 +915,7 @@ def build_tools(gh: GitHubClient, *, writes_admin_only: bool = True) -> list[Too
                 parameters=params,
                 handler=_adapt(fn),
                 admin_only=write and writes_admin_only,
+                roles=write_roles if write else frozenset(),
                 timeout=TOOL_TIMEOUT,
                 source="github",
                 activity=WRITE_ACTIVITY.get(name, "reading GitHub"),
@@ -923,7 +939,7 @@ def register_github_tools(registry: ToolRegistry, settings: Any) -> GitHubClient
         log.info("GitHub tools not offered: GITHUB_TOKEN is not set")
         return None
     client = GitHubClient(token, base_url=settings.github_api_url)
-    admin_only = settings.github_write_roles != "everyone"
-    for tool in build_tools(client, writes_admin_only=admin_only):
+    admin_only, roles = write_roles(settings.github_write_roles)
+    for tool in build_tools(client, writes_admin_only=admin_only, write_roles=roles):
         registry.register(tool)
     return client

@@ -1,7 +1,7 @@
 """A tiny MCP server for the tests, built on the official SDK, run over stdio.
 
 ``--hang`` never answers initialize (it does not even read stdin), like a
-server stuck at start-up.
+server stuck at start-up; ``--http PORT`` serves streamable HTTP on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ def env_keys() -> str:
 
 
 @server.tool()
+def env_value(name: str) -> str:
+    """One variable's value (for the tests that its stored, encrypted value arrives intact)."""
+    return os.environ.get(name, "<unset>")
+
+
+@server.tool()
 def pid() -> str:
     """This server's process id."""
     return str(os.getpid())
@@ -71,4 +77,8 @@ def picture() -> list:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if "--http" in sys.argv:  # --http PORT: streamable HTTP on loopback (the Smithery test)
+        port = int(sys.argv[sys.argv.index("--http") + 1])
+        server.run("streamable-http", host="127.0.0.1", port=port)
+    else:
+        server.run("stdio")

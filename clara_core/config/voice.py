@@ -73,7 +73,18 @@ class VoiceSettings(ClaraSettingsBase):
         False,
         validation_alias=AliasChoices("CLARA_TTS_DEFAULT", "SEL_TTS_DEFAULT"),
         description=(
-            "Answer a voice message with a voice message too (besides the text reply); "
-            "alias SEL_TTS_DEFAULT."
+            "Answer a voice message with a voice message too (besides the text reply); alias "
+            "SEL_TTS_DEFAULT. Voice channels don't use it: once asked to join (/clara join) "
+            "Clara reads her replies aloud unless the person, or the server, turned that off "
+            "with /clara speech."
+        ),
+    )
+    voice_channel_idle_seconds: float = Field(
+        30,
+        ge=0,
+        le=3600,
+        description=(
+            "How long Clara stays in a voice channel after everyone else has left it "
+            "before she leaves too."
         ),
     )

@@ -20,6 +20,8 @@ from clara_core.daemon import format_uptime
 from .mcp_commands import McpCommands
 from .mood_commands import MoodCommands
 from .proactive_commands import ProactiveCommands
+from .say_command import SayCommand
+from .voice_commands import VoiceCommands
 
 if TYPE_CHECKING:
     from .runner import ClaraDiscordClient
@@ -83,5 +85,7 @@ def build_command_tree(client: ClaraDiscordClient) -> app_commands.CommandTree:
     # /clara mcp list|status (everyone), install|uninstall|enable|disable|restart (admins)
     McpCommands(client).register(group)
     ProactiveCommands(client).register(group)
+    VoiceCommands(client).register(group)  # /clara join, leave, speech: voice channels
+    SayCommand(client).register(group)  # /clara say: the answer as text and a voice message
     tree.add_command(group)
     return tree

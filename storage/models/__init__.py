@@ -14,6 +14,7 @@ from .cortex import (
     CortexMeta,
     ProjectMember,
 )
+from .guild_settings import GuildSettings
 from .mcp import McpServer
 from .memories import EMBEDDING_DIMS, MemoryRecord
 from .preferences import UserPreferences
@@ -38,6 +39,7 @@ __all__ = [
     "Contradiction",
     "ConversationSession",
     "CortexMeta",
+    "GuildSettings",
     "McpServer",
     "MemoryRecord",
     "Message",

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clara_core.discord_adapter.runner import ClaraDiscordClient
@@ -80,8 +81,11 @@ async def clara_on_discord(
     memory: MemoryManager | None = None,
     engine: AsyncEngine | None = None,
     forget_confirm_timeout: float = 60.0,
+    voice: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[World]:
+    """``voice=True``: the client trusts the fake voice server's TLS certificate
+    (discord.py always opens the voice gateway with ``wss://``)."""
     async with (
         FakeDiscord(heartbeat_interval_ms=1000) as discord_fake,
         FakeLLM(api_keys={"test-key"}) as llm,
@@ -114,6 +118,11 @@ async def clara_on_discord(
             engine=engine,
             forget_confirm_timeout=forget_confirm_timeout,
             guild_ready_timeout=0.05,
+            **(
+                {"connector": aiohttp.TCPConnector(ssl=discord_fake.voice.client_ssl_context)}
+                if voice
+                else {}
+            ),
         )
         errors = _ErrorCollector()
         logging.getLogger().addHandler(errors)

@@ -13,7 +13,7 @@ def test_with_the_extra_installed_listening_and_speaking_are_ready():
         "voice messages are transcribed with tiny.en (bundled, offline)",
     )
     assert rows["voice: speaking"] == (True, "piper voice en_US-joe-medium (bundled)")
-    assert "not built yet" in rows["voice: channels"][1]
+    assert rows["voice: channels"] == (True, "/clara join speaks replies (listening: not yet)")
 
 
 def test_voice_turned_off_is_said_so():

@@ -34,6 +34,7 @@ from aiohttp import WSMsgType, web
 from . import payloads
 from .config import ALL_INTENTS, PRIVILEGED_INTENTS, FakeDiscordConfig, Intents
 from .state import FakeState
+from .voice_gateway import voice_state_payloads
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +291,9 @@ class Gateway:
         self.refused_count = 0
         self._next_connection_id = 1
         self._watchdog: asyncio.Task[None] | None = None
+        #: Op 4 VOICE_STATE_UPDATE from an identified session (the server answers it
+        #: with VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE, see ``server.py``).
+        self.on_voice_state_update: Callable[[GatewaySession, dict[str, Any]], None] | None = None
 
     # ----------------------------------------------------------- connections
 
@@ -403,7 +407,9 @@ class Gateway:
             conn.session.presence = data
         elif op == REQUEST_GUILD_MEMBERS:
             self._request_members(conn.session, data or {})
-        # VOICE_STATE_UPDATE and soundboard requests are accepted and ignored.
+        elif op == VOICE_STATE_UPDATE and self.on_voice_state_update is not None:
+            self.on_voice_state_update(conn.session, data or {})
+        # Soundboard requests are accepted and ignored.
 
     def _token_ok(self, token: Any) -> bool:
         if not isinstance(token, str):
@@ -473,11 +479,18 @@ class Gateway:
                 session.push("GUILD_CREATE", self.guild_create_payload(session, guild.id))
 
     def guild_create_payload(self, session: GatewaySession, guild_id: int) -> dict[str, Any]:
-        return payloads.guild_payload(
+        payload = payloads.guild_payload(
             self.state,
             self.state.guilds[guild_id],
             include_members=session.has_intent(Intents.GUILD_MEMBERS),
         )
+        if session.has_intent(Intents.GUILD_VOICE_STATES):
+            # Who is in which voice channel (GUILD_CREATE's voice states carry no guild_id).
+            payload["voice_states"] = [
+                {k: v for k, v in vs.items() if k != "guild_id"}
+                for vs in voice_state_payloads(self.state, guild_id)
+            ]
+        return payload
 
     async def _resume(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
         self.resume_count += 1

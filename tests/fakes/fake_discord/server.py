@@ -20,7 +20,7 @@ from aiohttp import web
 
 from . import payloads
 from .config import FakeDiscordConfig, Intents
-from .errors import BASE_HEADERS
+from .errors import BASE_HEADERS, DiscordAPIError
 from .gateway import Gateway, GatewayConnection, GatewaySession
 from .interactions import interaction_payload
 from .models import (
@@ -40,7 +40,8 @@ from .ratelimit import RateLimiter, RateLimitStats
 from .rest import Malformed, RecordedRequest, RestApi
 from .routes import ROUTE_KINDS, ROUTES
 from .snowflake import iso_timestamp
-from .state import FakeState
+from .state import FakeState, FakeVoiceState
+from .voice_gateway import FakeVoice, voice_state_payload
 
 #: ``(filename, data)``, ``(filename, data, content_type)``, or with a fourth item, a
 #: dict of attachment fields such as a voice message's ``duration_secs`` / ``waveform``.
@@ -73,6 +74,9 @@ class FakeDiscord:
         self.state = FakeState(bot_username=bot_username, bot_id=bot_id, token=token)
         self.limiter = RateLimiter(self.config)
         self.gateway = Gateway(self.state, self.config)
+        #: The voice server (voice gateway on its own TLS port + UDP), see voice_gateway.py.
+        self.voice = FakeVoice(host)
+        self.gateway.on_voice_state_update = self._bot_voice_state_update
         self.rest = RestApi(self, ROUTES)
         #: ``(channel_id, time.monotonic())`` for every typing request the bot made.
         self.typing_events: list[tuple[int, float]] = []
@@ -101,12 +105,14 @@ class FakeDiscord:
         self._runner = runner
         self._port = runner.addresses[0][1]
         self.gateway.resume_gateway_url = f"ws://{self._host}:{self._port}/gateway-resume"
+        await self.voice.start()
         return self
 
     async def stop(self) -> None:
         if self._runner is None:
             return
         await self.gateway.close()
+        await self.voice.stop()
         await self._runner.cleanup()
         self._runner = None
 
@@ -297,6 +303,99 @@ class FakeDiscord:
     def add_dm_channel(self, user_id: int) -> FakeChannel:
         """The bot's DM channel with ``user_id`` (Discord sends no event for it)."""
         return self.state.add_dm_channel(user_id)
+
+    # ------------------------------------------------------------------ voice
+
+    def add_voice_channel(self, guild_id: int, name: str = "Lounge") -> FakeChannel:
+        """A guild voice channel (type 2); connected sessions get CHANNEL_CREATE."""
+        return self.add_channel(guild_id, name, type=ChannelType.GUILD_VOICE)
+
+    def join_voice(
+        self, channel_id: int, user_id: int, *, self_mute: bool = False, self_deaf: bool = False
+    ) -> FakeVoiceState:
+        """A user joins (or moves to) a voice channel: dispatch VOICE_STATE_UPDATE."""
+        channel = self.state.channel(channel_id)
+        assert channel.guild_id is not None
+        voice = self.state.set_voice_state(
+            channel.guild_id, user_id, channel.id, self_mute=self_mute, self_deaf=self_deaf
+        )
+        assert voice is not None
+        self._dispatch_voice_state(channel.guild_id, user_id, voice)
+        return voice
+
+    def leave_voice(self, guild_id: int, user_id: int) -> None:
+        """A user leaves voice: dispatch VOICE_STATE_UPDATE with ``channel_id`` null."""
+        previous = self.state.voice_states.get(guild_id, {}).get(user_id)
+        self.state.set_voice_state(guild_id, user_id, None)
+        self._dispatch_voice_state(
+            guild_id, user_id, None, session_id=previous.session_id if previous else None
+        )
+
+    def voice_members(self, channel_id: int) -> list[int]:
+        """Who is in a voice channel now (user ids, the bot included)."""
+        return self.state.voice_members(channel_id)
+
+    def bot_voice_channel(self, guild_id: int) -> int | None:
+        voice = self.state.voice_states.get(guild_id, {}).get(self.state.bot.id)
+        return voice.channel_id if voice is not None else None
+
+    def _dispatch_voice_state(
+        self,
+        guild_id: int,
+        user_id: int,
+        voice: FakeVoiceState | None,
+        *,
+        session_id: str | None = None,
+    ) -> None:
+        self.gateway.dispatch(
+            "VOICE_STATE_UPDATE",
+            voice_state_payload(self.state, guild_id, user_id, voice, session_id=session_id),
+            intent=Intents.GUILD_VOICE_STATES,
+            guild_id=guild_id,
+        )
+
+    def _bot_voice_state_update(self, session: GatewaySession, data: dict[str, Any]) -> None:
+        """Op 4 from the bot: join, move or leave, as Discord answers it.
+
+        Joining gets VOICE_STATE_UPDATE (everyone with the intent; the voice
+        ``session_id`` is the gateway session's) and VOICE_SERVER_UPDATE (this
+        session only: a fresh token and the voice server's endpoint).  Leaving
+        (``channel_id`` null) gets VOICE_STATE_UPDATE with ``channel_id`` null."""
+        bot_id = self.state.bot.id
+        try:
+            guild_id = int(data["guild_id"])
+            self.state.guild(guild_id)
+        except (KeyError, TypeError, ValueError, DiscordAPIError):
+            self.voice.protocol_errors.append(f"op 4 for an unknown guild: {data!r}")
+            return
+        channel_id = data.get("channel_id")
+        if channel_id is None:
+            previous = self.state.voice_states.get(guild_id, {}).get(bot_id)
+            self.state.set_voice_state(guild_id, bot_id, None)
+            self.voice.revoke(guild_id, bot_id)
+            self._dispatch_voice_state(
+                guild_id, bot_id, None, session_id=previous.session_id if previous else session.id
+            )
+            return
+        try:
+            voice = self.state.set_voice_state(
+                guild_id,
+                bot_id,
+                int(channel_id),
+                session_id=session.id,
+                self_mute=bool(data.get("self_mute")),
+                self_deaf=bool(data.get("self_deaf")),
+            )
+        except (TypeError, ValueError, DiscordAPIError):
+            self.voice.protocol_errors.append(f"op 4 for a channel that is not voice: {data!r}")
+            return
+        assert voice is not None
+        self._dispatch_voice_state(guild_id, bot_id, voice)
+        grant = self.voice.grant(guild_id, bot_id, voice.channel_id, voice.session_id)
+        session.push(
+            "VOICE_SERVER_UPDATE",
+            {"token": grant.token, "guild_id": str(guild_id), "endpoint": self.voice.endpoint},
+        )
 
     # ------------------------------------------------- messages (human side)
 
@@ -783,6 +882,7 @@ class FakeDiscord:
         """Fail if the bot called an unknown route or the fake itself crashed."""
         problems = [f"unknown route: {r.method} {r.path}" for r in self.unknown_routes]
         problems += [f"fake Discord internal error: {e}" for e in self.internal_errors]
+        problems += [f"voice: {e}" for e in self.voice.protocol_errors + self.voice.udp_errors]
         if problems:
             raise AssertionError("\n".join(problems))
 

@@ -11,6 +11,7 @@ import mimetypes
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from . import errors
@@ -35,6 +36,22 @@ from .snowflake import SnowflakeGenerator, iso_timestamp
 USER_MENTION_RE = re.compile(r"<@!?(\d{15,21})>")
 ROLE_MENTION_RE = re.compile(r"<@&(\d{15,21})>")
 EVERYONE_RE = re.compile(r"@(everyone|here)\b")
+
+
+#: CONNECT, SPEAK and USE_VAD: part of a new server's @everyone role on Discord.
+VOICE_PERMISSIONS = (1 << 20) | (1 << 21) | (1 << 25)
+
+
+@dataclass
+class FakeVoiceState:
+    """Someone in a guild voice channel (``FakeState.voice_states``)."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    session_id: str
+    self_mute: bool = False
+    self_deaf: bool = False
 
 
 def make_bot_token(bot_id: int) -> str:
@@ -63,6 +80,8 @@ class FakeState:
         self.commands: dict[int, FakeCommand] = {}
         self.interactions: dict[int, FakeInteraction] = {}
         self._dm_by_user: dict[int, int] = {}
+        #: guild id -> user id -> where that user is in voice.
+        self.voice_states: dict[int, dict[int, FakeVoiceState]] = {}
 
         bot_id = bot_id or self.snowflakes.next()
         self.bot = FakeUser(id=bot_id, username=bot_username, bot=True)
@@ -119,7 +138,7 @@ class FakeState:
             id=guild_id,
             guild_id=guild_id,
             name="@everyone",
-            permissions=DEFAULT_EVERYONE_PERMISSIONS,
+            permissions=DEFAULT_EVERYONE_PERMISSIONS | VOICE_PERMISSIONS,
         )
         bot_role = self.add_role(
             guild_id,
@@ -293,6 +312,46 @@ class FakeState:
         self.channel_messages[channel.id] = []
         self._dm_by_user[user_id] = channel.id
         return channel
+
+    def set_voice_state(
+        self,
+        guild_id: int,
+        user_id: int,
+        channel_id: int | None,
+        *,
+        session_id: str | None = None,
+        self_mute: bool = False,
+        self_deaf: bool = False,
+    ) -> FakeVoiceState | None:
+        """Put ``user_id`` in voice channel ``channel_id`` (None: out of voice).
+
+        The channel must be one of the guild's voice channels (type 2)."""
+        guild = self.guild(guild_id)
+        states = self.voice_states.setdefault(guild.id, {})
+        if channel_id is None:
+            states.pop(int(user_id), None)
+            return None
+        channel = guild.channels.get(int(channel_id))
+        if channel is None or channel.type != ChannelType.GUILD_VOICE:
+            raise errors.unknown(errors.UNKNOWN_CHANNEL, "Channel")
+        if int(user_id) not in guild.members:
+            raise errors.unknown(errors.UNKNOWN_MEMBER, "Member")
+        state = FakeVoiceState(
+            guild.id,
+            channel.id,
+            int(user_id),
+            session_id or secrets.token_hex(16),
+            self_mute=self_mute,
+            self_deaf=self_deaf,
+        )
+        states[state.user_id] = state
+        return state
+
+    def voice_members(self, channel_id: int) -> list[int]:
+        """User ids in a voice channel."""
+        channel = self.channel(channel_id)
+        states = self.voice_states.get(channel.guild_id or 0, {})
+        return [s.user_id for s in states.values() if s.channel_id == channel.id]
 
     # ----------------------------------------------------------------- lookups
 

@@ -73,6 +73,8 @@ CONFIGS: dict[str, tuple[str, RetrievalWeights, RetrievalConfig]] = {
     "default without time window": ("plain", RetrievalWeights(), replace(DEFAULT, time_boost=1.0)),
     "contextual, context weight 0.25": ("ctx-w0.25", RetrievalWeights(), DEFAULT),
     "contextual, context weight 1.0": ("ctx-w1.0", RetrievalWeights(), DEFAULT),
+    "default without tied lexical ranks": ("plain", RetrievalWeights(), replace(DEFAULT, lexical_ties=False)),
+    "default + lexical coverage >= 0.2": ("plain", RetrievalWeights(), replace(DEFAULT, lexical_min_coverage=0.2)),
 }  # fmt: skip
 # How each stored copy of a user is embedded (prefix of its user ids, RetrievalConfig);
 # "plain" is what Clara ships (contextual embedding off), get_context asks it.

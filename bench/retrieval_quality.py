@@ -53,7 +53,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))  # also when run directly: python bench/x.py
 from bench._cortex_env import Services, make_manager, services  # noqa: E402
 from clara_core.cortex.embedding.local_onnx import LocalOnnxEmbedder  # noqa: E402
 from clara_core.cortex.manager import MemoryManager, NewMemory  # noqa: E402
+from clara_core.cortex.retrieval import RetrievalConfig  # noqa: E402
 from clara_core.cortex.scoring import RetrievalWeights  # noqa: E402
 
 DATASET = ROOT / "bench" / "datasets" / "long_conversations.json"
@@ -84,6 +85,18 @@ HYBRIDS = {  # name -> (weighting of the vector leg, lexical query mode)
     "hybrid RRF: spec re-ranked + FTS(or)": ("spec 0.40/0.25/0.20/0.15", "or"),
     "hybrid RRF: similarity-only vector + FTS(and)": ("similarity only 1/0/0/0", "and"),
 }
+# Clara's default weights with parts of the hybrid ranking (issue 14) taken away,
+# to see which step moves this dataset's figures (docs/benchmarks.md).
+VARIANTS: dict[str, RetrievalConfig] = {
+    "default, vector leg only (before issue 14)": RetrievalConfig().off(),
+    "default without lexical": replace(RetrievalConfig(), lexical=False),
+    "default without generic penalty": replace(RetrievalConfig(), generic_penalty=1.0),
+    "default without time window": replace(RetrievalConfig(), time_boost=1.0),
+    "default without tied lexical ranks": replace(RetrievalConfig(), lexical_ties=False),
+    "default + lexical coverage >= 0.2": replace(RetrievalConfig(), lexical_min_coverage=0.2),
+    "default + lexical coverage >= 0.5": replace(RetrievalConfig(), lexical_min_coverage=0.5),
+}
+BEFORE = "default, vector leg only (before issue 14)"
 DEFAULT = "spec 0.40/0.25/0.20/0.15"
 GET_CONTEXT = "get_context, Clara's default weights"
 CLARA_DEFAULT = "default 0.85/0.10/0.05/0.00"
@@ -364,9 +377,13 @@ async def run(
             name: make_manager(svc, embedder, weights=w, clock=clock, name=f"outbox-{i}")
             for i, (name, w) in enumerate(WEIGHTINGS.items())
         }
+        for j, (name, cfg) in enumerate(VARIANTS.items()):
+            mm = make_manager(svc, embedder, clock=clock, name=f"outbox-v{j}")
+            mm.retrieval = cfg
+            managers[name] = mm
         for mm in managers.values():
             await mm.initialize(watch=False)
-        names = [*WEIGHTINGS, *HYBRIDS, LEXICAL_ONLY, GET_CONTEXT]
+        names = [*WEIGHTINGS, *VARIANTS, *HYBRIDS, LEXICAL_ONLY, GET_CONTEXT]
         h = Harness(svc, embedder, clock, managers, {n: Scores() for n in names}, filler)
         try:
             for user in users:
@@ -441,11 +458,33 @@ def print_misses(
                 print(f"    {name}: r@5={s.r5[i]:.2f} top5={s.ranked[i][:5]}")
 
 
+def print_regressions(scores: dict[str, Scores], questions: list[Question]) -> None:
+    """Questions Clara's default ranks worse than the vector leg alone did (the
+    ranking before issue 14), with both top 5s: what the hybrid steps cost here."""
+    now, before = scores[CLARA_DEFAULT], scores[BEFORE]
+    print(f"\nquestions {CLARA_DEFAULT!r} ranks worse than {BEFORE!r}:")
+    for i, q in enumerate(questions):
+        if now.rr[i] >= before.rr[i]:
+            continue
+        print(f"- [{q.kind}] {q.user_id} {q.at:%Y-%m-%d}: {q.q!r} -> {q.answers}")
+        print(f"    MRR {before.rr[i]:.2f} -> {now.rr[i]:.2f}")
+        for name in (BEFORE, CLARA_DEFAULT, *VARIANTS):
+            if name != BEFORE:
+                print(f"    {name}: rr={scores[name].rr[i]:.2f} top5={scores[name].ranked[i][:5]}")
+            else:
+                print(f"    {name}: top5={scores[name].ranked[i][:5]}")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", type=Path, default=DATASET)
     p.add_argument("--json", type=Path, help="write the figures to this file")
     p.add_argument("--misses", action="store_true", help="list the default's misses")
+    p.add_argument(
+        "--regressions",
+        action="store_true",
+        help="small set: list the questions the default ranks worse than before issue 14",
+    )
     p.add_argument("--filler", type=int, default=0, help="everyday chatter memories added per user")
     p.add_argument("--users", type=int, default=0, help="long set: only the first N users")
     p.add_argument(
@@ -465,6 +504,8 @@ def main(argv: list[str] | None = None) -> None:
     print_table(scores, info)
     if args.misses:
         print_misses(scores, questions, lambda n: "default" in n or "similarity-only" in n)
+    if args.regressions:
+        print_regressions(scores, questions)
     if args.json:
         payload = {
             "info": info,

@@ -65,6 +65,7 @@ class Clara:
         self.github = None  # tools.github.GitHubClient, when GITHUB_TOKEN is set
         self.mcp = None  # clara_core.mcp.Supervisor: the MCP plug-in servers
         self.ors = None  # pipeline.proactive.OrsRunner: proactive messages, when ORS is on
+        self.backup_schedule = None  # backup.schedule.BackupSchedule, BACKUP_INTERVAL_HOURS > 0
         self._background: list[asyncio.Task[None]] = []
         self.monitor = None
         self._discord_task: asyncio.Task[None] | None = None
@@ -169,6 +170,7 @@ class Clara:
         await self.attach_memory(runner, embedder=embedder)
         self.attach_mood(runner)
         self.start_ors(runner)
+        self.start_backup_schedule()
         log.debug("memory attached after %.2fs", time.monotonic() - t0)
         # Finding a sandbox backend may ask dockerd or a remote service: in the
         # background, so the first answer does not wait; its tools are offered from
@@ -398,6 +400,22 @@ class Clara:
         if self.ors is not None:
             self.ors.start()
 
+    def start_backup_schedule(self) -> None:
+        """With BACKUP_INTERVAL_HOURS > 0, the bot backs itself up (backup/schedule.py)."""
+        if self.settings.backup_interval_hours <= 0:
+            return
+        from .backup.cli import make_backups
+        from .backup.schedule import BackupSchedule
+
+        assert self.storage is not None
+        self.backup_schedule = BackupSchedule(
+            make_backups(self.settings),
+            self.storage.database_url,
+            self.storage.engine,
+            interval_hours=self.settings.backup_interval_hours,
+        )
+        self.backup_schedule.start()
+
     async def attach_sandbox(self) -> None:
         """The code sandbox and its tools, when a backend can run here (else none are
         offered: the model is never given a tool that cannot work)."""
@@ -436,22 +454,16 @@ class Clara:
             log.exception("MCP servers not started")
 
     def user_data_stores(self) -> dict[str, Any]:
-        """Further stores ``/clara forget`` clears, by the label its report shows."""
-        from storage.proactive import ProactiveStore
+        """Further stores ``/clara forget`` clears, by the label its report shows
+        (built in clara_core/user_data.py, shared with ``cortex clear``)."""
+        from .user_data import user_data_stores
 
-        stores: dict[str, Any] = {}
-        if self.mood is not None:
-            stores["Mood of your DMs"] = self.mood
-        # Looked up at forget time: the sandbox may start after the Discord client.
-        stores["Sandbox workspace"] = _Late(lambda: self.sandbox)
-        # Cleared even with ORS off: what an earlier run with it on stored stays forgettable.
-        stores["Proactive messages and notes"] = _Late(
-            lambda: ProactiveStore(self.storage.engine) if self.storage is not None else None
+        return user_data_stores(
+            engine=lambda: self.storage.engine if self.storage is not None else None,
+            redis=lambda: self.storage.redis if self.storage is not None else None,
+            sandbox=lambda: self.sandbox,
+            mood=lambda: self.mood,
         )
-        stores["Your name on MCP servers you installed"] = _Late(
-            lambda: self.mcp.store if self.mcp is not None else None
-        )
-        return stores
 
     def build_consolidation(self, text_model):
         """The consolidation jobs over the open memory (scheduled by ``start()``)."""
@@ -579,6 +591,9 @@ class Clara:
         if self.consolidation is not None:
             consolidation, self.consolidation = self.consolidation, None
             await consolidation.stop()
+        if self.backup_schedule is not None:
+            schedule, self.backup_schedule = self.backup_schedule, None
+            await schedule.stop()  # before storage closes: pg_dump reads through it
         if self.memory is not None:
             memory, self.memory = self.memory, None
             await memory.close()
@@ -589,18 +604,6 @@ class Clara:
             storage, self.storage = self.storage, None
             await storage.close()
         log.info("Clara stopped")
-
-
-class _Late:
-    """A user-data store that may not exist yet (or any more): ``get()`` finds it
-    when the deletion runs; no store means nothing of the user is there."""
-
-    def __init__(self, get: Callable[[], Any]) -> None:
-        self._get = get
-
-    async def delete_user_data(self, user_id: str) -> int | None:
-        store = self._get()
-        return None if store is None else await store.delete_user_data(user_id)
 
 
 async def _import_off_loop(*modules: str) -> None:

@@ -62,6 +62,12 @@ class CortexSettings(ClaraSettingsBase):
         le=5,
         description="Weight of the keyword ranking against the vector ranking (1.0) in the fusion.",
     )
+    cortex_lexical_min_coverage: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of a question's keyword weight a keyword match must cover to count; 0 = any shared word.",
+    )
     cortex_generic_penalty: float = Field(
         0.5,
         ge=0,
@@ -89,6 +95,21 @@ class CortexSettings(ClaraSettingsBase):
         ge=0,
         le=2,
         description="Weight of a contextual memory's context vector blended into its own.",
+    )
+    cortex_episodes: bool = Field(
+        True,
+        description=(
+            "Also keep the user's own words of each exchange as searchable episodes beside "
+            "the extracted facts (the prompt shows one of a fact and its turn)."
+        ),
+    )
+    cortex_text_search_config: str = Field(
+        "english",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$",
+        description=(
+            "PostgreSQL text search configuration (language) of the keyword search, e.g. "
+            "english, german, simple; changing it needs 'cortex reindex-text'."
+        ),
     )
     cortex_outbox_dir: Path | None = Field(
         None,

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import text_search
 from .consolidation.ledger import ConsolidationLedger
 from .health import REDIS_DOWN, TierHealth, postgres_down
 from .hot import HotStore
@@ -34,13 +35,14 @@ from .ports import Embedder
 from .projects import ProjectStore
 from .rejection import quick_reject
 from .retrieval import (
+    Leg,
     RetrievalConfig,
     adjust,
-    blend,
-    context_text,
     diversify,
-    embedding_text,
+    embed_for_storage,
     fuse,
+    one_per_episode,
+    tied_ranks,
 )
 from .retrieval_time import time_window
 from .scoring import RetrievalWeights, retrieval_score, working_ttl
@@ -226,13 +228,13 @@ class MemoryManager:
     ) -> None:
         self.clock = clock
         self.hot = HotStore(redis, clock=clock)
-        self.warm = WarmStore(engine)
+        self.retrieval = retrieval or RetrievalConfig()
+        self.warm = WarmStore(engine, text_search_config=self.retrieval.text_search_config)
         self.projects = ProjectStore(engine)
         self.ledger = ConsolidationLedger(engine, clock=clock)
         self.embedder = embedder
         self.scorer = scorer
         self.weights = weights or RetrievalWeights()
-        self.retrieval = retrieval or RetrievalConfig()
         self.max_retrieved = max_retrieved
         self.redis_health = TierHealth("Redis")
         self.pg_health = TierHealth("PostgreSQL")
@@ -252,6 +254,9 @@ class MemoryManager:
         """Check the embedder matches the stored vectors, open the outbox, flush it."""
         await self.outbox.open()
         await self.check_embedder()
+        # The lexical leg's language: known to PostgreSQL and the one the stored
+        # column was built with (ConfigError otherwise: exit 2, naming the fix).
+        await text_search.check(self.warm.engine, self.retrieval.text_search_config)
         await self.writer.flush()
         if watch:
             self._watcher = asyncio.create_task(self._watch(), name="cortex-health")
@@ -462,10 +467,15 @@ class MemoryManager:
         limit: int,
         memory_types: Sequence[MemoryType] | None,
         project_id: str | None,
+        *,
+        shared: bool = False,
     ) -> list[Memory]:
         """Vector leg (re-ranked by similarity/recency/emotion), lexical leg and, when
         the query names a time, a vector leg inside that window: fused, adjusted for
-        generic turns and the window, diversified (clara_core/cortex/retrieval.py)."""
+        generic turns and the window, diversified (clara_core/cortex/retrieval.py).
+
+        ``shared``: the project's memories by any author (``user_id`` must be a
+        member; the check is part of the statement), ranked the same way."""
         cfg = self.retrieval
         depth = limit * cfg.candidate_factor
         window = time_window(query, self.clock()) if cfg.time_boost != 1.0 else None
@@ -486,17 +496,24 @@ class MemoryManager:
                 project_id=project_id,
                 max_matches=cfg.lexical_max_matches,
                 common_share=cfg.lexical_common_share,
+                min_coverage=cfg.lexical_min_coverage,
+                shared=shared,
             ),
             ([], [], []),
         )
         ranked = self._rerank(candidates)
         if not lexical_hits and not dated_hits:
-            legs: list[tuple[Sequence[Memory], float]] = [(ranked, 1.0)]
+            legs: list[Leg] = [(ranked, 1.0)]
         else:
-            legs = [(ranked, 1.0), (lexical_hits, cfg.lexical_weight)]
+            lexical_leg: Leg = (
+                (lexical_hits, cfg.lexical_weight, tied_ranks(lexical_hits))
+                if cfg.lexical_ties
+                else (lexical_hits, cfg.lexical_weight)
+            )
+            legs = [(ranked, 1.0), lexical_leg]
             if dated_hits:
                 legs.append((self._rerank(dated_hits), 1.0))
-        scored = adjust(fuse(legs, k=cfg.rrf_k), cfg, window)
+        scored = one_per_episode(adjust(fuse(legs, k=cfg.rrf_k), cfg, window))
         picked = diversify(scored, limit, cfg.mmr_lambda)
         for m, value in picked:
             # score is the final ranking's value; similarity stays the cosine
@@ -567,8 +584,10 @@ class MemoryManager:
                 if query_embedding is not None
                 else await self.embedder.embed(query or "")
             )
-            retrieved = await self.warm.search_project(
-                project_id, vec, member_id=user_id, limit=limit
+            # The same hybrid ranking as personal memories (issue 14): a project's
+            # names and dates pull as much as its meaning does.
+            retrieved = await self._ranked_search(
+                user_id, query or "", vec, limit, None, project_id, shared=True
             )
         return ProjectContext(
             project_id=project_id, name=info.name, recent=recent, retrieved=retrieved
@@ -755,29 +774,18 @@ class MemoryManager:
 
     async def _embed_memories(self, memories: Sequence[Memory]) -> list[list[float] | None]:
         """One batch: each memory's text and, for contextual memories, its context,
-        blended (clara_core/cortex/retrieval.py)."""
-        on = self.retrieval.contextual_embedding
-        texts = [embedding_text(m.content, m.metadata, contextual=on) for m in memories]
-        contexts = [context_text(m.metadata, contextual=on) for m in memories]
-        extra = [c for c in contexts if c is not None]
-        vectors = await self._embed_or_none(texts + extra)
-        own, context_vectors = vectors[: len(texts)], iter(vectors[len(texts) :])
-        out: list[list[float] | None] = []
-        for vec, ctx in zip(own, contexts, strict=True):
-            ctx_vec = next(context_vectors) if ctx is not None else None
-            if vec is not None and ctx_vec is not None:
-                vec = blend(vec, ctx_vec, self.retrieval.context_weight)
-            out.append(vec)
-        return out
-
-    async def _embed_or_none(self, texts: list[str]) -> list[list[float] | None]:
+        blended (clara_core/cortex/retrieval.py: embed_for_storage)."""
         try:
-            return list(await self.embedder.embed_batch(texts))
+            return list(
+                await embed_for_storage(
+                    self.embedder, [(m.content, m.metadata) for m in memories], self.retrieval
+                )
+            )
         except CortexError as exc:
             # The memory is kept without a vector; `cortex reembed --missing` (and the
             # hourly cleanup) fill it in later.  Losing the memory would be worse.
             log.warning("embedding failed (%s); storing without a vector for now", exc)
-            return [None] * len(texts)
+            return [None] * len(memories)
 
     async def _to_hot(self, user_id: str, memories: list[Memory]) -> None:
         """Write-through to Redis.  Never raises: by the time it could, the warm write

@@ -13,6 +13,11 @@ Two uses:
 * **``--missing``**: memories stored without a vector during an embedding outage
   get theirs.
 
+A memory is embedded exactly as ingest embeds it (``retrieval.embed_for_storage``):
+with contextual embeddings on (``CORTEX_CONTEXTUAL_EMBEDDING``), a memory stored
+with metadata ``speaker`` and ``context`` gets "speaker: content" blended with its
+context's vector again, not the bare content's vector.
+
 This works below ``MemoryManager`` on purpose — the manager is exactly what
 refuses to run while the vectors don't match.  The embedder is recorded in
 ``cortex_meta`` only when no vector of another model is left, so an interrupted
@@ -33,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .manager import EMBEDDER_META_KEY
 from .ports import Embedder
+from .retrieval import RetrievalConfig, embed_for_storage
 from .types import CortexError
 from .warm import WarmStore
 
@@ -169,8 +175,11 @@ async def reembed(
     *,
     batch: int = DEFAULT_BATCH,
     progress: Progress | None = None,
+    retrieval: RetrievalConfig | None = None,
 ) -> ReembedReport:
-    """Run ``plan`` (from :func:`plan_reembed`)."""
+    """Run ``plan`` (from :func:`plan_reembed`).  ``retrieval`` says how ingest embeds
+    (contextual or not; the running configuration, CORTEX_* settings)."""
+    config = retrieval or RetrievalConfig()
     started = time.monotonic()
     report = ReembedReport(plan=plan)
     if plan.converts_column:
@@ -196,7 +205,7 @@ async def reembed(
             rows = (
                 await conn.execute(
                     text(
-                        f"SELECT id, content FROM memories WHERE ({where}) AND id > :last "
+                        f"SELECT id, content, metadata FROM memories WHERE ({where}) AND id > :last "
                         "ORDER BY id LIMIT :limit"
                     ),
                     {**params, "last": last, "limit": max(1, batch)},
@@ -206,7 +215,9 @@ async def reembed(
             break
         last = rows[-1].id
         try:
-            vectors = await embedder.embed_batch([r.content for r in rows])
+            vectors = await embed_for_storage(
+                embedder, [(r.content, r.metadata or {}) for r in rows], config
+            )
         except CortexError as exc:
             report.failed += len(rows)
             failed_in_a_row += 1

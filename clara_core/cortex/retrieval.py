@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .ports import Embedder
 from .types import Memory
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9']*")
@@ -65,6 +66,14 @@ class RetrievalConfig:
     #: Words in more than this share of all memories are left out of the lexical
     #: query (near-zero IDF, and the slow part of a lookup at 100k memories).
     lexical_common_share: float = 0.05
+    #: A lexical hit must match at least this share of the question's IDF mass (0 = any
+    #: shared word).  0.2 lifted the small dataset's MRR 0.806 -> 0.821 but cost the
+    #: long one single-hop recall (1.000 -> 0.990, below BM25): off by default.
+    lexical_min_coverage: float = 0.0
+    #: Lexical hits with equal scores share one (mean) rank in the fusion (the order
+    #: among them was arbitrary, newest first, yet counted as evidence): MRR 0.797 ->
+    #: 0.806 on the small dataset, 0.739 -> 0.758 on the long one.  False: the bench.
+    lexical_ties: bool = True
     #: A memory with fewer content words than this is "generic"...
     min_content_words: int = 3
     #: ...and its score is multiplied by this (1.0 = no penalty).
@@ -78,6 +87,13 @@ class RetrievalConfig:
     contextual_embedding: bool = False
     #: Weight of the context's vector blended into the memory's own.
     context_weight: float = 0.5
+    #: The episodic layer: the user's own words of each exchange are stored beside the
+    #: facts extracted from them (clara_core/cortex/extraction.py), linked by an
+    #: episode key so retrieval shows one of the two (bench/retrieval_layers.py).
+    episodes: bool = True
+    #: PostgreSQL text search configuration (language) of the lexical leg; the stored
+    #: column must use the same one (clara_core/cortex/text_search.py).
+    text_search_config: str = "english"
 
     @classmethod
     def from_settings(cls, settings: Any) -> RetrievalConfig:
@@ -85,11 +101,14 @@ class RetrievalConfig:
         return cls(
             lexical=settings.cortex_lexical_search,
             lexical_weight=settings.cortex_lexical_weight,
+            lexical_min_coverage=settings.cortex_lexical_min_coverage,
             generic_penalty=settings.cortex_generic_penalty,
             time_boost=settings.cortex_time_boost,
             mmr_lambda=settings.cortex_diversity,
             contextual_embedding=settings.cortex_contextual_embedding,
             context_weight=settings.cortex_context_weight,
+            text_search_config=settings.cortex_text_search_config,
+            episodes=settings.cortex_episodes,
         )
 
     def off(self) -> RetrievalConfig:
@@ -101,6 +120,7 @@ class RetrievalConfig:
             mmr_lambda=0.0,
             contextual_embedding=False,
             candidate_factor=self.candidate_factor,
+            text_search_config=self.text_search_config,
         )
 
 
@@ -140,20 +160,73 @@ def blend(own: Sequence[float], context: Sequence[float], weight: float) -> list
     return [x / norm for x in mixed]
 
 
-def fuse(
-    rankings: Sequence[tuple[Sequence[Memory], float]], *, k: int
-) -> list[tuple[Memory, float]]:
+async def embed_for_storage(
+    embedder: Embedder,
+    memories: Sequence[tuple[str, Mapping[str, Any]]],
+    config: RetrievalConfig,
+) -> list[list[float]]:
+    """The stored vector of each (content, metadata): the bare content, or, with
+    contextual embeddings on, "speaker: content" blended with its context's vector.
+
+    One batch for all texts.  Ingest (MemoryManager) and ``cortex reembed`` both
+    call this, so a re-embedded memory gets exactly the vector it got when stored.
+    Embedder errors propagate (the callers decide: store without a vector, retry)."""
+    on = config.contextual_embedding
+    texts = [embedding_text(c, meta, contextual=on) for c, meta in memories]
+    contexts = [context_text(meta, contextual=on) for _, meta in memories]
+    extra = [c for c in contexts if c is not None]
+    vectors = list(await embedder.embed_batch(texts + extra)) if texts else []
+    own, context_vectors = vectors[: len(texts)], iter(vectors[len(texts) :])
+    out: list[list[float]] = []
+    for vec, ctx in zip(own, contexts, strict=True):
+        if ctx is not None:
+            vec = blend(vec, next(context_vectors), config.context_weight)
+        out.append(list(vec))
+    return out
+
+
+def tied_ranks(ranked: Sequence[Memory]) -> list[float]:
+    """Fractional ranks of a list sorted by ``score``: memories with equal scores share
+    the mean of their positions (1, 2.5, 2.5, 2.5, 2.5, 6, ...), so a tie neither gains
+    nor loses fusion weight in total.  For the lexical leg, where a question's one
+    matching word gives every memory holding it the same score; ranked one after
+    another (newest first) the order among them was arbitrary, yet the fusion read it
+    as evidence (bench: the small dataset lost MRR to it, issue 14).  Measured against
+    giving ties the best rank, which lifted them all and cost long-conversation recall
+    (0.875 -> 0.868); the mean rank kept it (0.879)."""
+    ranks: list[float] = []
+    i = 0
+    while i < len(ranked):
+        j = i
+        while (
+            j + 1 < len(ranked)
+            and ranked[i].score is not None
+            and ranked[j + 1].score == ranked[i].score
+        ):
+            j += 1
+        ranks += [(i + 1 + j + 1) / 2] * (j - i + 1)
+        i = j + 1
+    return ranks
+
+
+Leg = tuple[Sequence[Memory], float] | tuple[Sequence[Memory], float, Sequence[float]]
+
+
+def fuse(rankings: Sequence[Leg], *, k: int) -> list[tuple[Memory, float]]:
     """Weighted reciprocal rank fusion, normalised so 1.0 = first in every leg.
 
-    ``rankings`` are (memories best first, weight).  A memory in several legs
-    keeps the first leg's object (it carries the vector similarity)."""
+    ``rankings`` are (memories best first, weight[, their ranks when some share
+    one]).  A memory in several legs keeps the first leg's object (it carries the
+    vector similarity)."""
     score: dict[str, float] = {}
     first: dict[str, Memory] = {}
-    for ranked, weight in rankings:
-        for rank, m in enumerate(ranked, 1):
+    for leg in rankings:
+        ranked, weight = leg[0], leg[1]
+        ranks = leg[2] if len(leg) > 2 else range(1, len(ranked) + 1)  # type: ignore[misc]
+        for rank, m in zip(ranks, ranked, strict=True):
             score[m.id] = score.get(m.id, 0.0) + weight / (k + rank)
             first.setdefault(m.id, m)
-    best = sum(w / (k + 1) for ranked, w in rankings if ranked) or 1.0
+    best = sum(leg[1] / (k + 1) for leg in rankings if leg[0]) or 1.0
     order = sorted(score, key=lambda i: -score[i])
     return [(first[i], score[i] / best) for i in order]
 
@@ -172,6 +245,30 @@ def adjust(
             s *= config.time_boost
         out.append((m, s))
     return sorted(out, key=lambda p: -p[1])
+
+
+#: Metadata key shared by the memories made from one exchange: the user's own words
+#: (the episodic layer, CORTEX_EPISODES) and the facts extracted from them.
+EPISODE_KEY = "episode"
+#: ``source`` of the episodic layer's memories (the user's own words of an exchange).
+TURN_SOURCE = "turn"
+
+
+def one_per_episode(scored: Sequence[tuple[Memory, float]]) -> list[tuple[Memory, float]]:
+    """Keep the best-ranked memory of each exchange: a fact and the turn it was
+    extracted from say the same thing, and both in the list took two of its slots
+    (bench/retrieval_layers.py: facts + turns recall@10 0.856 unlinked, 0.890 one
+    per episode).  Memories without the key are all kept."""
+    seen: set[str] = set()
+    out = []
+    for m, s in scored:
+        episode = m.metadata.get(EPISODE_KEY)
+        if isinstance(episode, str):
+            if episode in seen:
+                continue
+            seen.add(episode)
+        out.append((m, s))
+    return out
 
 
 def in_window(when: datetime, window: tuple[datetime | None, datetime | None]) -> bool:

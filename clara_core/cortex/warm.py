@@ -89,6 +89,14 @@ def _memory(row: Any, similarity: float | None = None) -> Memory:
     )
 
 
+def _lexical_memory(row: Any) -> Memory:
+    """A lexical hit: ``score`` is its IDF sum (the fusion gives equal sums one rank),
+    ``similarity`` None (this leg knows words, not meaning)."""
+    memory = _memory(row)
+    memory.score = float(row.lexical)
+    return memory
+
+
 def _sql_filters(
     params: dict[str, Any], memory_types: Sequence[MemoryType] | None, project_id: str | None
 ) -> str:
@@ -132,8 +140,16 @@ DEFAULT_EF_SEARCH = 100
 
 
 class WarmStore:
-    def __init__(self, engine: AsyncEngine, *, ef_search: int = DEFAULT_EF_SEARCH) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        ef_search: int = DEFAULT_EF_SEARCH,
+        text_search_config: str = "english",
+    ) -> None:
         self.engine = engine
+        #: The regconfig questions are parsed with: the one content_tsv is built with.
+        self.text_search_config = text_search_config
         self._db = session_factory(engine)
         self.ef_search = ef_search
         #: Searches that came back short from HNSW and were answered by an exact scan.
@@ -426,6 +442,7 @@ class WarmStore:
         project_id: str | None = None,
         max_matches: int = 200,
         common_share: float = 0.05,
+        min_coverage: float = 0.0,
     ) -> list[Memory]:
         """The user's own active memories sharing words with ``query``, best first.
 
@@ -441,7 +458,9 @@ class WarmStore:
             return []
         params: dict[str, Any] = {"u": check_user_id(user_id)}
         extra = _sql_filters(params, memory_types, project_id)
-        ctes = await self._lexical_ctes(params, query, extra, limit, max_matches, common_share)
+        ctes = await self._lexical_ctes(
+            params, query, extra, limit, max_matches, common_share, min_coverage
+        )
         cols = ", ".join(f"m.{c.expression.name}" for c in _COLUMNS)
         sql = text(
             f"""
@@ -453,7 +472,7 @@ class WarmStore:
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(sql, params)).all()
-        return [_memory(r) for r in rows]
+        return [_lexical_memory(r) for r in rows]
 
     async def _lexical_ctes(
         self,
@@ -463,29 +482,43 @@ class WarmStore:
         limit: int,
         max_matches: int,
         common_share: float,
+        min_coverage: float = 0.0,
+        owner: str = "m.user_id = :u",
     ) -> str:
         """The lexical leg as CTEs ending in ``lex_ranked(id, lexical)``, its
         parameters added to ``params`` (shared by lexical_search and hybrid_search,
         so both rank exactly alike)."""
+        # Coverage: the share of the question's IDF mass a memory matches.  A single
+        # minor word ("work") matching a few memories says little about which one
+        # answers (CORTEX_LEXICAL_MIN_COVERAGE, off by default: the filter is left out
+        # of the statement then, so the default costs nothing).
+        coverage = ""
+        if min_coverage > 0:
+            coverage = (
+                "WHERE (SELECT sum(w.idf) FROM weighted w WHERE x.content_tsv @@ w.tq)"
+                " >= :min_cov * (SELECT sum(w.idf) FROM weighted w)"
+            )
+            params["min_cov"] = min_coverage
         params.update(
             q=query,
+            tscfg=self.text_search_config,
             cap=max_matches,
             k_lex=limit,
             skip=await self.common_terms(common_share) if common_share < 1 else [],
         )
-        # The query's lexemes come from the same english parser that made
-        # content_tsv (stop words dropped, stems matched), then each is re-quoted
+        # The query's lexemes come from the same parser that made content_tsv
+        # (CORTEX_TEXT_SEARCH_CONFIG, checked against the column at start) (stop words dropped, stems matched), then each is re-quoted
         # under 'simple' so it matches as is; 32 at most, so a pasted essay does
         # not become a 500-way OR.
         return f"""
             terms AS MATERIALIZED (
                 SELECT t, to_tsquery('simple', quote_literal(t)) AS tq
-                FROM unnest(tsvector_to_array(to_tsvector('english', :q))) AS t
+                FROM unnest(tsvector_to_array(to_tsvector(CAST(:tscfg AS regconfig), :q))) AS t
                 WHERE t <> ALL(CAST(:skip AS text[]))
                 LIMIT 32
             ), matched AS MATERIALIZED (
                 SELECT m.id, m.content_tsv FROM memories m
-                WHERE m.user_id = :u AND m.status = 'active' {extra}
+                WHERE {owner} AND m.status = 'active' {extra}
                   AND m.content_tsv @@ (
                     SELECT to_tsquery('simple', string_agg(quote_literal(t), ' | ')) FROM terms
                   )
@@ -507,6 +540,7 @@ class WarmStore:
                 SELECT x.id, (SELECT sum(w.idf) FROM weighted w WHERE x.content_tsv @@ w.tq)
                     AS lexical
                 FROM matched x
+                {coverage}
                 ORDER BY lexical DESC
                 LIMIT :k_lex
             )"""
@@ -525,6 +559,8 @@ class WarmStore:
         max_matches: int = 200,
         common_share: float = 0.05,
         window_max_rows: int = 1000,
+        min_coverage: float = 0.0,
+        shared: bool = False,
     ) -> tuple[list[Memory], list[Memory], list[Memory]]:
         """The three legs of a ranked search in ONE statement (one round trip, one
         pooled connection): what ``search``, ``lexical_search`` and
@@ -536,6 +572,16 @@ class WarmStore:
         is the same SQL as its own method, so the rankings are identical."""
         params: dict[str, Any] = {"u": check_user_id(user_id), "k": limit}
         extra = _sql_filters(params, memory_types, project_id)
+        owner = "m.user_id = :u"
+        if shared:
+            if project_id is None:
+                raise ValueError("a shared (project) search names its project")
+            # Any author's memories of the project, for a member only: the check is in
+            # the statement itself, as in search_project.
+            owner = (
+                "EXISTS (SELECT 1 FROM project_members pm "
+                "WHERE pm.project_id = :pid AND pm.user_id = :u)"
+            )
         cols = ", ".join(f"m.{c.expression.name}" for c in _COLUMNS)
         # The vector leg: ORDER BY distance LIMIT over the filtered table, which the
         # planner answers from the HNSW index (iterative scan) for a big user and by
@@ -548,13 +594,13 @@ class WarmStore:
         ctes = [
             f"""vec AS MATERIALIZED (
                 SELECT {cols}, m.embedding <=> :qv AS distance FROM memories m
-                WHERE m.user_id = :u AND m.status = 'active' AND m.embedding IS NOT NULL {extra}
+                WHERE {owner} AND m.status = 'active' AND m.embedding IS NOT NULL {extra}
                 ORDER BY distance LIMIT :k
             )"""
         ]
         if lexical and query_text.strip():
             lex = await self._lexical_ctes(
-                params, query_text, extra, limit, max_matches, common_share
+                params, query_text, extra, limit, max_matches, common_share, min_coverage, owner
             )
             ctes.append(lex)
             legs.append(
@@ -577,7 +623,7 @@ class WarmStore:
                 f"""win AS MATERIALIZED (
                     SELECT n.*, n.embedding <=> :qv AS distance FROM (
                         SELECT {cols}, m.embedding FROM memories m
-                        WHERE m.user_id = :u AND m.status = 'active'
+                        WHERE {owner} AND m.status = 'active'
                           AND m.embedding IS NOT NULL {extra}{where}
                         ORDER BY m.created_at DESC LIMIT :wmax
                     ) AS n
@@ -605,13 +651,18 @@ class WarmStore:
             rows = (await conn.execute(sql, params)).all()
         out: tuple[list[Memory], list[Memory], list[Memory]] = ([], [], [])
         for r in rows:
-            sim = None if r.leg == 1 else 1.0 - float(r.distance)
-            out[r.leg].append(_memory(r, sim))
+            if r.leg == 1:
+                out[1].append(_lexical_memory(r))
+            else:
+                out[r.leg].append(_memory(r, 1.0 - float(r.distance)))
         vec_hits = out[0]
         if len(vec_hits) < limit:
             # As search(): all the user has, or an HNSW walk that ran dry.
             stmt, distance = self._search_stmt(query_vec, limit, memory_types, project_id)
-            stmt = stmt.where(MemoryRecord.user_id == params["u"])
+            if shared:
+                stmt = stmt.where(self._is_member(str(project_id), user_id))
+            else:
+                stmt = stmt.where(MemoryRecord.user_id == params["u"])
             vec_hits = await self._run_search(stmt, distance, limit, exact=True)
         else:
             # relaxed_order may return a few rows out of order (as _run_search).

@@ -47,6 +47,20 @@ the new size and EVERY stored vector is rewritten; stop Clara first.  The ORM
 model declares vector(384): after a dimension change the alembic model-vs-database
 comparison reports that column, which is expected for an operator-chosen size."""
 
+BOOTSTRAP_HELP = """\
+Seed a user's memory from a profile written as text (who they are, people in their
+life, preferences, plans).  The file is read in parts by the LLM through the same
+fact extraction conversation uses; without --apply the facts are only printed (no
+database needed).  --apply stores them through Cortex's normal write path; facts
+Clara already knows are skipped, so running it twice stores nothing new."""
+
+CLEAR_HELP = """\
+Delete everything Clara stores about one user (--user ID: what /clara forget
+deletes) or about every user (--all: also users only a table still names, channel
+summaries and every sandbox workspace; the schema and configuration tables stay).
+Asks for confirmation unless --yes; refuses without a terminal to ask on.  Stop
+Clara first."""
+
 
 def _positive(value: str) -> int:
     try:
@@ -112,12 +126,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     reemb.add_argument("--missing", action="store_true", help="only memories without a vector")
     reemb.add_argument("--batch", type=_positive, default=64, help="memories per batch (64)")
 
+    actions.add_parser(
+        "reindex-text",
+        help="rebuild the keyword index with CORTEX_TEXT_SEARCH_CONFIG (after changing it)",
+    )
+
+    boot = actions.add_parser(
+        "bootstrap",
+        help="seed a user's memory from a profile text file (dry run unless --apply)",
+        description=BOOTSTRAP_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    boot.add_argument("--user", required=True, help="the Clara user id (on Discord: the user's id)")
+    boot.add_argument("file", type=Path, help="the profile (UTF-8 text)")
+    boot.add_argument("--apply", action="store_true", help="store the facts (default: dry run)")
+    boot.add_argument("--json", action="store_true", help="dry run: print the facts as JSON")
+    boot.add_argument(
+        "--chunk-chars", type=_positive, default=3000, help="characters per model call (3000)"
+    )
+
+    clear = actions.add_parser(
+        "clear",
+        help="delete what Clara stores about one user or every user (asks first)",
+        description=CLEAR_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    who = clear.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the Clara user id")
+    who.add_argument("--all", action="store_true", help="every user")
+    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
 
 Command = Callable[["Settings", argparse.Namespace], Awaitable[int]]
 
 
 def _command(action: str) -> Command:
-    from . import jobs, views
+    from . import bootstrap, clear, jobs, views
     from .session import CortexSession
 
     def with_session(view: Callable) -> Command:
@@ -137,6 +181,9 @@ def _command(action: str) -> Command:
         "consolidate": jobs.consolidate,
         "import-mem0": jobs.import_mem0,
         "reembed": jobs.reembed_cmd,
+        "reindex-text": jobs.reindex_text_cmd,
+        "bootstrap": bootstrap.bootstrap_cmd,
+        "clear": clear.clear_cmd,
     }[action]
 
 
@@ -160,13 +207,14 @@ async def run(
     from ..cortex.reembed import ReembedError
     from ..cortex.types import EmbedderMismatch
     from ..errors import ClaraError, ConfigError
+    from .bootstrap import BootstrapFileError
 
     try:
         return await _command(action)(settings, args)
     except ConfigError as exc:
         print(redact(exc.render()), file=sys.stderr)
         return EXIT_USAGE
-    except (EmbedderMismatch, ImportFileError, ReembedError) as exc:
+    except (BootstrapFileError, EmbedderMismatch, ImportFileError, ReembedError) as exc:
         print(redact(f"cortex {action}: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except ClaraError as exc:

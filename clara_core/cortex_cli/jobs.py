@@ -1,9 +1,10 @@
-"""``cortex consolidate``, ``cortex import-mem0``, ``cortex reembed``: commands that write."""
+"""``cortex consolidate``, ``import-mem0``, ``reembed``, ``reindex-text``: commands that write."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import Counter
 
 from ..config import Settings
@@ -213,7 +214,14 @@ async def reembed_cmd(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{plan.candidates} memories {what}")
         bar = ProgressBar("embedding")
         try:
-            report = await reembed(session.engine, embedder, plan, batch=args.batch, progress=bar)
+            report = await reembed(
+                session.engine,
+                embedder,
+                plan,
+                batch=args.batch,
+                progress=bar,
+                retrieval=session.memory.retrieval,
+            )
         finally:
             bar.finish()
     finally:
@@ -234,3 +242,30 @@ async def reembed_cmd(settings: Settings, args: argparse.Namespace) -> int:
     elif report.other_model_left:
         print(f"{report.other_model_left} vectors of another model remain: run 'cortex reembed'")
     return 0 if report.ok else 1
+
+
+# -- reindex-text --------------------------------------------------------------------------
+
+
+async def reindex_text_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild memories.content_tsv with CORTEX_TEXT_SEARCH_CONFIG (clara_core/cortex/text_search.py)."""
+    from ..cortex import text_search
+
+    wanted = settings.cortex_text_search_config
+    session = await CortexSession.open(settings)
+    try:
+        was = await text_search.stored_config(session.engine)
+        if was != wanted and session.attached_to is not None:
+            raise ClaraError(
+                f"Clara is running (pid {session.attached_to}) on this data directory: stop "
+                "her first; the rebuild locks the memories table"
+            )
+        started = time.monotonic()
+        changed = await text_search.reindex(session.engine, wanted)
+    finally:
+        await session.close()
+    if changed:
+        print(f"keyword index rebuilt: {was} → {wanted} ({time.monotonic() - started:.1f}s)")
+    else:
+        print(f"keyword index already uses {wanted}: nothing to do")
+    return 0

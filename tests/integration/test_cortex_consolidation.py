@@ -26,6 +26,7 @@ from clara_core.cortex.consolidation import (
     parse_patterns,
 )
 from clara_core.cortex.hot import HotStore
+from clara_core.cortex.retrieval import TURN_SOURCE
 from clara_core.cortex.types import AccessDenied, CortexError, Memory, MemoryStatus, MemoryType
 from clara_core.cortex.warm import WarmStore
 from clara_core.llm.service import LLMService
@@ -514,3 +515,31 @@ async def _eventually(probe: Callable[[], Awaitable[list[Any]]], *, timeout: flo
     while not await probe():
         assert loop.time() < deadline, "the scheduled job never ran"
         await asyncio.sleep(0.1)
+
+
+async def test_compaction_leaves_the_users_own_turns_alone(make_stack):
+    """The episodic layer (issue 14) keeps what was said months ago: compaction
+    summarises the extracted episodes, never the user's turns."""
+    stack = make_stack()
+    week1, week2, _ = await _old_weeks(stack, "gina")
+    start = stack.clock() - timedelta(days=55)
+    turns = [
+        Memory(f"we walked the old town on day {i}", "gina", MemoryType.EPISODIC,
+               created_at=start + timedelta(hours=i), source=TURN_SOURCE)
+        for i in range(8)
+    ]  # fmt: skip
+    embedder = local_embedder()
+    vectors = await embedder.embed_batch([m.content for m in turns])
+    await stack.warm.add_many(list(zip(turns, vectors, strict=True)), model=embedder.model_id)
+    stack.fake.default = _week_answer()
+
+    report = await stack.runner.run_for_user("gina", compact=True)
+
+    assert report.error is None and report.memories_compacted == 12
+    compacted = set()
+    for s in await stack.warm.get_memories("gina", memory_types=[MemoryType.SEMANTIC]):
+        compacted |= set(s.metadata["compacted_ids"])
+    assert compacted == {m.id for m in week1 + week2}
+    for m in turns:
+        kept = await stack.warm.get("gina", m.id)
+        assert kept is not None and kept.status is MemoryStatus.ACTIVE

@@ -7,13 +7,16 @@ import json
 
 import pytest
 
-from clara_core.cortex.extraction import MemoryExtractor
+from clara_core.cortex.extraction import TURN_SOURCE, MemoryExtractor
+from clara_core.cortex.retrieval import EPISODE_KEY, RetrievalConfig
+from clara_core.cortex.types import MemoryStatus
 from clara_core.llm.types import Usage
 from clara_core.pipeline.events import Done
 from clara_core.pipeline.memory import ServiceTextModel, memory_section, remember_after_turn
 from clara_core.pipeline.prompt import TurnContext
 from clara_core.pipeline.turn import TurnInput
 from tests.fakes.fake_llm import FakeLLM, Reply
+from tests.integration.test_cortex_retrieval import _manager
 from tests.support.cortex_manager import memory_manager
 from tests.support.llm import KEY, build_runner, settings_for
 from tools.registry import ToolContext
@@ -38,6 +41,18 @@ EXTRACTIONS = {
                 "value": None,
                 "corrects": None,
                 "emotion": 0.2,
+            },
+        ]
+    },
+    "We did a food tour in Porto and the pastel de nata there was unreal": {
+        "facts": [
+            {
+                "content": "They did a food tour in Porto",
+                "type": "episodic",
+                "key": None,
+                "value": None,
+                "corrects": None,
+                "emotion": 0.6,
             },
         ]
     },
@@ -128,3 +143,67 @@ async def test_a_turn_answered_while_the_user_is_forgotten_stores_nothing(redis,
             assert await cortex.warm.count("alice") == 0
         finally:
             await service.aclose()
+
+
+PORTO = "We did a food tour in Porto and the pastel de nata there was unreal"
+RITA = "My sister is called Rita and she lives in Lisbon"
+
+
+async def test_the_users_words_are_kept_as_an_episode_beside_the_facts(redis, engine, tmp_path):
+    """The episodic layer (CORTEX_EPISODES, on by default; issue 14): the user's own
+    words are searchable beside the facts extracted from them, one of the two per
+    exchange in a result, kept out of working memory, corrected with the facts, and
+    forgotten with the user."""
+    async with (
+        FakeLLM(api_keys={KEY}, default=_answer) as fake,
+        memory_manager(redis=redis, engine=engine, outbox_dir=tmp_path / "outbox") as cortex,
+    ):
+        _runner, service = build_runner(settings_for(fake, "openai"))
+        try:
+            extractor = MemoryExtractor(cortex, ServiceTextModel(service))
+            stored = await extractor.remember_turn("alice", PORTO, "Sounds amazing!")
+            memories = {m.id: m for m in await cortex.warm.get_memories("alice")}
+            assert set(stored) == set(memories) and len(stored) == 2
+            turn = next(m for m in memories.values() if m.source == TURN_SOURCE)
+            fact = next(m for m in memories.values() if m.source == "extraction")
+            assert turn.content == PORTO and fact.content == "They did a food tour in Porto"
+            assert turn.metadata[EPISODE_KEY] == fact.metadata[EPISODE_KEY]
+            # A reply about the pastry finds the exchange once, not as fact and turn.
+            found = await cortex.search("alice", "what pastry did I love in Porto?", limit=5)
+            assert [m.metadata.get(EPISODE_KEY) for m in found.memories].count(
+                turn.metadata[EPISODE_KEY]
+            ) == 1
+            # The conversation is already in the prompt: working memory holds the fact only.
+            assert [m.id for m in await cortex.hot.get_working("alice")] == [fact.id]
+
+            # A correction supersedes the turn that said the corrected thing.
+            await extractor.remember_turn("alice", RITA, "Noted!")
+            rita_turn = next(
+                m for m in await cortex.warm.get_memories("alice") if m.content == RITA
+            )
+            await extractor.remember_turn("alice", "no, my sister is called Ana", "Sorry!")
+            await cortex.flush_outbox()
+            after = await cortex.warm.get("alice", rita_turn.id)
+            assert after is not None and after.status is MemoryStatus.SUPERSEDED
+            ctx = await cortex.get_context("alice", "what is my sister called?")
+            assert "Rita" not in ctx.to_prompt_string()
+
+            await cortex.forget("alice")
+            assert await cortex.warm.count("alice") == 0
+        finally:
+            await service.aclose()
+
+
+async def test_without_episodes_only_facts_are_stored(redis, engine, tmp_path):
+    async with FakeLLM(api_keys={KEY}, default=_answer) as fake:
+        cortex = _manager(redis, engine, tmp_path, RetrievalConfig(episodes=False), "off")
+        await cortex.initialize(watch=False)
+        _runner, service = build_runner(settings_for(fake, "openai"))
+        try:
+            extractor = MemoryExtractor(cortex, ServiceTextModel(service))
+            await extractor.remember_turn("alice", PORTO, "Sounds amazing!")
+            [only] = await cortex.warm.get_memories("alice")
+            assert only.source == "extraction" and EPISODE_KEY not in only.metadata
+        finally:
+            await service.aclose()
+            await cortex.close()

@@ -26,6 +26,7 @@ from clara_core.cortex.mem0_import import (
     parse_user_map,
 )
 from clara_core.cortex.reembed import HNSW_INDEX, ReembedError, plan_reembed, reembed
+from clara_core.cortex.retrieval import RetrievalConfig
 from clara_core.cortex.types import EmbedderMismatch, MemoryStatus, MemoryType
 from tests.fakes.fake_llm import FakeLLM
 from tests.support.cortex import local_embedder
@@ -362,3 +363,44 @@ async def test_reembed_converts_the_column_to_a_new_dimension(redis, engine, tmp
                 await cortex.close()
         finally:
             await embedder.aclose()
+
+
+async def test_reembed_rebuilds_the_contextual_vector_made_at_ingest(redis, engine, tmp_path):
+    """A contextual memory (speaker + the turns before it) is re-embedded from the same
+    contextual text as at ingest, not from its bare content (issue 14)."""
+    contextual = RetrievalConfig(contextual_embedding=True)
+    cortex = MemoryManager(
+        redis=redis,
+        engine=engine,
+        embedder=local_embedder(),
+        scorer=HeuristicEmotionScorer(),
+        outbox_dir=tmp_path / "o",
+        retrieval=contextual,
+    )
+    await cortex.initialize(watch=False)
+    try:
+        stored = await cortex.store(
+            "alice",
+            "It was unreal, we ate pastel de nata every day.",
+            metadata={"speaker": "Alice", "context": "Clara: Porto! How was the trip?"},
+        )
+        plain = await cortex.store("alice", "Plays the cello on Sundays", MemoryType.SEMANTIC)
+    finally:
+        await cortex.close()
+    ids = [stored.memory_id, plain.memory_id]
+    at_ingest = await cortex.warm.get_embeddings("alice", ids)
+    # The stored vector is the contextual one, not the bare content's.
+    bare = await cortex.embedder.embed("It was unreal, we ate pastel de nata every day.")
+    assert max(abs(a - b) for a, b in zip(bare, at_ingest[ids[0]], strict=True)) > 0.01
+
+    # As if another model of the same size had made the vectors: everything is re-made.
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE memories SET embedding_model = 'other-model'"))
+    embedder = local_embedder()
+    plan = await plan_reembed(engine, embedder)
+    assert plan.candidates == 2
+    report = await reembed(engine, embedder, plan, retrieval=contextual)
+    assert report.embedded == 2 and report.ok
+    after = await cortex.warm.get_embeddings("alice", ids)
+    for memory_id in ids:
+        assert after[memory_id] == pytest.approx(at_ingest[memory_id], abs=1e-5)

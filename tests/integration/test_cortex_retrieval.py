@@ -15,7 +15,7 @@ from clara_core.cortex.emotion import HeuristicEmotionScorer
 from clara_core.cortex.manager import MemoryManager, NewMemory
 from clara_core.cortex.retrieval import RetrievalConfig, blend, embedding_text
 from clara_core.cortex.scoring import RetrievalWeights
-from clara_core.cortex.types import Memory
+from clara_core.cortex.types import AccessDenied, Memory
 from clara_core.cortex.warm import WarmStore
 from storage.models import EMBEDDING_DIMS
 from tests.support.clock import Clock
@@ -126,6 +126,26 @@ async def test_lexical_leg_weighs_rare_words_over_common_ones(engine):
     assert hits[0].content == "Had lunch with Zoe by the harbour"
     assert all(h.user_id == "bob" for h in hits)
     assert await warm.lexical_search("bob", "the and of", limit=5) == []  # stop words only
+
+
+async def test_lexical_coverage_drops_matches_on_a_minor_word_only(engine):
+    """CORTEX_LEXICAL_MIN_COVERAGE (opt-in): a memory sharing only "work" with "which
+    hospital do I work at?" covers little of the question's IDF weight ("hospital",
+    matched nowhere, weighs most) and is left out; a fuller match stays.  Lexical
+    scores come back on ``score``, equal for equal matches (the fusion ties them)."""
+    rng = random.Random(4)
+    warm = WarmStore(engine)
+    texts = [f"Painted the fence, coat number {i}" for i in range(20)]
+    texts += ["Migraine from the monitors at work", "The dog chewed my work boots"]
+    texts.append("The hospital put me on nights at work again")
+    memories = [Memory(content=c, user_id="gwen", created_at=NOW) for c in texts]
+    await warm.add_many([(m, _random(rng)) for m in memories], model="t")
+    question = "which hospital do I work at?"
+    every = await warm.lexical_search("gwen", question, limit=5)
+    assert every[0].content == texts[-1] and len(every) == 3
+    assert every[1].score == every[2].score  # "work" alone: one score for both
+    covered = await warm.lexical_search("gwen", question, limit=5, min_coverage=0.5)
+    assert [h.content for h in covered] == [texts[-1]]
 
 
 async def test_time_window_in_the_question_prefers_that_month(managers):
@@ -296,3 +316,36 @@ async def test_lexical_leg_leaves_out_words_most_memories_have(engine):
     hits = await fresh.lexical_search("jo", "pasta with Zoe", limit=3)
     assert [h.content for h in hits] == ["Had lunch with Zoe by the harbour"]
     assert await fresh.lexical_search("jo", "pasta", limit=3, common_share=1.0)  # off
+
+
+async def test_project_memories_are_ranked_by_the_same_hybrid_search(managers):
+    """Shared project memory goes through the same fusion (issue 14): a name only the
+    lexical leg finds reaches a member's project context, whoever wrote it, and a
+    non-member still gets nothing."""
+    on, off = managers
+    rng = random.Random(5)
+    query = _random(rng)
+    at = datetime(2025, 6, 1, tzinfo=UTC)
+    pid = await on.projects.create("Launch", "alice", members=["bob"])
+    rows = [(f"Reviewed the slides and fixed typos, pass {i}", _near(query, rng, 0.02), at)
+            for i in range(30)]  # fmt: skip
+    rows.append(("The venue for the launch party is Kavarna Zvezda", _random(rng), at))
+    items = [NewMemory(content=c, created_at=t, emotional_score=0.3, project_id=pid)
+             for c, _, t in rows]  # fmt: skip
+    stored = await on.store_many("bob", items, embeddings=[v for _, v, _ in rows], to_hot=False)
+    target = stored[-1].memory_id
+    # Another user's personal memory with the same name is not project memory.
+    await _store(on, "carol", [("Kavarna Zvezda has the best cake", query, at)])
+
+    question = "Where is the Kavarna Zvezda party?"
+    shared = await on.get_project_context(
+        pid, user_id="alice", query=question, query_embedding=query, limit=10
+    )
+    vector_only = await off.get_project_context(
+        pid, user_id="alice", query=question, query_embedding=query, limit=10
+    )
+    assert target in [m.id for m in shared.retrieved]
+    assert target not in [m.id for m in vector_only.retrieved]
+    assert all(m.project_id == pid for m in shared.retrieved)
+    with pytest.raises(AccessDenied):
+        await on.get_project_context(pid, user_id="carol", query=question, query_embedding=query)

@@ -15,6 +15,7 @@ from clara_core.cortex.retrieval import (
     embedding_text,
     fuse,
     is_generic,
+    tied_ranks,
 )
 from clara_core.cortex.retrieval_time import time_window
 from clara_core.cortex.types import Memory
@@ -108,3 +109,21 @@ def test_blend_is_unit_length_and_leans_to_the_memory():
     mixed = blend(own, ctx, 0.5)
     assert sum(x * x for x in mixed) == pytest.approx(1.0)
     assert mixed[0] > mixed[1] > 0
+
+
+def test_lexical_ties_share_a_rank_so_their_order_is_no_evidence():
+    """One common word matching several memories gives them equal lexical scores; ranked
+    one after another (newest first) the first got a fusion boost the others did not,
+    which cost the small dataset's MRR (issue 14).  Tied, the vector order decides."""
+    a, b, c = _m(1, "Yuki says she supports me"), _m(2, "Yuki is a nurse"), _m(3, "Yuki visits")
+    d, e = _m(4, "Yuki is learning German"), _m(5, "Yuki called")
+    for m in (a, d, e, b):
+        m.score = 0.4
+    c.score = 0.1
+    lexical = [a, d, e, b, c]  # a first, b fourth, only by how new they are
+    assert tied_ranks(lexical) == [2.5, 2.5, 2.5, 2.5, 5]  # the mean of places 1-4
+    vector = [b, a, c]
+    tied = [m.id for m, _ in fuse([(vector, 1.0), (lexical, 1.0, tied_ranks(lexical))], k=60)]
+    untied = [m.id for m, _ in fuse([(vector, 1.0), (lexical, 1.0)], k=60)]
+    assert tied[0] == b.id  # among equal lexical scores the vector leg decides
+    assert untied[0] == a.id  # before: the arbitrary lexical order won

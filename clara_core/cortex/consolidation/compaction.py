@@ -16,6 +16,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ..retrieval import TURN_SOURCE
 from ..types import Memory, MemoryStatus, MemoryType
 
 if TYPE_CHECKING:
@@ -83,12 +84,18 @@ class CompactionJob:
             newest_first=False,  # oldest weeks first
         )
         result.memories_read = len(old)
+        full = len(old) == limit
+        # The episodic layer's turns (the user's own words, CORTEX_EPISODES) stay as
+        # they are: what was said months ago is what they are kept for, and a weekly
+        # summary would cost the prompt several times their length (docs/benchmarks.md,
+        # "Facts and turns").  Compaction summarises the episodes extraction made.
+        old = [m for m in old if m.source != TURN_SOURCE]
         if len(old) < self.settings.cortex_compact_min_memories:
             return result
         weeks: dict[datetime, list[Memory]] = defaultdict(list)
         for memory in old:
             weeks[week_start(memory.created_at)].append(memory)
-        if len(old) == limit and len(weeks) > 1:
+        if full and len(weeks) > 1:
             # The read stopped inside the newest week: compact it next run, whole.
             weeks.pop(max(weeks))
         for start in sorted(weeks):

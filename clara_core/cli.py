@@ -1,6 +1,6 @@
 """Command line: ``python discord_bot.py [COMMAND] [--daemon|--status|--stop]``.
 
-Commands: run (the default), doctor, migrate, cortex.
+Commands: run (the default), doctor, migrate, cortex, backup.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cortex_cli import add_parser as add_cortex_parser
 
     add_cortex_parser(sub)
+    from .backup.cli import add_parser as add_backup_parser
+
+    add_backup_parser(sub)
     return p
 
 
@@ -165,6 +168,9 @@ def _main(argv: list[str] | None) -> int:
 
     if command == "cortex":
         return _cortex(settings, args)
+
+    if command == "backup":
+        return _backup(settings, args)
 
     return _run(settings, args)
 
@@ -292,6 +298,19 @@ def _cortex(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(cortex_cli.run(settings, args, redact))
     except KeyboardInterrupt:
         print("interrupted; running the command again continues where it stopped", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    from .backup import cli as backup_cli
+
+    # As for cortex: results on stdout, warnings (retries) on stderr, secrets redacted.
+    level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
+    redact = configure_logging(level, secrets=secret_values(settings))
+    try:
+        return asyncio.run(backup_cli.run(settings, args, redact))
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-done is kept, run the command again", file=sys.stderr)
         return EXIT_FAILURE
 
 

@@ -15,6 +15,7 @@ from pydantic import AliasChoices, SecretStr, ValidationError
 
 from clara_core.errors import ConfigError
 
+from .backup import BackupSettings
 from .companion import CompanionSettings
 from .core import CoreSettings
 from .cortex import CortexSettings
@@ -41,6 +42,7 @@ class Settings(
     CompanionSettings,
     CortexSettings,
     VoiceSettings,
+    BackupSettings,
 ):
     """Every setting Clara reads. Sections live in the sibling modules."""
 
@@ -54,6 +56,8 @@ class Settings(
                 "clara_files_dir",
                 "mcp_servers_dir",
                 "cortex_outbox_dir",
+                "backup_dir",
+                "backup_pg_bin_dir",
             )
             if (value := getattr(self, name)) is not None and not value.is_absolute()
         }

@@ -10,6 +10,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from . import Settings, env_names
+from .backup import BackupSettings
 from .companion import CompanionSettings
 from .core import CoreSettings
 from .cortex import CortexSettings
@@ -26,6 +27,7 @@ SECTIONS = [
     ("Companion: Organic Response System", CompanionSettings),
     ("Cortex memory", CortexSettings),
     ("Voice: voice messages (listening) and speech", VoiceSettings),
+    ("Backups: python discord_bot.py backup", BackupSettings),
 ]
 
 

@@ -112,9 +112,12 @@ class Clara:
             if problems:
                 await self.open_storage()  # a first run still prepares the data directory
                 raise ConfigError(problems, headline="Clara needs a little more configuration:")
+            from .daemon import SHARD_STATUS_FILE
             from .discord_adapter.runner import DiscordRunner  # imports discord only when needed
 
-            self._discord = DiscordRunner(self.settings)
+            self._discord = DiscordRunner(
+                self.settings, status_file=self.settings.clara_data_dir / SHARD_STATUS_FILE
+            )
             self._discord_task = discord_task = asyncio.create_task(
                 self._discord.run(), name="discord"
             )
@@ -503,7 +506,9 @@ class Clara:
         s = self.settings
         if not s.discord_monitor_enabled:
             return
-        from .monitor import Monitor
+        # jinja2 and the page's module: imported in a thread, not on the loop.
+        await _import_off_loop("clara_core.dashboard.web")
+        from .monitor import ActionRefused, Monitor
 
         discord_runner = self._discord
 
@@ -513,12 +518,93 @@ class Clara:
             out = {"discord_connected": connected, "provider": s.llm_provider}
             if connected:
                 out["servers"] = len(client.guilds)
-                out["latency_ms"] = round(client.latency * 1000)
+                # Per shard; a shard's latency is unknown (None) until its first heartbeat
+                # is acknowledged (client.latency is inf until then: round() would raise).
+                shards = client.shard_status()
+                out["shards"] = shards
+                known = [sh["latency_ms"] for sh in shards if sh["latency_ms"] is not None]
+                if known:
+                    out["latency_ms"] = round(sum(known) / len(known))
             if client is not None and client.conversation is not None:
                 out["busy_channels"] = client.conversation.queue.snapshot()
             if self.ors is not None:
                 out["ors"] = self.ors.stats()
+            # The dashboard's cards (all in-memory reads, no I/O: this runs every tick).
+            if self.llm is not None:
+                out["model"] = default_model
+            if self.sandbox is not None:
+                out["sandbox"] = self.sandbox.status()
+            if self.mcp is not None:
+                out["mcp"] = self.mcp.status()
+            if self.memory is not None:
+                out["cortex"] = {
+                    "outbox_pending": self.memory.outbox.pending,
+                    "postgresql": "up" if self.memory.pg_health.up else "down",
+                    "redis": "up" if self.memory.redis_health.up else "down",
+                }
             return out
+
+        async def probe(channel_ids: list[int]) -> dict:
+            # The mood of the channels that spoke lately (a Redis read each, at most 20).
+            if self.mood is None:
+                return {}
+            moods = {}
+            for cid in channel_ids:
+                state = await self.mood.current(f"channel:{cid}")
+                moods[str(cid)] = {k: round(v, 3) for k, v in state.as_dict().items()}
+            return {"mood": moods}
+
+        # Operator actions (POST /actions/<name>, guarded by the monitor).
+        consolidating: set[asyncio.Task[None]] = set()
+
+        async def restart_mcp(params: dict[str, str]) -> str:
+            name = params.get("server", "")
+            if self.mcp is None:
+                raise ActionRefused("MCP servers are not running in this Clara.")
+            runner = await self.mcp.restart(name)
+            if runner is None:
+                known = ", ".join(r["name"] for r in self.mcp.status()) or "none installed"
+                raise ActionRefused(f"No MCP server named '{name}' (servers: {known}).", 404)
+            st = runner.status()
+            err = f"; last error: {st['last_error']}" if st["last_error"] else ""
+            return f"{name} restarted, now {st['state']}{err}"
+
+        async def drain_outbox(params: dict[str, str]) -> str:
+            if self.memory is None:
+                raise ActionRefused("Cortex memory is not running in this Clara.")
+            applied = await self.memory.flush_outbox()
+            left = self.memory.outbox.pending
+            if left and not self.memory.pg_health.up:
+                return f"{applied} write(s) stored; {left} still wait: PostgreSQL is down"
+            return f"{applied} write(s) stored, {left} pending"
+
+        async def consolidate(params: dict[str, str]) -> str:
+            if self.consolidation is None:
+                raise ActionRefused(
+                    "Consolidation is off: set CORTEX_CONSOLIDATION_ENABLED=true to use it."
+                )
+            if any(not t.done() for t in consolidating):
+                raise ActionRefused("A consolidation started here is still running.")
+
+            async def sweep() -> None:
+                try:
+                    await self.consolidation.run_all()
+                except Exception:  # logged here: nobody awaits this task
+                    log.exception("consolidation started from the monitor failed")
+
+            # In the background: a sweep can take minutes; its result is in the log
+            # and in `cortex stats`.
+            task = asyncio.create_task(sweep(), name="monitor-consolidation")
+            consolidating.add(task)
+            task.add_done_callback(consolidating.discard)
+            return "consolidation started (its summary goes to the log)"
+
+        default_model = ""
+        if self.llm is not None:
+            try:
+                default_model = self.llm.routes(None, with_tools=False)[0].model
+            except Exception as exc:  # a card less, not a monitor less
+                log.debug("monitor: no default model to show (%s)", exc)
 
         async def storage_check() -> None:
             from storage.services import wait_until_reachable
@@ -533,6 +619,14 @@ class Clara:
             port=s.discord_monitor_port,
             state=state,
             storage_check=storage_check,
+            probe=probe,
+            token=s.discord_monitor_token.get_secret_value() if s.discord_monitor_token else None,
+            show_content=s.clara_monitor_show_content,
+            actions={
+                "mcp-restart": restart_mcp,
+                "drain-outbox": drain_outbox,
+                "consolidate": consolidate,
+            },
         )
         try:
             await self.monitor.start()

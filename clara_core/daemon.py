@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import select
 import signal
@@ -23,6 +24,12 @@ from pathlib import Path
 
 from .errors import DaemonError
 from .proc import pid_alive
+
+#: The running process's Discord shards, beside the pidfile (written by the Discord
+#: runner every few seconds, read by ``--status``); JSON, see ``shard_lines``.
+SHARD_STATUS_FILE = "discord-shards.json"
+#: Older than this, the file's figures are shown as stale.
+SHARD_STATUS_STALE_S = 60.0
 
 STATUS_RUNNING = 0
 STATUS_DEAD_PIDFILE = 1
@@ -113,15 +120,44 @@ def status(pidfile: Path) -> tuple[int, str]:
     pf = PidFile(pidfile)
     info = pf.read()
     if pf.is_locked() and info is not None:
-        return STATUS_RUNNING, (
+        lines = [
             f"Clara is running (pid {info.pid}, up {format_uptime(time.time() - info.started_at)})"
-        )
+        ]
+        lines += shard_lines(pidfile.parent / SHARD_STATUS_FILE, info.pid)
+        return STATUS_RUNNING, "\n".join(lines)
     if pidfile.exists():
         return STATUS_DEAD_PIDFILE, (
             f"Clara is not running, but a stale pidfile remains at {pidfile}"
             + (f" (pid {info.pid})" if info else "")
         )
     return STATUS_NOT_RUNNING, "Clara is not running"
+
+
+def shard_lines(path: Path, pid: int, now: float | None = None) -> list[str]:
+    """``--status`` lines for this process's Discord shards: which it runs, and each
+    one's state and heartbeat latency.  Nothing when the file is missing, unreadable
+    or another process's (a stale one from an earlier run)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict) or data.get("pid") != pid:
+        return []
+    age = (now if now is not None else time.time()) - float(data.get("at") or 0)
+    stale = f" (as of {format_uptime(age)} ago)" if age > SHARD_STATUS_STALE_S else ""
+    shards = data.get("shards") or []
+    if not shards:
+        return [f"Discord: not connected{stale}"]
+    ids = ", ".join(str(s.get("id")) for s in shards)
+    lines = [f"Discord shards {ids} of {data.get('shard_count')}{stale}:"]
+    for shard in shards:
+        latency = shard.get("latency_ms")
+        lines.append(
+            f"  shard {shard.get('id')}: {'connected' if shard.get('open') else 'reconnecting'}, "
+            f"latency {'-' if latency is None else f'{latency} ms'}, "
+            f"{shard.get('guilds', 0)} server(s)"
+        )
+    return lines
 
 
 def stop(pidfile: Path, timeout: float = 30.0) -> tuple[int, str]:

@@ -1,19 +1,25 @@
-"""The monitor: a small local status page (DISCORD_MONITOR_ENABLED/PORT/HOST).
+"""The monitor: the operator's dashboard (DISCORD_MONITOR_ENABLED/PORT/HOST/TOKEN).
 
 GET /health -> 200 {"status": "ok", ...} while Clara is connected to Discord and her
                storage answers, 503 {"status": "unhealthy", ...} otherwise (the body
-               says which part is down); Docker's HEALTHCHECK uses it,
-GET /status -> JSON (uptime, connection, servers, queue, recent activity),
-GET /       -> the same as a small auto-refreshing page.
+               says which part is down); Docker's HEALTHCHECK uses it, so it never
+               needs the token,
+GET /status -> JSON snapshot (uptime, connection, queue, recent turns, MCP, mood, ...),
+GET /events -> the same snapshot as server-sent events (the live page's feed),
+GET /       -> the dashboard page (clara_core/dashboard/), /static/ its local files,
+POST /actions/<name> -> an operator action (token and CSRF header checked).
 It listens on 127.0.0.1 by default: it shows who talked to Clara, which is
-nobody else's business unless the operator opens it on purpose.
+nobody else's business unless the operator opens it on purpose (then with a token).
+User names are shown as short hashes unless CLARA_MONITOR_SHOW_CONTENT=true.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
+import hashlib
+import json
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -22,10 +28,16 @@ from typing import Any
 
 from aiohttp import web
 
+from .errors import ClaraError
+
 log = logging.getLogger(__name__)
 
 #: A storage check slower than this counts as down (a health probe must answer).
 STORAGE_CHECK_TIMEOUT_S = 3.0
+#: The live charts cover this much time.
+SERIES_WINDOW_S = 3600.0
+#: Mood levels drift slowly: one chart point this often.
+MOOD_SAMPLE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,37 @@ class Activity:
     model: str
     seconds: float
     ok: bool
+    #: The Discord channel id (the mood charts follow these channels); None: unknown.
+    channel_id: int | None = None
+
+
+#: An operator action: takes the request's parameters, returns what happened.
+Action = Callable[[dict[str, str]], Awaitable[str]]
+
+
+class ActionRefused(ClaraError):
+    """An action that cannot be done as asked; the message says why and what to do."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _after(points: deque[Any], since: float) -> list[Any]:
+    """The points of a time-ordered deque later than ``since``, read from the end."""
+    out = []
+    for point in reversed(points):
+        if point[0] <= since:
+            break
+        out.append(point)
+    out.reverse()
+    return out
+
+
+def user_tag(name: str) -> str:
+    """A stable stand-in for a user name: the operator can tell users apart without
+    the page (or a screenshot of it) naming anyone."""
+    return "user-" + hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
 class Monitor:
@@ -46,25 +89,144 @@ class Monitor:
         port: int,
         state: Callable[[], dict[str, Any]] | None = None,
         storage_check: Callable[[], Awaitable[None]] | None = None,
+        probe: Callable[[list[int]], Awaitable[dict[str, Any]]] | None = None,
+        token: str | None = None,
+        show_content: bool = False,
+        actions: dict[str, Action] | None = None,
         history: int = 50,
+        interval_s: float = 1.0,
     ) -> None:
         self.host = host
         self.port = port
+        # Cheap, synchronous facts (no I/O): connection, queue, MCP, ORS, ...
         self.state = state or (lambda: {})
+        # Facts that need I/O (the mood of the channels given), asked once per tick.
+        self.probe = probe
         # Raises (with a redacted reason) when PostgreSQL or Redis does not answer.
         self.storage_check = storage_check
+        self.token = token or None
+        self.show_content = show_content
+        # POST /actions/<name> (restart an MCP server, drain the outbox, ...).
+        self.actions: dict[str, Action] = dict(actions or {})
+        # Put in the page, asked back on every action: see dashboard.web.action.
+        self.csrf = secrets.token_urlsafe(32)
+        self.interval_s = interval_s
         self.started_at = time.time()
         self.activity: deque[Activity] = deque(maxlen=history)
+        # (at, seconds, ok) of every turn in the last hour: the latency/error charts.
+        self.turns: deque[tuple[float, float, bool]] = deque(maxlen=20_000)
+        # channel id -> deque of (at, levels): the mood charts.
+        self.moods: dict[str, deque[tuple[float, dict[str, float]]]] = {}
+        self._changed = asyncio.Event()
+        # (version, when, (snapshot, its JSON, change key)): see live().
+        self._cached: tuple[int, float, tuple[dict[str, Any], str, str]] | None = None
+        self._lock = asyncio.Lock()
+        self._version = 0
         self._runner: web.AppRunner | None = None
+        # Set at stop(): open event streams end, so shutdown does not wait for them.
+        self.closing = asyncio.Event()
 
+    # -- what the app tells the monitor -------------------------------------------
     def record(self, activity: Activity) -> None:
         self.activity.append(activity)
+        self.turns.append((activity.at, round(activity.seconds, 3), activity.ok))
+        self._version += 1
+        # Wake every live page now (a new turn shows at once, not at the next tick):
+        # each waiter holds the old event, the next wait takes a fresh one.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    @property
+    def version(self) -> int:
+        """Counts the turns recorded: a page that saw this version is up to date."""
+        return self._version
+
+    async def changed(self, timeout: float, seen: int | None = None) -> None:
+        """Return at the next record() or after ``timeout`` seconds; at once if a turn
+        was recorded after version ``seen`` (while the caller was busy elsewhere)."""
+        if seen is not None and seen != self._version:
+            return
+        waits = {
+            asyncio.ensure_future(self._changed.wait()),
+            asyncio.ensure_future(self.closing.wait()),
+        }
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    # -- snapshots ----------------------------------------------------------------
+    def _shown(self, a: Activity) -> dict[str, Any]:
+        row = asdict(a)
+        if not self.show_content:
+            row["user"] = user_tag(a.user)
+        return row
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "uptime_s": round(time.time() - self.started_at, 1),
+            "actions": sorted(self.actions),
             **self.state(),
-            "recent": [asdict(a) for a in reversed(self.activity)],
+            "recent": [self._shown(a) for a in reversed(self.activity)],
+        }
+
+    async def live_snapshot(self) -> dict[str, Any]:
+        """snapshot() plus the probe's facts (not the chart series: see series()).
+        Shared by every open page: computed once per half tick, or again after a
+        turn was recorded, however many pages ask."""
+        return (await self.live())[0]
+
+    async def live(self) -> tuple[dict[str, Any], str, str]:
+        """(snapshot, its JSON, a change key: its JSON without the uptime), cached."""
+        async with self._lock:
+            now = time.monotonic()
+            if (
+                self._cached is not None
+                and self._cached[0] == self._version
+                and now - self._cached[1] < self.interval_s / 2
+            ):
+                return self._cached[2]
+            version = self._version
+            snap = self.snapshot()
+            if self.probe is not None:
+                snap.update(await self._probe())
+            body = json.dumps(snap)
+            key = json.dumps({k: v for k, v in snap.items() if k != "uptime_s"})
+            self._cached = (version, now, (snap, body, key))
+            return snap, body, key
+
+    async def _probe(self) -> dict[str, Any]:
+        assert self.probe is not None
+        channels = list(dict.fromkeys(a.channel_id for a in self.activity if a.channel_id))
+        try:
+            extra = await asyncio.wait_for(self.probe(channels[-20:]), self.interval_s)
+        except Exception as exc:  # a slow or failing store must not stop the page
+            return {"probe_error": str(exc) or type(exc).__name__}
+        at = time.time()
+        for channel, levels in (extra.get("mood") or {}).items():
+            series = self.moods.setdefault(str(channel), deque(maxlen=400))
+            # One point per MOOD_SAMPLE_S: an hour of chart in a few hundred points.
+            if not series or at - series[-1][0] >= MOOD_SAMPLE_S:
+                series.append((at, levels))
+        return extra
+
+    def series(self, since_turn: float = 0.0, since_mood: float = 0.0) -> dict[str, Any]:
+        """The chart points after the times given (0: the last hour).  A page gets the
+        whole hour once, then only what is new: an hour of turns is re-sent to nobody."""
+        cutoff = time.time() - SERIES_WINDOW_S
+        while self.turns and self.turns[0][0] < cutoff:
+            self.turns.popleft()
+        for points in self.moods.values():
+            while points and points[0][0] < cutoff:
+                points.popleft()
+        return {
+            "turns": _after(self.turns, since_turn),
+            "mood": {
+                c: _after(p, since_mood)
+                for c, p in self.moods.items()
+                if p and p[-1][0] > since_mood
+            },
         }
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
@@ -85,40 +247,14 @@ class Monitor:
         healthy = connected and storage_ok
         return healthy, {"status": "ok" if healthy else "unhealthy", **body}
 
-    async def _health(self, request: web.Request) -> web.Response:
-        healthy, body = await self.health()
-        return web.json_response(body, status=200 if healthy else 503)
-
-    async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.snapshot())
-
-    async def _page(self, request: web.Request) -> web.Response:
-        snap = self.snapshot()
-        rows = "".join(
-            f"<tr><td>{time.strftime('%H:%M:%S', time.localtime(a['at']))}</td><td>{html.escape(a['channel'])}</td>"
-            f"<td>{html.escape(a['user'])}</td><td>{html.escape(a['model'])}</td><td>{a['seconds']:.1f}s</td>"
-            f"<td>{'ok' if a['ok'] else 'failed'}</td></tr>"
-            for a in snap["recent"]
-        )
-        facts = "".join(
-            f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>"
-            for k, v in snap.items()
-            if k != "recent"
-        )
-        body = (
-            "<!doctype html><meta http-equiv=refresh content=5><title>Clara</title>"
-            f"<h1>Clara</h1><ul>{facts}</ul><table border=1 cellpadding=4>"
-            "<tr><th>time</th><th>channel</th><th>user</th><th>model</th><th>took</th><th></th></tr>"
-            f"{rows}</table>"
-        )
-        return web.Response(text=body, content_type="text/html")
-
+    # -- server -------------------------------------------------------------------
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/health", self._health)
-        app.router.add_get("/status", self._status)
-        app.router.add_get("/", self._page)
-        self._runner = web.AppRunner(app, access_log=None)
+        from .dashboard.web import build_app
+
+        self.closing.clear()
+        # A short shutdown timeout: the only long requests are event streams, which
+        # end themselves when ``closing`` is set.
+        self._runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -126,8 +262,15 @@ class Monitor:
         if sockets:
             self.port = sockets[0].getsockname()[1]  # when 0 was asked for
         log.info("monitor listening on http://%s:%s/", self.host, self.port)
+        if self.token:
+            # Said at start, so an operator who opened the port knows it is guarded.
+            log.info(
+                "monitor: every page but /health needs DISCORD_MONITOR_TOKEN "
+                "(Authorization: Bearer, or /?token= once in a browser)"
+            )
 
     async def stop(self) -> None:
+        self.closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

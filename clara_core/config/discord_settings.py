@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+import ipaddress
+from typing import Annotated
 
-from ._types import PhraseList, SnowflakeList
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import NoDecode
+
+from ._types import PhraseList, SnowflakeList, _split_commas
 from .base import ClaraSettingsBase
+
+# Comma-separated shard ids ("0, 2"); SnowflakeList's parsing, each id at least 0.
+ShardIdList = Annotated[list[Annotated[int, Field(ge=0)]], NoDecode, BeforeValidator(_split_commas)]
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: only this machine can reach it."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that may resolve anywhere
 
 
 class DiscordSettings(ClaraSettingsBase):
@@ -59,9 +76,20 @@ class DiscordSettings(ClaraSettingsBase):
         True, description="Serve a small status page (/, /status, /health) for operators."
     )
     discord_monitor_port: int = Field(8001, ge=0, le=65535, description="Port of the status page.")
+    # Declared before the host: the host's check reads it.
+    discord_monitor_token: SecretStr | None = Field(
+        None,
+        description="Token the dashboard asks for (Authorization: Bearer, or /?token= once in a browser); "
+        "required when DISCORD_MONITOR_HOST is not a loopback address. /health never needs it.",
+    )
     discord_monitor_host: str = Field(
         "127.0.0.1",
-        description="Address the status page listens on; 0.0.0.0 exposes it (it lists who talked to Clara).",
+        description="Address the status page listens on; any non-loopback address (0.0.0.0 exposes it) "
+        "requires DISCORD_MONITOR_TOKEN.",
+    )
+    clara_monitor_show_content: bool = Field(
+        False,
+        description="Show user names on the dashboard (otherwise short hashes stand in for them).",
     )
     discord_api_base: str = Field(
         "https://discord.com/api/v10",
@@ -77,6 +105,18 @@ class DiscordSettings(ClaraSettingsBase):
         description="Minutes of silence after which a conversation session is closed and summarised.",
     )
 
+    @field_validator("discord_monitor_host")
+    @classmethod
+    def _monitor_exposed_needs_token(cls, v: str, info: ValidationInfo) -> str:
+        v = v.strip()
+        token = info.data.get("discord_monitor_token")
+        if not is_loopback(v) and (token is None or not token.get_secret_value().strip()):
+            raise ValueError(
+                f"{v} is reachable from other machines: set DISCORD_MONITOR_TOKEN too "
+                "(a long random string), or keep the default 127.0.0.1"
+            )
+        return v
+
     @field_validator("discord_api_base")
     @classmethod
     def _http_url(cls, v: str) -> str:
@@ -90,3 +130,34 @@ class DiscordSettings(ClaraSettingsBase):
         if not v.startswith(("ws://", "wss://")):
             raise ValueError("must be a ws(s) URL such as wss://gateway.discord.gg/")
         return v
+
+    # --- Sharding (one block: the fields and their validator) -------------------
+    discord_shard_count: int | None = Field(
+        None,
+        ge=1,
+        description="Total number of shards across all of Clara's processes (empty: the count Discord recommends, all in this process).",
+    )
+    discord_shard_ids: ShardIdList = Field(
+        default_factory=list,
+        description="Comma list of the shard ids this process runs, each below DISCORD_SHARD_COUNT (empty: all of them).",
+    )
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shard_ids(cls, v: list[int], info: ValidationInfo) -> list[int]:
+        # discord_shard_count is declared above, so it is validated first; when it is
+        # itself invalid it is missing here and its own error is reported instead.
+        if not v or "discord_shard_count" not in info.data:
+            return v
+        count = info.data["discord_shard_count"]
+        if count is None:
+            raise ValueError("needs DISCORD_SHARD_COUNT (the total number of shards) as well")
+        wrong = [i for i in v if not 0 <= i < count]
+        if wrong:
+            raise ValueError(
+                f"shard ids must be 0 to {count - 1} (DISCORD_SHARD_COUNT={count}); "
+                f"got {', '.join(map(str, wrong))}"
+            )
+        if len(set(v)) != len(v):
+            raise ValueError("lists a shard id twice")
+        return sorted(v)

@@ -451,6 +451,7 @@ class ConversationHandler:
                     model,
                     time.monotonic() - started,
                     ok,
+                    channel_id=message.channel.id,
                 )
             )
 

@@ -18,14 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
+import yarl
+from discord.gateway import DiscordWebSocket
+from discord.shard import Shard
 
 from clara_core.config import Settings, secret_values
 from clara_core.errors import ConfigError
@@ -65,14 +72,24 @@ CLOSE_GRACE_S = 3.0
 FATAL_CLOSE_CODES = {
     4004: "DISCORD_BOT_TOKEN was rejected by the Discord gateway (close code 4004): reset the "
     "token in the Developer Portal (Bot > Reset Token) and set it again.",
-    4010: "Discord rejected the shard settings (close code 4010).",
+    4010: "Discord rejected the shard settings (close code 4010): DISCORD_SHARD_COUNT must be "
+    "the same in every Clara process and one Discord accepts; leave it unset to use the count "
+    "Discord recommends.",
     4011: "Discord requires this bot to use sharding (close code 4011): it is in too many "
-    "servers for a single connection.",
+    "servers for a single connection; leave DISCORD_SHARD_COUNT unset (Discord's recommended "
+    "count) or raise it.",
     4012: "Discord rejected the gateway API version (close code 4012).",
     4013: "Discord rejected the requested gateway intents (close code 4013).",
     4014: "the bot needs the Message Content intent: enable it in the Developer Portal "
     "(Bot > Privileged Gateway Intents).",
 }
+
+#: Discord allows ``max_concurrency`` IDENTIFYs per this many seconds, one per
+#: bucket ``shard_id % max_concurrency`` (the session_start_limit of /gateway/bot).
+IDENTIFY_WINDOW_S = 5.0
+
+#: How often the runner rewrites its shard status file (``--status`` reads it).
+SHARD_STATUS_INTERVAL_S = 10.0
 
 #: Errors that mean "Discord is not reachable right now" (logged in one line);
 #: anything else is unexpected and logged with its traceback, then retried too.
@@ -117,12 +134,17 @@ def default_intents() -> discord.Intents:
     return intents
 
 
-class ClaraDiscordClient(discord.Client):
+class ClaraDiscordClient(discord.AutoShardedClient):
     """discord.py client; messages go to the ConversationHandler once one is attached.
 
     With ``runner`` (and ``settings``) the handler is built at once.  With
     ``await_pipeline=True`` and no runner, the client may connect first:
     messages wait until :meth:`attach` gives it the pipeline.
+
+    Sharded through discord.py's AutoShardedClient, one websocket per shard:
+    DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS pick this process's shards; unset,
+    it runs every shard of the count Discord recommends (one for a small bot,
+    which behaves as a plain Client).
     """
 
     def __init__(
@@ -152,7 +174,16 @@ class ClaraDiscordClient(discord.Client):
         )
         if self.request_budget is not None:
             kwargs.setdefault("http_trace", self.request_budget.trace_config())
+        if settings is not None and settings.discord_shard_count is not None:
+            kwargs.setdefault("shard_count", settings.discord_shard_count)
+            if settings.discord_shard_ids:
+                kwargs.setdefault("shard_ids", list(settings.discord_shard_ids))
         super().__init__(intents=default_intents(), **kwargs)
+        #: IDENTIFYs Discord takes at once (/gateway/bot's max_concurrency), and when
+        #: each bucket last identified while the shards launch.
+        self._identify_concurrency = 1
+        self._identified_at: dict[int, float] = {}
+        self._launching = False
         self._on_connected = on_connected
         self.settings = settings
         self.preferences = preferences
@@ -260,6 +291,89 @@ class ClaraDiscordClient(discord.Client):
         else:
             self.log_mirror.event("resumed")
 
+    # ------------------------------------------------------------------ shards
+
+    async def launch_shards(self) -> None:
+        """One GET /gateway/bot gives the recommended shard count (used when
+        DISCORD_SHARD_COUNT is unset) and how many IDENTIFYs may run at once."""
+        if self.is_closed():
+            return
+        recommended, _url, limits = await self.http.get_bot_gateway()
+        if self.shard_count is None:
+            self.shard_count = recommended
+        self._identify_concurrency = max(1, int(limits.get("max_concurrency") or 1))
+        log.info(
+            "Discord shards: running %s of %d (Discord recommends %d)",
+            ", ".join(map(str, self.shard_ids)) if self.shard_ids else "all",
+            self.shard_count,
+            recommended,
+        )
+        self._launching = True
+        try:
+            await super().launch_shards()
+        finally:
+            self._launching = False
+
+    async def launch_shard(
+        self, gateway: yarl.URL, shard_id: int, *, initial: bool = False
+    ) -> None:
+        """Connect one shard; a failure is raised, not retried here.
+
+        discord.py's own ``launch_shard`` retries a failed connect every 5 s forever
+        (a traceback each time), so a gateway that is down at start would never
+        reach the runner, which owns retries: its backoff, a stop request at any
+        moment, "not reachable yet" at start-up.  Otherwise the same steps: connect,
+        then keep reading this shard while the next one connects.
+        """
+        coro = DiscordWebSocket.from_client(
+            self, initial=initial, gateway=gateway, shard_id=shard_id
+        )
+        ws = await asyncio.wait_for(coro, timeout=self.shard_connect_timeout)
+        # AutoShardedClient keeps its shards and event queue in private attributes
+        # with no public setter; discord.py is pinned by the lock file.
+        shard = Shard(ws, self, self._AutoShardedClient__queue.put_nowait)  # type: ignore[attr-defined]
+        self._AutoShardedClient__shards[shard_id] = shard  # type: ignore[attr-defined]
+        shard.launch()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """While the shards launch, wait only as long as Discord's IDENTIFY limit
+        asks (one per bucket per 5 s); discord.py's default sleeps 5 s before every
+        IDENTIFY but the first, so N shards would take 5·(N-1) s even where Discord
+        takes 16 at once.  Later re-IDENTIFYs keep discord.py's pause."""
+        if shard_id is None or not self._launching:
+            await super().before_identify_hook(shard_id, initial=initial)
+            return
+        bucket = shard_id % self._identify_concurrency
+        last = self._identified_at.get(bucket)
+        if last is not None:
+            wait = IDENTIFY_WINDOW_S - (time.monotonic() - last)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        self._identified_at[bucket] = time.monotonic()
+
+    def shard_status(self) -> list[dict[str, Any]]:
+        """This process's shards: id, open or not, heartbeat latency in ms (None
+        before the first ACK), and how many guilds each holds."""
+        guilds: dict[int, int] = {}
+        for guild in self.guilds:
+            guilds[guild.shard_id] = guilds.get(guild.shard_id, 0) + 1
+        out = []
+        for shard_id, info in sorted(self.shards.items()):
+            latency = info.latency
+            out.append(
+                {
+                    "id": shard_id,
+                    "count": self.shard_count,
+                    "open": not info.is_closed(),
+                    # inf before the first heartbeat ACK, nan without a websocket
+                    "latency_ms": round(latency * 1000) if math.isfinite(latency) else None,
+                    "guilds": guilds.get(shard_id, 0),
+                }
+            )
+        return out
+
+    # ----------------------------------------------------------------- lifecycle
+
     async def setup_hook(self) -> None:
         # login() awaits this before the gateway connect: registering the slash
         # commands (a REST round trip) must not delay IDENTIFY, so it runs beside it.
@@ -363,8 +477,13 @@ class DiscordRunner:
         client_factory: Callable[..., ClaraDiscordClient] | None = None,
         initial_backoff: float = 1.0,
         max_backoff: float = 60.0,
+        status_file: Path | None = None,
     ) -> None:
         self.settings = settings
+        #: Where this process's shards and their latency are published for
+        #: ``--status`` (None: not published).
+        self.status_file = status_file
+        self._status_now = asyncio.Event()
         self.runner = runner
         self.preferences = preferences
         self.sessions = sessions
@@ -424,6 +543,7 @@ class DiscordRunner:
             )
 
     def _on_connected(self) -> None:
+        self._status_now.set()
         self.connected.set()
         if not self.first_outcome.done():
             self.first_outcome.set_result(None)
@@ -458,6 +578,11 @@ class DiscordRunner:
         if _RETRY_FILTER not in discord_client_log.filters:
             discord_client_log.addFilter(_RETRY_FILTER)
         delay = self.initial_backoff
+        publisher = (
+            asyncio.create_task(self._publish_shard_status(), name="discord-shard-status")
+            if self.status_file is not None
+            else None
+        )
         try:
             while not self._stopping:
                 self.attempts += 1
@@ -491,9 +616,37 @@ class DiscordRunner:
                         break
                     delay = min(delay * 2, self.max_backoff)
         finally:
+            if publisher is not None:
+                publisher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await publisher
+                await asyncio.to_thread(_remove_quietly, self.status_file)
             await self._close_client()
             if not self.first_outcome.done():
                 self.first_outcome.cancel()
+
+    def shard_snapshot(self) -> dict[str, Any]:
+        """This process's shards for ``--status`` and the monitor: the count, and per
+        shard its id, whether its websocket is open, latency (ms) and server count."""
+        client = self.client
+        live = client is not None and client.is_ready() and not client.is_closed()
+        return {
+            "pid": os.getpid(),
+            "at": time.time(),
+            "shard_count": client.shard_count if client is not None else None,
+            "shards": client.shard_status() if live and client is not None else [],
+        }
+
+    async def _publish_shard_status(self) -> None:
+        assert self.status_file is not None
+        while True:
+            try:
+                await asyncio.to_thread(_write_json, self.status_file, self.shard_snapshot())
+            except OSError as exc:  # a full or read-only disk must not stop Discord
+                log.debug("could not write %s: %s", self.status_file, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_now.wait(), SHARD_STATUS_INTERVAL_S)
+            self._status_now.clear()
 
     async def _session(self, client: ClaraDiscordClient, token: str) -> None:
         await client.login(token)
@@ -559,6 +712,19 @@ class DiscordRunner:
     async def close(self) -> None:
         self._stop.set()
         await self._close_client()
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically (a reader never sees half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _remove_quietly(path: Path | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _fatal_problem(exc: BaseException) -> str | None:

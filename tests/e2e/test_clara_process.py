@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from clara_core.monitor import user_tag
 from storage.db import session_factory
 from storage.models import Message
 from storage.services import Storage
@@ -96,7 +97,9 @@ async def test_daemon_answers_stores_and_reports(tmp_path):
                         break
                     await asyncio.sleep(0.1)
             assert status["discord_connected"] is True and status["servers"] == 1
-            assert status["recent"][0]["user"] == "Alice" and status["recent"][0]["ok"] is True
+            # User names are hidden by default (CLARA_MONITOR_SHOW_CONTENT=false): a tag.
+            assert status["recent"][0]["user"] == user_tag("Alice")
+            assert status["recent"][0]["ok"] is True
 
             storage = await Storage.open(tmp_path / "data", attach=True)
             try:

@@ -138,3 +138,28 @@ async def clara_on_discord(
         # A job that fails after the reply is visible (e.g. storing it) is only
         # logged by the queue; a test must not pass over it.
         assert not errors.records, "Clara logged errors:\n" + "\n".join(errors.records)
+
+
+@asynccontextmanager
+async def clara_client_on(
+    discord_fake: FakeDiscord, llm: FakeLLM, *, ready_timeout: float = 15.0, **overrides: Any
+) -> AsyncIterator[ClaraDiscordClient]:
+    """One more Clara client (its own pipeline and LLM) on an already running fake
+    Discord, e.g. one per shard; the caller points discord.py at the fake
+    (``discord_py_pointed_at``).  ``overrides`` are settings (``discord_shard_ids``...)."""
+    settings = settings_for(
+        llm,
+        "openai",
+        discord_bot_token=discord_fake.token,
+        discord_api_base=discord_fake.api_base,
+        discord_gateway_url=discord_fake.gateway_url,
+        discord_edit_interval_seconds=0.25,
+        **overrides,
+    )
+    runner, service = build_runner(settings)
+    client = ClaraDiscordClient(runner=runner, settings=settings, guild_ready_timeout=0.05)
+    try:
+        async with running_client(discord_fake, client, ready_timeout=ready_timeout):
+            yield client
+    finally:
+        await service.aclose()

@@ -67,6 +67,16 @@ class FakeDiscordConfig:
     #: Privileged intents "enabled in the developer portal"; IDENTIFY asking
     #: for others is closed with 4014.
     privileged_intents: int = int(PRIVILEGED_INTENTS)
+    #: Sharding.  When set, Discord *requires* exactly this many shards: IDENTIFY
+    #: without ``shard`` is closed with 4011 (sharding required), with another count
+    #: with 4010 (invalid shard); ``GET /gateway/bot`` recommends it.  None (default):
+    #: any valid ``[id, count]`` is accepted, and no ``shard`` gets every guild.
+    shard_count: int | None = None
+    #: ``GET /gateway/bot``'s ``shards`` when ``shard_count`` is not set.
+    recommended_shards: int = 1
+    #: ``session_start_limit.max_concurrency``: IDENTIFYs Discord allows per 5 s
+    #: (one per bucket ``shard_id % max_concurrency``; large bots get 16 or more).
+    identify_max_concurrency: int = 1
 
     # --- REST rules
     max_content_length: int = 2000
@@ -88,6 +98,11 @@ class FakeDiscordConfig:
     interaction_token_lifetime: float = 15 * 60.0
     #: Nonces with ``enforce_nonce`` are deduplicated for this long.
     nonce_window: float = 120.0
+
+    @property
+    def gateway_bot_shards(self) -> int:
+        """The shard count ``GET /gateway/bot`` recommends."""
+        return self.shard_count or self.recommended_shards
 
     @property
     def application_flags(self) -> int:

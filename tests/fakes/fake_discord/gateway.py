@@ -72,6 +72,7 @@ CLOSE_INVALID_SEQ = 4007
 CLOSE_RATE_LIMITED = 4008
 CLOSE_SESSION_TIMED_OUT = 4009
 CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
 CLOSE_INVALID_API_VERSION = 4012
 CLOSE_INVALID_INTENTS = 4013
 CLOSE_DISALLOWED_INTENTS = 4014
@@ -84,6 +85,7 @@ SESSION_ENDING_CLOSE_CODES = {
     CLOSE_INVALID_SEQ,
     CLOSE_SESSION_TIMED_OUT,
     CLOSE_INVALID_SHARD,
+    CLOSE_SHARDING_REQUIRED,
     CLOSE_INVALID_API_VERSION,
     CLOSE_INVALID_INTENTS,
     CLOSE_DISALLOWED_INTENTS,
@@ -432,12 +434,17 @@ class Gateway:
         if intents & int(PRIVILEGED_INTENTS) & ~self.config.privileged_intents:
             await self._fail(conn, CLOSE_DISALLOWED_INTENTS, "Disallowed intent(s).")
             return
-        shard = data.get("shard")
-        if shard is not None:
-            if not isinstance(shard, list) or len(shard) != 2 or not 0 <= shard[0] < shard[1]:
-                await self._fail(conn, CLOSE_INVALID_SHARD, "Invalid shard.")
-                return
-            shard = (int(shard[0]), int(shard[1]))
+        shard = self._shard_of(data.get("shard"))
+        if shard == "invalid":
+            await self._fail(conn, CLOSE_INVALID_SHARD, "Invalid shard.")
+            return
+        required = self.config.shard_count
+        if required is not None and shard is None:
+            await self._fail(conn, CLOSE_SHARDING_REQUIRED, "Sharding required.")
+            return
+        if required is not None and shard is not None and shard[1] != required:
+            await self._fail(conn, CLOSE_INVALID_SHARD, "Invalid shard.")
+            return
 
         session = GatewaySession(
             secrets.token_hex(16),
@@ -477,6 +484,20 @@ class Gateway:
         if session.has_intent(Intents.GUILDS):
             for guild in guilds:
                 session.push("GUILD_CREATE", self.guild_create_payload(session, guild.id))
+
+    @staticmethod
+    def _shard_of(value: Any) -> tuple[int, int] | str | None:
+        """IDENTIFY's ``shard``: None when absent, ``(id, count)``, or ``"invalid"``."""
+        if value is None:
+            return None
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or not 0 <= value[0] < value[1]
+        ):
+            return "invalid"
+        return (value[0], value[1])
 
     def guild_create_payload(self, session: GatewaySession, guild_id: int) -> dict[str, Any]:
         payload = payloads.guild_payload(
@@ -528,8 +549,8 @@ class Gateway:
 
     def _request_members(self, session: GatewaySession, data: dict[str, Any]) -> None:
         guild = self.state.guilds.get(int(data.get("guild_id", 0) or 0))
-        if guild is None:
-            return
+        if guild is None or not session.handles_guild(guild.id):
+            return  # another shard's guild: Discord answers only on the guild's own shard
         query = str(data.get("query") or "").lower()
         limit = int(data.get("limit") or 0)
         wanted = {int(u) for u in data.get("user_ids") or []}

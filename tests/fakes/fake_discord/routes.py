@@ -46,12 +46,12 @@ async def get_gateway_bot(fake: FakeDiscord, ctx: RequestContext) -> web.StreamR
     return json_response(
         {
             "url": fake.gateway_url,
-            "shards": 1,
+            "shards": fake.config.gateway_bot_shards,
             "session_start_limit": {
                 "total": 1000,
                 "remaining": max(0, 1000 - fake.identify_count),
                 "reset_after": 86_400_000,
-                "max_concurrency": 1,
+                "max_concurrency": fake.config.identify_max_concurrency,
             },
         }
     )

@@ -81,6 +81,7 @@ class FakeDiscord:
         #: ``(channel_id, time.monotonic())`` for every typing request the bot made.
         self.typing_events: list[tuple[int, float]] = []
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
+        self._sharded_ids = 0
         self._host = host
         self._requested_port = port
         self._port: int | None = None
@@ -199,6 +200,30 @@ class FakeDiscord:
             guild_id=guild.id,
         )
         return guild
+
+    @staticmethod
+    def shard_for_guild(guild_id: int, shard_count: int) -> int:
+        """The shard Discord routes a guild's events to: ``(guild_id >> 22) % shard_count``."""
+        return (guild_id >> 22) % shard_count
+
+    def guild_id_for_shard(self, shard_id: int, shard_count: int) -> int:
+        """A fresh guild id (a snowflake of about now) that shard ``shard_id`` of
+        ``shard_count`` owns; pass it to ``add_guild(guild_id=...)``."""
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"shard {shard_id} is not in 0..{shard_count - 1}")
+        stamp = self.state.new_id() >> 22
+        stamp += (shard_id - stamp) % shard_count
+        self._sharded_ids += 1
+        # Worker/process 31 never collide with the generator's own ids (worker 1).
+        return (stamp << 22) | (31 << 17) | (31 << 12) | (self._sharded_ids & 0xFFF)
+
+    def sessions_on_shard(self, shard_id: int | None) -> list[GatewaySession]:
+        """Live gateway sessions IDENTIFYed as ``shard_id`` (None: unsharded)."""
+        return [
+            s
+            for s in self.gateway.live_sessions()
+            if (s.shard[0] if s.shard is not None else None) == shard_id
+        ]
 
     def add_channel(
         self,
@@ -367,6 +392,12 @@ class FakeDiscord:
             self.state.guild(guild_id)
         except (KeyError, TypeError, ValueError, DiscordAPIError):
             self.voice.protocol_errors.append(f"op 4 for an unknown guild: {data!r}")
+            return
+        if not session.handles_guild(guild_id):
+            # Discord takes op 4 only on the shard that owns the guild.
+            self.voice.protocol_errors.append(
+                f"op 4 for guild {guild_id} on shard {session.shard}, which does not own it"
+            )
             return
         channel_id = data.get("channel_id")
         if channel_id is None:

@@ -1,0 +1,160 @@
+// Clara's monitor page: applies each snapshot from /events (server-sent events)
+// in place, and draws the charts with the vendored uPlot.  No page reloads.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const text = (v) => (v === undefined || v === null ? "–" : String(v));
+  const el = (tag, content, cls) => {
+    const e = document.createElement(tag);
+    e.textContent = content;
+    if (cls) e.className = cls;
+    return e;
+  };
+  const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour12: false });
+  const kv = (node, obj) => {
+    node.replaceChildren();
+    if (!obj) { node.append(el("p", "not running", "dim")); return; }
+    for (const [k, v] of Object.entries(obj)) {
+      node.append(el("p", k.replace(/_/g, " ") + ": " + (typeof v === "object" ? JSON.stringify(v) : text(v))));
+    }
+  };
+  const rows = (tbody, items, cells) => {
+    tbody.replaceChildren(...items.map((item) => {
+      const tr = document.createElement("tr");
+      for (const [value, cls] of cells(item)) tr.append(el("td", text(value), cls));
+      return tr;
+    }));
+  };
+
+  let uptimeBase = 0, uptimeAt = Date.now();
+  let latencyPlot = null;
+  const moodPlots = {};
+
+  function plotOpts(title, series, width) {
+    return {
+      title, width: width || 420, height: 160, legend: { show: true },
+      // Always the last hour, however few points there are (uPlot would stretch
+      // a single point over years).
+      scales: { x: { time: true, range: () => { const now = Date.now() / 1000; return [now - 3600, now + 30]; } } },
+      series: [{}].concat(series),
+    };
+  }
+
+  // The chart points: the whole hour once ("series"), then only new points
+  // ("series_append"); older than an hour falls off here too.
+  let turns = [];
+  const moods = {};
+  function merge(full, append) {
+    const cutoff = Date.now() / 1000 - 3600;
+    if (full) {
+      turns = (full.turns || []).slice();
+      for (const k of Object.keys(moods)) delete moods[k];
+      Object.assign(moods, full.mood || {});
+    }
+    if (append) {
+      turns = turns.concat(append.turns || []);
+      for (const [c, points] of Object.entries(append.mood || {})) moods[c] = (moods[c] || []).concat(points);
+    }
+    turns = turns.filter((t) => t[0] >= cutoff);
+    for (const c of Object.keys(moods)) moods[c] = moods[c].filter((p) => p[0] >= cutoff);
+  }
+
+  function drawCharts() {
+    if (typeof uPlot === "undefined") return;
+    const data = [turns.map((t) => t[0]), turns.map((t) => t[1])];
+    const failed = turns.filter((t) => !t[2]).length;
+    $("errors").textContent = turns.length + " turns, " + failed + " failed in the last hour";
+    if (!latencyPlot) {
+      latencyPlot = new uPlot(plotOpts("", [{ label: "seconds", stroke: "#5b4fc7", points: { show: true } }]), data, $("latency-chart"));
+    } else {
+      latencyPlot.setData(data);
+    }
+    const colours = ["#c7504f", "#4f8ec7", "#4fc78a", "#c7a54f", "#9a4fc7", "#777"];
+    for (const [channel, points] of Object.entries(moods)) {
+      if (!points.length) continue;
+      const names = Object.keys(points[0][1]);
+      const d = [points.map((p) => p[0])].concat(names.map((n) => points.map((p) => p[1][n])));
+      if (!moodPlots[channel]) {
+        const box = document.createElement("div");
+        box.className = "mood";
+        box.dataset.channel = channel;
+        $("mood-charts").append(box);
+        moodPlots[channel] = new uPlot(
+          plotOpts("channel " + channel, names.map((n, i) => ({ label: n, stroke: colours[i % colours.length] })), 360),
+          d, box);
+      } else {
+        moodPlots[channel].setData(d);
+      }
+    }
+  }
+
+  function apply(s) {
+    const connected = !!s.discord_connected;
+    const c = $("connection");
+    c.textContent = connected ? "connected" : "disconnected";
+    c.className = connected ? "ok" : "bad";
+    $("servers").textContent = text(s.servers);
+    $("latency").textContent = s.latency_ms === undefined ? "–" : s.latency_ms + " ms";
+    $("provider").textContent = text(s.provider);
+    $("model").textContent = s.model || "";
+    uptimeBase = s.uptime_s || 0; uptimeAt = Date.now();
+    const queue = Object.entries(s.busy_channels || {});
+    $("queue").replaceChildren(...(queue.length ? queue.map(([ch, n]) => el("p", "#" + ch + ": " + n)) : [el("p", "idle", "dim")]));
+    kv($("sandbox"), s.sandbox);
+    kv($("cortex"), s.cortex);
+    kv($("ors"), s.ors);
+    rows($("mcp"), s.mcp || [], (m) => [[m.name], [m.state, m.state === "running" ? "ok" : (m.last_error ? "bad" : "")], [(m.tools || []).length], [m.restarts], [m.last_error || ""], [""]]);
+    if ((s.actions || []).includes("mcp-restart")) {
+      for (const [i, m] of (s.mcp || []).entries()) {
+        const b = el("button", "restart");
+        b.dataset.action = "mcp-restart";
+        b.dataset.server = m.name;
+        $("mcp").children[i].lastChild.append(b);
+      }
+    }
+    rows($("recent"), s.recent || [], (a) => [[clock(a.at)], [a.channel], [a.user], [a.model], [a.seconds.toFixed(1) + "s"], [a.ok ? "ok" : "failed", a.ok ? "ok" : "bad"]]);
+    merge(s.series, s.series_append);
+    drawCharts();
+  }
+
+  setInterval(() => {
+    const s = uptimeBase + (Date.now() - uptimeAt) / 1000;
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    $("uptime").textContent = (h ? h + " h " : "") + (h || m ? m + " min " : "") + Math.floor(s % 60) + " s";
+  }, 1000);
+
+  // Operator actions: a POST with the page's CSRF token (a page on another site
+  // cannot send that header), the answer shown under the cards.
+  document.addEventListener("click", async (e) => {
+    const b = e.target.closest("button[data-action]");
+    if (!b) return;
+    const body = b.dataset.server ? { server: b.dataset.server } : {};
+    const label = b.dataset.action + (b.dataset.server ? " " + b.dataset.server : "");
+    b.disabled = true;
+    $("action-result").textContent = label + "…";
+    try {
+      const r = await fetch("/actions/" + b.dataset.action, {
+        method: "POST",
+        headers: { "Content-Type": "application/json",
+                   "X-CSRF-Token": document.querySelector("meta[name=csrf-token]").content },
+        body: JSON.stringify(body),
+      });
+      const answer = await r.json().catch(() => ({ message: r.statusText }));
+      $("action-result").textContent = label + ": " + answer.message;
+      $("action-result").className = r.ok ? "ok" : "bad";
+    } catch (err) {
+      $("action-result").textContent = label + ": " + err;
+      $("action-result").className = "bad";
+    } finally {
+      b.disabled = false;
+    }
+  });
+
+  apply(JSON.parse($("initial").textContent));
+  // EventSource reconnects by itself when Clara restarts; the badge says so.
+  const source = new EventSource("/events");
+  const live = $("live");
+  source.addEventListener("open", () => { live.textContent = "live"; live.className = "badge on"; });
+  source.addEventListener("error", () => { live.textContent = "reconnecting…"; live.className = "badge off"; });
+  source.addEventListener("snapshot", (e) => apply(JSON.parse(e.data)));
+})();

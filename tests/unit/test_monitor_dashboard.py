@@ -1,0 +1,345 @@
+"""The dashboard's server side on a real loopback server: the event stream, the
+token rules, hidden user names, the page and its local static files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from clara_core.config import load_settings
+from clara_core.errors import ConfigError
+from clara_core.monitor import ActionRefused, Activity, Monitor, user_tag
+
+TOKEN = "s3cret-token-for-tests-0123456789"
+
+
+async def _started(**kwargs) -> Monitor:
+    kwargs.setdefault("state", lambda: {"discord_connected": True, "provider": "openai"})
+    monitor = Monitor(host="127.0.0.1", port=0, **kwargs)
+    await monitor.start()
+    return monitor
+
+
+async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[dict]:
+    """Each `snapshot` event's data from a text/event-stream body."""
+    event, data = None, []
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event:"):
+            event = line.split(":", 1)[1].strip()
+        elif line.startswith("data:"):
+            data.append(line.split(":", 1)[1].strip())
+        elif line == "" and data:
+            if event == "snapshot":
+                yield json.loads("\n".join(data))
+            event, data = None, []
+
+
+def _turn(user: str = "Alice", channel: str = "#general", ok: bool = True) -> Activity:
+    return Activity(time.time(), channel, user, "gpt-test", 1.25, ok, channel_id=42)
+
+
+async def test_event_stream_pushes_a_new_turn_at_once():
+    # A long tick: the turn can only arrive this fast because record() wakes the stream.
+    monitor = await _started(interval_s=30.0)
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{monitor.port}/events") as resp,
+        ):
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/event-stream")
+            stream = _events(resp)
+            first = await asyncio.wait_for(anext(stream), 5)
+            assert first["discord_connected"] is True and first["recent"] == []
+            t0 = time.monotonic()
+            monitor.record(_turn())
+            second = await asyncio.wait_for(anext(stream), 5)
+            took = time.monotonic() - t0
+        assert took < 2.0, f"the turn took {took:.2f}s to reach the page"
+        assert [r["channel"] for r in second["recent"]] == ["#general"]
+        assert [t[1:] for t in second["series_append"]["turns"]] == [[1.25, True]]
+    finally:
+        await monitor.stop()
+
+
+async def test_event_stream_sends_the_hour_once_then_only_new_points():
+    monitor = await _started(interval_s=30.0)
+    monitor.record(_turn(user="early"))
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{monitor.port}/events") as resp,
+        ):
+            stream = _events(resp)
+            first = await asyncio.wait_for(anext(stream), 5)
+            assert len(first["series"]["turns"]) == 1 and "series_append" not in first
+            later = _turn(user="later")
+            monitor.record(later)
+            second = await asyncio.wait_for(anext(stream), 5)
+        assert "series" not in second
+        assert second["series_append"]["turns"] == [[later.at, 1.25, True]]
+        assert len(second["recent"]) == 2
+    finally:
+        await monitor.stop()
+
+
+async def test_event_stream_sends_ticks_and_stop_ends_it_quickly():
+    # The mood comes from the probe, asked each tick for the channels that spoke.
+    asked: list[list[int]] = []
+
+    async def probe(channels: list[int]) -> dict:
+        asked.append(channels)
+        return {"mood": {str(c): {"dopamine": 0.5 + len(asked) / 100} for c in channels}}
+
+    monitor = await _started(interval_s=0.2, probe=probe)
+    monitor.record(_turn())
+    try:
+        async with aiohttp.ClientSession() as http:
+            resp = await http.get(f"http://127.0.0.1:{monitor.port}/events")
+            stream = _events(resp)
+            snaps = [await asyncio.wait_for(anext(stream), 5) for _ in range(3)]
+            assert all(s["mood"]["42"]["dopamine"] > 0.5 for s in snaps)
+            assert [42] in asked
+            assert snaps[0]["series"]["mood"]["42"], "no mood chart points"
+            t0 = time.monotonic()
+            await monitor.stop()
+            assert time.monotonic() - t0 < 1.5, "an open page held up the shutdown"
+            resp.close()
+    finally:
+        await monitor.stop()
+
+
+async def test_a_failing_probe_does_not_break_the_page():
+    async def probe(channels: list[int]) -> dict:
+        raise RuntimeError("redis went away")
+
+    monitor = await _started(probe=probe)
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{monitor.port}/status") as resp,
+        ):
+            assert resp.status == 200
+            body = await resp.json()
+        assert body["probe_error"] == "redis went away"
+        assert body["discord_connected"] is True
+    finally:
+        await monitor.stop()
+
+
+async def test_token_guards_everything_but_health():
+    monitor = await _started(token=TOKEN)
+    base = f"http://127.0.0.1:{monitor.port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/health") as resp:
+                assert resp.status == 200  # Docker's HEALTHCHECK has no token
+            for path in ("/", "/status", "/events", "/static/uPlot.iife.min.js"):
+                async with http.get(base + path) as resp:
+                    assert resp.status == 401, path
+                    assert "DISCORD_MONITOR_TOKEN" in await resp.text()
+                async with http.get(
+                    base + path, headers={"Authorization": "Bearer wrong-" + TOKEN}
+                ) as resp:
+                    assert resp.status == 401, path
+            async with http.get(
+                f"{base}/status", headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["discord_connected"] is True
+            async with http.get(f"{base}/?token=nope") as resp:
+                assert resp.status == 401
+    finally:
+        await monitor.stop()
+
+
+async def test_token_in_the_address_becomes_an_httponly_cookie():
+    monitor = await _started(token=TOKEN)
+    base = f"http://127.0.0.1:{monitor.port}"
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.get(f"{base}/?token={TOKEN}", allow_redirects=False) as resp:
+                assert resp.status == 303
+                assert resp.headers["Location"] == "/"  # the token leaves the address bar
+                cookie = resp.headers["Set-Cookie"]
+                assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+                assert TOKEN not in cookie  # a digest, not the token itself
+            async with http.get(f"{base}/status") as resp:  # the cookie from now on
+                assert resp.status == 200
+            async with http.get(f"{base}/static/uPlot.iife.min.js") as resp:
+                assert resp.status == 200
+    finally:
+        await monitor.stop()
+
+
+async def test_user_names_are_hidden_unless_opted_in():
+    hidden = await _started()
+    shown = await _started(show_content=True)
+    try:
+        for m in (hidden, shown):
+            m.record(_turn(user="Alice"))
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{hidden.port}/status") as resp:
+                h = await resp.json()
+            async with http.get(f"http://127.0.0.1:{hidden.port}/") as resp:
+                page = await resp.text()
+            async with http.get(f"http://127.0.0.1:{shown.port}/status") as resp:
+                s = await resp.json()
+        assert h["recent"][0]["user"] == user_tag("Alice") != "Alice"
+        assert "Alice" not in page and user_tag("Alice") in page
+        assert s["recent"][0]["user"] == "Alice"
+    finally:
+        await hidden.stop()
+        await shown.stop()
+
+
+async def test_page_renders_server_side_and_needs_nothing_from_outside():
+    monitor = await _started()
+    monitor.record(_turn(channel="</script><img src=x onerror=alert(1)>", ok=False))
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{monitor.port}/") as resp:
+                assert resp.status == 200
+                page = await resp.text()
+            for asset in ("uPlot.iife.min.js", "uPlot.min.css", "dashboard.js", "dashboard.css"):
+                async with http.get(f"http://127.0.0.1:{monitor.port}/static/{asset}") as resp:
+                    assert resp.status == 200, asset
+                    assert len(await resp.read()) > 500, asset
+        assert 'id="connection" class="ok">connected<' in page
+        assert "failed" in page and "gpt-test" in page
+        # Offline: every script and style sheet is ours.
+        assert "http://" not in page and "https://" not in page
+        # A hostile channel name stays text, in the table and in the embedded JSON.
+        assert "<img src=x" not in page and "</script><img" not in page
+    finally:
+        await monitor.stop()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "clara.example.org", "::"])
+def test_exposed_host_without_token_is_a_config_error(host):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env_file=None, discord_monitor_host=host)
+    assert "DISCORD_MONITOR_HOST" in err.value.render()
+    assert "DISCORD_MONITOR_TOKEN" in err.value.render()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_needs_no_token(host):
+    assert load_settings(env_file=None, discord_monitor_host=host).discord_monitor_host == host
+
+
+def test_exposed_host_with_token_is_accepted():
+    s = load_settings(env_file=None, discord_monitor_host="0.0.0.0", discord_monitor_token=TOKEN)
+    assert s.discord_monitor_token.get_secret_value() == TOKEN
+    assert s.clara_monitor_show_content is False
+
+
+def _csrf(page: str) -> str:
+    m = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+    assert m, "the page carries no CSRF token"
+    return m.group(1)
+
+
+class Restarts:
+    """A real action: records what it was asked, refuses unknown servers."""
+
+    def __init__(self) -> None:
+        self.asked: list[dict[str, str]] = []
+
+    async def __call__(self, params: dict[str, str]) -> str:
+        self.asked.append(params)
+        if params.get("server") != "files":
+            raise ActionRefused(f"No MCP server named '{params.get('server')}'.", 404)
+        return "files restarted, now running"
+
+
+async def test_actions_need_the_pages_csrf_token_without_a_token_too():
+    restarts = Restarts()
+    monitor = await _started(actions={"mcp-restart": restarts})
+    base = f"http://127.0.0.1:{monitor.port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/") as resp:
+                csrf = _csrf(await resp.text())
+            # What a page on another site can make the browser send: no custom header.
+            async with http.post(f"{base}/actions/mcp-restart", data={"server": "files"}) as resp:
+                assert resp.status == 403
+            async with http.post(
+                f"{base}/actions/mcp-restart",
+                json={"server": "files"},
+                headers={"X-CSRF-Token": csrf[:-1] + "x"},
+            ) as resp:
+                assert resp.status == 403
+            assert restarts.asked == []
+            async with http.post(
+                f"{base}/actions/mcp-restart",
+                json={"server": "files"},
+                headers={"X-CSRF-Token": csrf},
+            ) as resp:
+                assert resp.status == 200
+                assert await resp.json() == {"ok": True, "message": "files restarted, now running"}
+            async with http.post(
+                f"{base}/actions/mcp-restart",
+                json={"server": "nope"},
+                headers={"X-CSRF-Token": csrf},
+            ) as resp:
+                assert resp.status == 404
+                assert (await resp.json())["message"] == "No MCP server named 'nope'."
+            async with http.post(
+                f"{base}/actions/reboot-the-world", headers={"X-CSRF-Token": csrf}
+            ) as resp:
+                assert resp.status == 404
+                assert "available: mcp-restart" in (await resp.json())["message"]
+            async with http.get(f"{base}/actions/mcp-restart") as resp:
+                assert resp.status == 405  # never by GET: a link or an <img> cannot act
+        assert restarts.asked == [{"server": "files"}, {"server": "nope"}]
+    finally:
+        await monitor.stop()
+
+
+async def test_actions_with_a_token():
+    restarts = Restarts()
+    monitor = await _started(token=TOKEN, actions={"mcp-restart": restarts})
+    base = f"http://127.0.0.1:{monitor.port}"
+    url = f"{base}/actions/mcp-restart?server=files"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, headers={"X-CSRF-Token": monitor.csrf}) as resp:
+                assert resp.status == 401  # the CSRF token alone is not the monitor's token
+            async with http.post(url, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                assert resp.status == 200  # a script with the token needs no page
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            async with browser.get(f"{base}/?token={TOKEN}") as resp:
+                csrf = _csrf(await resp.text())
+            async with browser.post(url) as resp:
+                assert resp.status == 403  # the cookie rides along cross-site; the header not
+            async with browser.post(url, headers={"X-CSRF-Token": csrf}) as resp:
+                assert resp.status == 200
+        assert restarts.asked == [{"server": "files"}, {"server": "files"}]
+    finally:
+        await monitor.stop()
+
+
+async def test_without_a_token_only_loopback_names_are_answered():
+    # DNS rebinding: a page at evil.example re-pointed at 127.0.0.1 sends its own Host.
+    monitor = await _started()
+    base = f"http://127.0.0.1:{monitor.port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for host in ("evil.example", f"evil.example:{monitor.port}", "10.0.0.5"):
+                async with http.get(f"{base}/status", headers={"Host": host}) as resp:
+                    assert resp.status == 421, host
+            async with http.get(f"{base}/health", headers={"Host": "evil.example"}) as resp:
+                assert resp.status == 200
+            for host in (f"localhost:{monitor.port}", f"127.0.0.1:{monitor.port}", "[::1]:80"):
+                async with http.get(f"{base}/status", headers={"Host": host}) as resp:
+                    assert resp.status == 200, host
+    finally:
+        await monitor.stop()

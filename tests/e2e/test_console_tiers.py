@@ -40,7 +40,10 @@ async def test_console_low_tier_answers_with_the_low_model(tmp_path):
             )
             await term.type("!fast what time is it?")
             await term.expect("Time checked.")
-            assert [r.model for r in fake.requests[1:]] == [
+            # Only the conversation's own calls: Cortex's fact extraction runs after the
+            # turn (on the low tier too) and may or may not have started by now.
+            turn_calls = [r for r in fake.requests if "long-term memory" not in str(r.messages)]
+            assert [r.model for r in turn_calls[1:]] == [
                 "cheap-model",
                 "base-model",
                 "cheap-model",

@@ -108,7 +108,7 @@ async def count_memories(conninfo: str) -> int:
         return int(row[0]) if row else 0
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
     from bench._cortex_env import _psycopg_conninfo
     from clara_core.backup.cli import make_backups
     from clara_core.config import load_settings
@@ -168,13 +168,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    """``python bench/backup.py [--memories N] [--s3] [--json FILE]`` (also ``bench/run.py backup``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memories", type=int, default=200_000)
     parser.add_argument("--s3", action="store_true", help="through moto's S3 server on loopback")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    ns = parser.parse_args()
-    figures = asyncio.run(main(ns))
+    ns = parser.parse_args(argv if argv is not None else [])
+    figures = asyncio.run(measure(ns))
     print(json.dumps(figures, indent=2))
     if ns.json:
         ns.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

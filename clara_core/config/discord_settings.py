@@ -161,3 +161,15 @@ class DiscordSettings(ClaraSettingsBase):
         if len(set(v)) != len(v):
             raise ValueError("lists a shard id twice")
         return sorted(v)
+
+    # --- One request budget per bot token (shared through Redis) -----------------
+    discord_shared_budget: bool = Field(
+        True,
+        description="Share DISCORD_GLOBAL_REQUESTS_PER_SECOND with every Clara process on this bot token through REDIS_URL (when set); while Redis does not answer, each process uses its share of it.",
+    )
+    discord_shared_budget_timeout_ms: int = Field(
+        50,
+        ge=5,
+        le=5000,
+        description="How long a request waits for Redis's answer on the shared budget before this process falls back to its share (milliseconds).",
+    )

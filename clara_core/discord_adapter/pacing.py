@@ -18,6 +18,13 @@ client's HTTP session (discord.py's documented ``http_trace`` option), so the
 requests discord.py sends on its own — its retries after a 429 or a 5xx — pass
 it too.  Callers only say how urgent their request is (:func:`request_priority`, or
 ``ChannelPacer.slot``).
+
+Several processes on one bot token share one budget when given a
+``SharedBudgetPort`` (storage/rate_budget.py, Redis): each grant is then a
+place in the shared window, while priorities stay local (this process's queue
+decides who asks next).  When the port fails or is slow, the process falls back
+to its share of the budget (limit / N, N the processes on the token seen
+recently) until the port answers again.
 """
 
 from __future__ import annotations
@@ -26,15 +33,45 @@ import asyncio
 import contextvars
 import heapq
 import itertools
+import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from enum import IntEnum
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
+
+log = logging.getLogger(__name__)
+
+#: How long a shared place may stay in flight before the other processes take it
+#: for lost (its holder crashed).  Longer than any request of Clara's takes.
+SHARED_LEASE_SECONDS = 15.0
+#: How often a process says it is alive on the shared budget; N for the fallback
+#: counts the processes seen within HEARTBEAT_TTL.
+HEARTBEAT_INTERVAL = 1.0
+HEARTBEAT_TTL = 5.0
+
+
+class SharedBudgetPort(Protocol):
+    """Where processes on one bot token keep their shared budget (storage.rate_budget).
+
+    Each call may raise (Redis down) or time out: the budget falls back then."""
+
+    def new_token(self) -> str: ...
+
+    async def try_acquire(
+        self, key: str, token: str, *, limit: int, window_ms: int, lease_ms: int
+    ) -> tuple[bool, int]: ...
+
+    async def release(self, key: str, token: str, *, window_ms: int, age_ms: int = 0) -> None: ...
+
+    async def heartbeat(self, key: str, member: str, *, ttl_ms: int) -> int: ...
+
+    async def aclose(self) -> None: ...
 
 
 class Priority(IntEnum):
@@ -64,16 +101,18 @@ def request_priority(level: Priority) -> Iterator[None]:
 class Grant:
     """One request's place in the budget, held until its response has arrived."""
 
-    __slots__ = ("_budget", "released")
+    __slots__ = ("_budget", "released", "token")
 
-    def __init__(self, budget: GlobalBudget) -> None:
+    def __init__(self, budget: GlobalBudget, token: str | None = None) -> None:
         self._budget = budget
         self.released = False
+        #: Its place in the shared budget (None: a local-only budget).
+        self.token = token
 
     def release(self) -> None:
         if not self.released:
             self.released = True
-            self._budget._release()
+            self._budget._release(self)
 
 
 class GlobalBudget:
@@ -97,6 +136,10 @@ class GlobalBudget:
         *,
         window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedBudgetPort | None = None,
+        key: str = "",
+        processes_hint: int = 1,
+        lease: float = SHARED_LEASE_SECONDS,
     ) -> None:
         self.limit = max(1, int(rate * window))
         self.window = window
@@ -106,6 +149,38 @@ class GlobalBudget:
         self._waiters: list[tuple[int, int, asyncio.Future[Grant]]] = []
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
+        # The shared budget, if any (see the module docstring).
+        self._shared = shared
+        self._key = key
+        self._lease = lease
+        #: Clara processes on this bot token: from the heartbeats while the shared
+        #: budget answers, else the hint (DISCORD_SHARD_COUNT / this process's shards).
+        self.processes = max(1, processes_hint)
+        #: True while the shared budget doesn't answer and this process paces
+        #: itself at its share.
+        self.fallback = False
+        self._member = uuid.uuid4().hex
+        self._pump_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        #: Places answered while the shared budget could not be told: (token, when),
+        #: handed over when it answers again so its window still counts them.
+        self._unreported: deque[tuple[str, float]] = deque()
+        #: When this process last came back to the shared budget (see _shared_limit).
+        self._recovered_at: float | None = None
+        self._processes_before = 1  # the count when Redis went away
+
+    @property
+    def shared(self) -> bool:
+        """Whether grants come from the shared budget right now."""
+        return self._shared is not None and not self.fallback
+
+    @property
+    def local_limit(self) -> int:
+        """What this process may use on its own: all of it, or its share in a fallback."""
+        if self._shared is not None and self.fallback:
+            return max(1, self.limit // self.processes)
+        return self.limit
 
     @property
     def in_use(self) -> int:
@@ -117,6 +192,8 @@ class GlobalBudget:
         """Wait for a grant; the caller must ``release()`` it when the response came."""
         future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (int(priority), next(self._seq), future))
+        if self._shared is not None and self._heartbeat_task is None:
+            self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
         self._dispatch()
         try:
             return await future
@@ -126,6 +203,8 @@ class GlobalBudget:
                 grant = future.result()
                 grant.released = True
                 self._inflight -= 1
+                if grant.token is not None:
+                    self._forget_remote(grant.token)
                 self._dispatch()
             raise
 
@@ -135,7 +214,7 @@ class GlobalBudget:
         True only if nobody waits and ``headroom`` places of the window stay free
         for the requests people are waiting on.  (The request itself still passes
         the budget when it is sent.)"""
-        return not self._waiters and self.in_use + headroom < self.limit
+        return not self._waiters and self.in_use + headroom < self.local_limit
 
     def trace_config(self) -> aiohttp.TraceConfig:
         """An aiohttp trace that puts every request the bot token signs through the budget.
@@ -163,9 +242,37 @@ class GlobalBudget:
         trace.on_request_exception.append(on_done)
         return trace
 
-    def _release(self) -> None:
+    async def aclose(self) -> None:
+        """Stop talking to the shared budget (the places still held expire there)."""
+        for task in (self._pump_task, self._heartbeat_task):
+            if task is not None:
+                task.cancel()
+        # Let the last releases reach Redis (else their places stay taken there
+        # until their lease ends), but don't hold the shutdown up for a slow Redis.
+        if self._background:
+            _, pending = await asyncio.wait(set(self._background), timeout=0.5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._shared is not None:
+            await self._shared.aclose()
+
+    def _release(self, grant: Grant) -> None:
         self._inflight -= 1
-        self._finished.append(self.clock())
+        now = self.clock()
+        self._expire(now)
+        self._finished.append(now)
+        if self._shared is not None:
+            token = grant.token or self._shared.new_token()
+            if self.fallback:
+                self._unreported.append((token, now))
+                # A long outage must not grow this without bound: older ones
+                # have left the window (and their lease) anyway.
+                keep = max(self.window, self._lease)
+                while self._unreported and self._unreported[0][1] < now - keep:
+                    self._unreported.popleft()
+            else:
+                self._spawn(self._report(token, now))
         self._dispatch()
 
     def _expire(self, now: float) -> None:
@@ -173,9 +280,14 @@ class GlobalBudget:
             self._finished.popleft()
 
     def _dispatch(self) -> None:
+        if self.shared:
+            # Each place is asked of the shared budget, one at a time, in priority order.
+            if self._waiters and self._pump_task is None:
+                self._pump_task = asyncio.get_running_loop().create_task(self._pump())
+            return
         now = self.clock()
         self._expire(now)
-        while self._waiters and self._inflight + len(self._finished) < self.limit:
+        while self._waiters and self._inflight + len(self._finished) < self.local_limit:
             _, _, future = heapq.heappop(self._waiters)
             if future.done():  # cancelled while waiting
                 continue
@@ -192,6 +304,147 @@ class GlobalBudget:
     def _on_timer(self) -> None:
         self._timer = None
         self._dispatch()
+
+    # -- the shared budget --------------------------------------------------
+
+    def _drop_cancelled(self) -> None:
+        while self._waiters and self._waiters[0][2].done():
+            heapq.heappop(self._waiters)
+
+    async def _pump(self) -> None:
+        """Ask the shared budget for a place for the most urgent waiter, until none wait."""
+        assert self._shared is not None
+        try:
+            while self.shared:
+                self._drop_cancelled()
+                if not self._waiters:
+                    return
+                token = self._shared.new_token()
+                try:
+                    granted, retry_ms = await self._shared.try_acquire(
+                        self._key,
+                        token,
+                        limit=self._shared_limit(),
+                        window_ms=int(self.window * 1000),
+                        lease_ms=int(self._lease * 1000),
+                    )
+                except Exception as exc:  # any failure means: go local
+                    self._enter_fallback(exc)
+                    break
+                if not granted:
+                    await asyncio.sleep(retry_ms / 1000)
+                    continue
+                self._drop_cancelled()
+                if not self._waiters:  # the waiter gave up meanwhile
+                    self._forget_remote(token)
+                    return
+                _, _, future = heapq.heappop(self._waiters)
+                self._inflight += 1
+                future.set_result(Grant(self, token))
+        finally:
+            self._pump_task = None
+        # Fell back: the local budget serves whoever still waits.
+        self._dispatch()
+
+    def _shared_limit(self) -> int:
+        """What to ask the shared budget for: all of it, except just after coming back.
+
+        The other processes notice Redis is back at their own next heartbeat and only
+        then hand over the places they took on their own; until those have left the
+        window, leave room for the others' shares."""
+        if self._recovered_at is not None:
+            if self.clock() - self._recovered_at < 2 * HEARTBEAT_INTERVAL + self.window:
+                # A restarted Redis may have lost the heartbeats: count as before.
+                processes = max(self.processes, self._processes_before)
+                share = self.limit // processes
+                return max(1, self.limit - (processes - 1) * share)
+            self._recovered_at = None
+        return self.limit
+
+    async def _heartbeat_loop(self) -> None:
+        """Count the processes on this token, and notice when the shared budget is back."""
+        assert self._shared is not None
+        while True:
+            try:
+                self.processes = max(
+                    1,
+                    await self._shared.heartbeat(
+                        self._key, self._member, ttl_ms=int(HEARTBEAT_TTL * 1000)
+                    ),
+                )
+                if self.fallback:
+                    await self._hand_over_unreported()
+                    self.fallback = False
+                    self._recovered_at = self.clock()
+                    log.info("The shared Discord request budget answers again; using it.")
+                    self._dispatch()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure means: go local
+                self._enter_fallback(exc)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    async def _hand_over_unreported(self) -> None:
+        """Tell the shared budget about the places answered while it was away, with
+        their age, so the processes asking it now still count them."""
+        assert self._shared is not None
+        window_ms = int(self.window * 1000)
+        while self._unreported:
+            token, at = self._unreported[0]
+            age_ms = int((self.clock() - at) * 1000)
+            # Older than a lease: expired there, and out of the window anyway.
+            if age_ms < max(window_ms, int(self._lease * 1000)):
+                await self._shared.release(self._key, token, window_ms=window_ms, age_ms=age_ms)
+            self._unreported.popleft()
+
+    async def _report(self, token: str, at: float) -> None:
+        assert self._shared is not None
+        try:
+            await self._shared.release(self._key, token, window_ms=int(self.window * 1000))
+        except Exception as exc:  # any failure means: go local
+            self._unreported.append((token, at))
+            self._enter_fallback(exc)
+
+    def _forget_remote(self, token: str) -> None:
+        """Give back a shared place no request was sent on (counts for no time)."""
+        assert self._shared is not None
+        window_ms = int(self.window * 1000)
+
+        async def forget() -> None:
+            assert self._shared is not None
+            try:
+                await self._shared.release(self._key, token, window_ms=window_ms, age_ms=window_ms)
+            except Exception:  # its lease frees it anyway
+                log.debug("could not give back an unused shared place", exc_info=True)
+
+        self._spawn(forget())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _enter_fallback(self, exc: BaseException) -> None:
+        if not self.fallback:
+            self.fallback = True
+            self._processes_before = self.processes
+            # The other processes may have spent the whole window just before:
+            # count this process's whole share as answered now, so its first own
+            # place comes a window later.
+            now = self.clock()
+            self._expire(now)
+            self._finished.extend([now] * self.local_limit)
+            log.warning(
+                "The shared Discord request budget (Redis) does not answer (%s); this process "
+                "paces itself at %d of %d requests per %g s (%d processes on this bot token) "
+                "until it does.",
+                type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}",
+                self.local_limit,
+                self.limit,
+                self.window,
+                self.processes,
+            )
+            self._dispatch()
 
 
 class ChannelPacer:

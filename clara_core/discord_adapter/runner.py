@@ -167,11 +167,7 @@ class ClaraDiscordClient(discord.AutoShardedClient):
         # Discord's global request limit: one budget per client, hooked into its HTTP
         # session before login (discord.py's http_trace), so every request the bot
         # token signs passes it, discord.py's own retries included.
-        self.request_budget = (
-            GlobalBudget(settings.discord_global_requests_per_second)
-            if settings is not None
-            else None
-        )
+        self.request_budget = _request_budget(settings) if settings is not None else None
         if self.request_budget is not None:
             kwargs.setdefault("http_trace", self.request_budget.trace_config())
         if settings is not None and settings.discord_shard_count is not None:
@@ -427,6 +423,8 @@ class ClaraDiscordClient(discord.AutoShardedClient):
         if self.conversation is not None:
             await self.conversation.close()
         await super().close()
+        if self.request_budget is not None:
+            await self.request_budget.aclose()
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -457,6 +455,32 @@ class ClaraDiscordClient(discord.AutoShardedClient):
 
 class _Stopped(Exception):
     """close() was called while connecting or waiting."""
+
+
+def _request_budget(settings: Settings) -> GlobalBudget:
+    """The global request budget: shared by every process on the bot token through
+    Redis when there is one (DISCORD_SHARED_BUDGET), else this process's own."""
+    rate = settings.discord_global_requests_per_second
+    token = settings.discord_bot_token
+    if not (settings.discord_shared_budget and settings.redis_url and token):
+        return GlobalBudget(rate)
+    # Imported here: redis stays off the gateway connect path of a process with
+    # no shared budget (tests/unit/test_startup_imports.py).
+    from storage.rate_budget import RedisRateBudget, budget_key
+
+    # Until the first heartbeat counts the processes, guess from the shard split
+    # (each process runs the same number of shards): the fallback share if Redis
+    # is down from the start.
+    hint = 1
+    if settings.discord_shard_count and settings.discord_shard_ids:
+        hint = math.ceil(settings.discord_shard_count / len(settings.discord_shard_ids))
+    shared = RedisRateBudget.from_url(
+        settings.redis_url.get_secret_value(),
+        timeout=settings.discord_shared_budget_timeout_ms / 1000,
+    )
+    return GlobalBudget(
+        rate, shared=shared, key=budget_key(token.get_secret_value()), processes_hint=hint
+    )
 
 
 class DiscordRunner:

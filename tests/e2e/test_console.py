@@ -11,7 +11,7 @@ import pytest
 
 from tests.fakes.fake_llm import FakeLLM, Hang, Reply
 from tests.support.clara_process import ENTRY, clara_env, run_clara
-from tests.support.console import start_console
+from tests.support.console import at_a_terminal, start_console
 
 pytestmark = pytest.mark.slow
 
@@ -92,6 +92,7 @@ async def _interrupt_console_start(tmp_path, *, when) -> tuple[int, str, str]:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=at_a_terminal,
     )
     try:
         async with asyncio.timeout(60):

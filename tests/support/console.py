@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +32,17 @@ class Terminal:
                 await asyncio.sleep(0.02)
 
 
+def at_a_terminal() -> None:
+    """``preexec_fn``: Ctrl-C and Ctrl-\\ as a foreground terminal process gets them.
+
+    A shell starts a background job (``cmd &``, as CI runners and ``nohup`` do)
+    with SIGINT and SIGQUIT ignored, every child inherits that, and Python then
+    leaves SIGINT ignored: a test that presses Ctrl-C must undo it, or the
+    "person at a terminal" it plays could not interrupt anything."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 async def start_console(env: dict[str, str], cwd: Path) -> Terminal:
     """The real console process with piped stdin/stdout, read as it writes."""
     proc = await asyncio.create_subprocess_exec(
@@ -42,5 +54,6 @@ async def start_console(env: dict[str, str], cwd: Path) -> Terminal:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=at_a_terminal,
     )
     return Terminal(proc)

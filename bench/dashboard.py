@@ -1,19 +1,21 @@
 """The dashboard's cost and speed (clara_core.monitor + clara_core.dashboard).
 
-A real Monitor on loopback, fed turns the way the Discord adapter feeds it
-(``record()``), from BENCH_DASH_CHANNELS conversations (default 100) at
-BENCH_DASH_RATE turns/s in all (default 20), with an hour of history already
-in the charts (3,600 turns) and the mood of 20 channels from the probe.
-Pages are opened by a separate process (so their parsing is not counted as the
-monitor's CPU):
+BENCH_DASH_CHANNELS conversations (default 100) run real Clara turns (the
+TurnRunner and the openai SDK, as bench/pipeline.py does) against the fake LLM
+in another process (BENCH_DASH_LLM: instant or stream40), BENCH_DASH_RATE
+turns/s in all (default 20).  Each finished
+turn is recorded the way the Discord adapter records it.  The monitor has an
+hour of history in its charts (3,600 turns) and the mood of 20 channels from
+the probe.  Pages are opened by a separate process (their parsing is not
+counted as Clara's CPU):
 
 1. Page load: GET / (server-rendered, the whole snapshot embedded) p50/p95,
-   and the first event of /events after connecting.
+   and the first event of /events after connecting, with the conversations on.
 2. Live update latency: record() → the snapshot holding that turn parsed by
    each of BENCH_DASH_PAGES open pages (default 5), p50/p95.
-3. The monitor's CPU per turn: this process's CPU time over the run divided by
-   the turns recorded, with the pages open, and idle (pages open, no turns).
-   Compare with a turn's CPU in Clara (bench/pipeline.py): the goal is < 2 %.
+3. CPU per turn of this process, in three windows of BENCH_DASH_SECONDS/2:
+   no monitor, monitor + open pages, no monitor again.  The monitor's cost per
+   turn is the difference; the goal is < 2 % of Clara's own.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ CHANNELS = int(os.environ.get("BENCH_DASH_CHANNELS", "100"))
 RATE = float(os.environ.get("BENCH_DASH_RATE", "20"))
 PAGES = int(os.environ.get("BENCH_DASH_PAGES", "5"))
 SECONDS = float(os.environ.get("BENCH_DASH_SECONDS", "20"))
+#: The fake LLM's answers: "instant" (3 chunks at once: the cheapest turn Clara
+#: has, so the monitor's share is at its largest) or "stream40" (40 chunks at
+#: 40 tokens/s: closer to a real answer).
+LLM_MODE = os.environ.get("BENCH_DASH_LLM", "instant")
 LOADS = 50
 
 MOOD = ("dopamine", "serotonin", "oxytocin", "cortisol", "melatonin", "novelty")
@@ -102,66 +108,135 @@ async def _pages(port: int, pages: int, seconds: float) -> dict:
     return {"loads": loads, "firsts": firsts, "latencies": latencies}
 
 
-# -- the monitor (this process) ------------------------------------------------
+# -- Clara's turns and the monitor (this process) -------------------------------
+class Conversations:
+    """CHANNELS conversations running real turns (TurnRunner, the openai SDK) against
+    the fake LLM in another process, RATE turns/s in all; each finished turn goes to
+    ``sink`` the way the Discord adapter records it (tier, first text, tools)."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+        self.sink = lambda activity: None
+        self.turns = 0
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    async def _one(self, channel: int) -> None:
+        from clara_core.pipeline.events import Done, TextDelta, TierChosen, ToolFinished
+        from clara_core.pipeline.turn import TurnInput
+        from tools.registry import ToolContext
+
+        ctx = ToolContext(user_id=f"u{channel}", channel_id=str(1000 + channel))
+        await asyncio.sleep(random.uniform(0, CHANNELS / RATE))  # spread the starts
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            tier, ttft, tools, model = None, None, [], "-"
+            async for event in self.runner.run(TurnInput(text="hello", context=ctx)):
+                if isinstance(event, TierChosen):
+                    tier = event.tier or "base"
+                elif isinstance(event, TextDelta) and ttft is None:
+                    ttft = time.monotonic() - t0
+                elif isinstance(event, ToolFinished):
+                    tools.append(event.name)
+                elif isinstance(event, Done):
+                    model = event.model
+            self.sink(
+                Activity(
+                    time.time(),
+                    f"#chan-{channel}",
+                    f"user{channel}",
+                    model,
+                    time.monotonic() - t0,
+                    model != "-",
+                    channel_id=1000 + channel,
+                    tier=tier,
+                    ttft_s=ttft,
+                    tools=tuple(tools),
+                )
+            )
+            self.turns += 1
+            await asyncio.sleep(random.expovariate(RATE / CHANNELS))
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._one(c)) for c in range(CHANNELS)]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+    async def window(self, seconds: float) -> tuple[float, int]:
+        """(CPU seconds of this process, turns finished) over ``seconds``."""
+        cpu0, turns0 = time.process_time(), self.turns
+        await asyncio.sleep(seconds)
+        return time.process_time() - cpu0, self.turns - turns0
+
+
 async def run() -> None:
+    from bench.pipeline import runner_for, start_server
+    from clara_core.heap import settle_heap
+
+    llm_proc, llm_port = start_server(LLM_MODE)
+    runner, service = runner_for(llm_port)
+    settle_heap()  # as Clara does once she has started
+    talk = Conversations(runner)
+    talk.start()
+    phase = SECONDS / 2
+    await asyncio.sleep(3.0)  # warm-up: connection pool, first turns of every channel
+    # 1. Clara alone: the turns' CPU with no monitor at all.
+    cpu_a, turns_a = await talk.window(phase)
+
+    # 2. The monitor on, fed every turn, with PAGES pages open (another process).
     monitor = Monitor(host="127.0.0.1", port=0, state=_state, probe=_probe)
     now = time.time()
     for i in range(3600):  # an hour of chart already there
         monitor.turns.append((now - 3600 + i, random.uniform(0.5, 4), random.random() > 0.02))
     await monitor.start()
+    talk.sink = monitor.record
     pages = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
         "--pages",
         str(monitor.port),
         str(PAGES),
-        str(SECONDS),
+        str(phase + 2.0),
         stdout=asyncio.subprocess.PIPE,
     )
     await asyncio.sleep(2.0)  # the page loads are done; the streams are open
-
-    async def feed(seconds: float, sink) -> tuple[float, int]:
-        cpu0, until, turns = time.process_time(), time.monotonic() + seconds, 0
-        while time.monotonic() < until:
-            channel = random.randrange(CHANNELS)
-            sink(
-                Activity(
-                    time.time(),
-                    f"#chan-{channel}",
-                    f"user{random.randrange(1000)}",
-                    "gpt-4o",
-                    random.uniform(0.5, 4),
-                    True,
-                    channel_id=1000 + channel,
-                )
-            )
-            turns += 1
-            await asyncio.sleep(random.expovariate(RATE))
-        return time.process_time() - cpu0, turns
-
-    # The feeding loop's own cost (building activities, sleeping), subtracted below.
-    base_cpu, base_turns = await feed(SECONDS * 0.2, lambda a: None)
-    cpu_busy, turns = await feed(SECONDS * 0.4, monitor.record)
-    idle_s = SECONDS * 0.2
-    cpu1 = time.process_time()
-    await asyncio.sleep(idle_s)
-    cpu_idle = time.process_time() - cpu1
+    cpu_b, turns_b = await talk.window(phase)
     out, _ = await pages.communicate()
+    talk.sink = lambda activity: None
     await monitor.stop()
+
+    # 3. Clara alone again: the two "alone" windows bracket the monitored one.
+    cpu_c, turns_c = await talk.window(phase)
+    await talk.stop()
+    await service.aclose()
+    llm_proc.terminate()
+    llm_proc.wait()
     result = json.loads(out)
 
-    print(f"dashboard: {CHANNELS} channels, {RATE:g} turns/s, {PAGES} pages open")
+    alone = (cpu_a + cpu_c) / max(turns_a + turns_c, 1)
+    watched = cpu_b / max(turns_b, 1)
+    print(
+        f"dashboard: {CHANNELS} conversations running real turns (fake LLM, {LLM_MODE}), "
+        f"{RATE:g} turns/s in all, {PAGES} pages open"
+    )
     print(f"  page load GET / ({LOADS}x): {summary(result['loads'], 'ms', 1000)}")
     if result["firsts"]:
         print(f"  first event after opening /events: {summary(result['firsts'], 'ms', 1000)}")
         print(f"  live update (record → page): {summary(result['latencies'], 'ms', 1000)}")
-    per_turn = cpu_busy / max(turns, 1) - base_cpu / max(base_turns, 1)
     print(
-        f"  monitor CPU per turn: {per_turn * 1000:.3f} ms "
-        f"({turns} turns in {SECONDS * 0.4:.0f}s, the feeding loop's own "
-        f"{base_cpu / max(base_turns, 1) * 1000:.3f} ms/turn subtracted)"
+        f"  Clara CPU per turn, no monitor: {alone * 1000:.3f} ms "
+        f"({turns_a + turns_c} turns; windows {cpu_a / max(turns_a, 1) * 1000:.3f} / "
+        f"{cpu_c / max(turns_c, 1) * 1000:.3f} ms)"
     )
-    print(f"  monitor CPU idle with {PAGES} pages open: {cpu_idle / idle_s * 100:.2f}% of a core")
+    print(
+        f"  Clara CPU per turn, monitor + {PAGES} pages: {watched * 1000:.3f} ms ({turns_b} turns)"
+    )
+    print(
+        f"  monitor CPU per turn: {(watched - alone) * 1000:.3f} ms = "
+        f"{(watched - alone) / alone * 100:.2f}% of Clara's (goal < 2%)"
+    )
 
 
 def main() -> None:

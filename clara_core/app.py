@@ -527,6 +527,7 @@ class Clara:
                     out["latency_ms"] = round(sum(known) / len(known))
             if client is not None and client.conversation is not None:
                 out["busy_channels"] = client.conversation.queue.snapshot()
+                out["in_flight"] = client.conversation.in_flight  # replies streaming now
             if self.ors is not None:
                 out["ors"] = self.ors.stats()
             # The dashboard's cards (all in-memory reads, no I/O: this runs every tick).

@@ -16,6 +16,7 @@ User names are shown as short hashes unless CLARA_MONITOR_SHOW_CONTENT=true.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,7 +24,8 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -36,8 +38,18 @@ log = logging.getLogger(__name__)
 STORAGE_CHECK_TIMEOUT_S = 3.0
 #: The live charts cover this much time.
 SERIES_WINDOW_S = 3600.0
-#: Mood levels drift slowly: one chart point this often.
+#: However many pages are open and however many turns arrive, the snapshot is
+#: built at most this often (the pages' updates are coalesced to it anyway).
+REFRESH_S = 0.25
+#: Mood levels drift slowly: one chart point this often (while a page is open).
 MOOD_SAMPLE_S = 10.0
+#: With no page open, the monitor still samples the mood this often, so a page
+#: opened later shows the last hour (at most MOOD_POINTS points per channel).
+MOOD_BACKGROUND_S = 60.0
+#: Bounds on the mood history: points per channel, channels kept (the probe
+#: asks for the 20 channels that spoke last).
+MOOD_POINTS = 400
+MOOD_CHANNELS = 20
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,18 @@ class Activity:
     ok: bool
     #: The Discord channel id (the mood charts follow these channels); None: unknown.
     channel_id: int | None = None
+    #: The tier chosen ("high", "mid", "low", or "base" for the provider's base
+    #: model); None: the turn failed before a model was picked.
+    tier: str | None = None
+    #: Seconds from the start of the turn to its first text; None: no text came.
+    ttft_s: float | None = None
+    #: The tools called, in order (a name once per call).
+    tools: tuple[str, ...] = ()
+    #: The calls among them that failed (a name once per failed call).
+    failed_tools: tuple[str, ...] = ()
 
+
+_ACTIVITY_FIELDS = fields(Activity)
 
 #: An operator action: takes the request's parameters, returns what happened.
 Action = Callable[[dict[str, str]], Awaitable[str]]
@@ -75,6 +98,7 @@ def _after(points: deque[Any], since: float) -> list[Any]:
     return out
 
 
+@lru_cache(maxsize=4096)  # the same few users talk again and again: hash each once
 def user_tag(name: str) -> str:
     """A stable stand-in for a user name: the operator can tell users apart without
     the page (or a screenshot of it) naming anyone."""
@@ -95,6 +119,8 @@ class Monitor:
         actions: dict[str, Action] | None = None,
         history: int = 50,
         interval_s: float = 1.0,
+        mood_sample_s: float = MOOD_SAMPLE_S,
+        mood_background_s: float = MOOD_BACKGROUND_S,
     ) -> None:
         self.host = host
         self.port = port
@@ -111,10 +137,21 @@ class Monitor:
         # Put in the page, asked back on every action: see dashboard.web.action.
         self.csrf = secrets.token_urlsafe(32)
         self.interval_s = interval_s
+        self.mood_sample_s = mood_sample_s
+        self.mood_background_s = mood_background_s
+        self._sampler: asyncio.Task[None] | None = None
         self.started_at = time.time()
         self.activity: deque[Activity] = deque(maxlen=history)
+        # The same turns as shown on the page, each with its JSON: built once per
+        # turn at record(), not once per snapshot (a snapshot is built every tick).
+        self._rows: deque[tuple[dict[str, Any], str]] = deque(maxlen=history)
+        # The probe's last answer and when it was asked (monotonic): asked at most
+        # once per interval, however often turns make the snapshot change.
+        self._probed: tuple[float, dict[str, Any]] | None = None
         # (at, seconds, ok) of every turn in the last hour: the latency/error charts.
         self.turns: deque[tuple[float, float, bool]] = deque(maxlen=20_000)
+        # (at, tool name, ok) of every tool call in the last hour: the tools table.
+        self.tool_calls: deque[tuple[float, str, bool]] = deque(maxlen=20_000)
         # channel id -> deque of (at, levels): the mood charts.
         self.moods: dict[str, deque[tuple[float, dict[str, float]]]] = {}
         self._changed = asyncio.Event()
@@ -129,12 +166,25 @@ class Monitor:
     # -- what the app tells the monitor -------------------------------------------
     def record(self, activity: Activity) -> None:
         self.activity.append(activity)
+        row = self._shown(activity)
+        self._rows.append((row, json.dumps(row)))
         self.turns.append((activity.at, round(activity.seconds, 3), activity.ok))
+        failed = list(activity.failed_tools)
+        for name in activity.tools:
+            ok = name not in failed
+            if not ok:
+                failed.remove(name)
+            self.tool_calls.append((activity.at, name, ok))
         self._version += 1
         # Wake every live page now (a new turn shows at once, not at the next tick):
         # each waiter holds the old event, the next wait takes a fresh one.
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+    @property
+    def cached_version(self) -> int:
+        """The version the last snapshot from live() holds (-1: none yet)."""
+        return self._cached[0] if self._cached is not None else -1
 
     @property
     def version(self) -> int:
@@ -158,17 +208,31 @@ class Monitor:
 
     # -- snapshots ----------------------------------------------------------------
     def _shown(self, a: Activity) -> dict[str, Any]:
-        row = asdict(a)
+        # Shallow (asdict deep-copies every field): this runs once per turn.
+        row = {f.name: getattr(a, f.name) for f in _ACTIVITY_FIELDS}
         if not self.show_content:
             row["user"] = user_tag(a.user)
         return row
+
+    def tool_stats(self) -> dict[str, dict[str, int]]:
+        """Tool name -> {"calls", "errors"} over the last hour, busiest first."""
+        cutoff = time.time() - SERIES_WINDOW_S
+        while self.tool_calls and self.tool_calls[0][0] < cutoff:
+            self.tool_calls.popleft()
+        stats: dict[str, dict[str, int]] = {}
+        for _, name, ok in self.tool_calls:
+            entry = stats.setdefault(name, {"calls": 0, "errors": 0})
+            entry["calls"] += 1
+            entry["errors"] += 0 if ok else 1
+        return dict(sorted(stats.items(), key=lambda kv: (-kv[1]["calls"], kv[0])))
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "uptime_s": round(time.time() - self.started_at, 1),
             "actions": sorted(self.actions),
             **self.state(),
-            "recent": [self._shown(a) for a in reversed(self.activity)],
+            "recent": [row for row, _ in reversed(self._rows)],
+            "tool_stats": self.tool_stats(),
         }
 
     async def live_snapshot(self) -> dict[str, Any]:
@@ -181,18 +245,33 @@ class Monitor:
         """(snapshot, its JSON, a change key: its JSON without the uptime), cached."""
         async with self._lock:
             now = time.monotonic()
-            if (
-                self._cached is not None
-                and self._cached[0] == self._version
-                and now - self._cached[1] < self.interval_s / 2
-            ):
-                return self._cached[2]
+            if self._cached is not None:
+                age = now - self._cached[1]
+                if self._cached[0] == self._version and age < self.interval_s / 2:
+                    return self._cached[2]
+                if age < REFRESH_S:
+                    # Turns arrive faster than anyone can read: every page gets this
+                    # one, and the next (holding the turns since) REFRESH_S after it.
+                    # A page knows it is behind: see ``cached_version``.
+                    return self._cached[2]
             version = self._version
-            snap = self.snapshot()
+            rows = list(reversed(self._rows))
+            facts: dict[str, Any] = {
+                "actions": sorted(self.actions),
+                **self.state(),
+                "tool_stats": self.tool_stats(),
+            }
             if self.probe is not None:
-                snap.update(await self._probe())
-            body = json.dumps(snap)
-            key = json.dumps({k: v for k, v in snap.items() if k != "uptime_s"})
+                if self._probed is None or now - self._probed[0] >= self.interval_s:
+                    self._probed = (now, await self._probe())
+                facts.update(self._probed[1])
+            uptime = round(time.time() - self.started_at, 1)
+            # The rows' JSON was made at record(): joined here, not encoded again.
+            key = (
+                json.dumps(facts)[:-1] + ', "recent": [' + ",".join(text for _, text in rows) + "]}"
+            )
+            body = f'{key[:-1]}, "uptime_s": {json.dumps(uptime)}}}'
+            snap = {**facts, "recent": [row for row, _ in rows], "uptime_s": uptime}
             self._cached = (version, now, (snap, body, key))
             return snap, body, key
 
@@ -205,11 +284,26 @@ class Monitor:
             return {"probe_error": str(exc) or type(exc).__name__}
         at = time.time()
         for channel, levels in (extra.get("mood") or {}).items():
-            series = self.moods.setdefault(str(channel), deque(maxlen=400))
-            # One point per MOOD_SAMPLE_S: an hour of chart in a few hundred points.
-            if not series or at - series[-1][0] >= MOOD_SAMPLE_S:
+            series = self.moods.pop(str(channel), None) or deque(maxlen=MOOD_POINTS)
+            # Re-inserted: the dict's order is "least recently sampled first".
+            self.moods[str(channel)] = series
+            # One point per mood_sample_s: an hour of chart in a few hundred points.
+            if not series or at - series[-1][0] >= self.mood_sample_s:
                 series.append((at, levels))
+        while len(self.moods) > MOOD_CHANNELS:  # channels silent the longest go first
+            del self.moods[next(iter(self.moods))]
         return extra
+
+    async def _sample_moods(self) -> None:
+        """Ask the probe now and then with no page open: the mood charts of a page
+        opened later start an hour back, not at the moment it was opened."""
+        while not self.closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), self.mood_background_s)
+            if self.closing.is_set():
+                return
+            if any(a.channel_id for a in self.activity):
+                await self._probe()  # never raises: a failing store is reported, not fatal
 
     def series(self, since_turn: float = 0.0, since_mood: float = 0.0) -> dict[str, Any]:
         """The chart points after the times given (0: the last hour).  A page gets the
@@ -262,6 +356,8 @@ class Monitor:
         if sockets:
             self.port = sockets[0].getsockname()[1]  # when 0 was asked for
         log.info("monitor listening on http://%s:%s/", self.host, self.port)
+        if self.probe is not None:
+            self._sampler = asyncio.create_task(self._sample_moods(), name="monitor-mood")
         if self.token:
             # Said at start, so an operator who opened the port knows it is guarded.
             log.info(
@@ -271,6 +367,11 @@ class Monitor:
 
     async def stop(self) -> None:
         self.closing.set()
+        if self._sampler is not None:
+            sampler, self._sampler = self._sampler, None
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

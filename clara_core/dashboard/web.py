@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 
-from clara_core.monitor import ActionRefused
+from clara_core.monitor import REFRESH_S, ActionRefused
 
 if TYPE_CHECKING:
     from clara_core.monitor import Monitor
@@ -150,8 +150,9 @@ def build_app(monitor: Monitor) -> web.Application:
         since_turn = since_mood = 0.0  # the newest chart points this page has
         try:
             while not monitor.closing.is_set():
-                seen = monitor.version
                 _, body, key = await monitor.live()
+                # The turns this snapshot holds: a later one wakes the loop at once.
+                seen = monitor.cached_version
                 series = monitor.series(since_turn, since_mood)
                 fresh = bool(series["turns"] or series["mood"])
                 now = time.monotonic()
@@ -168,9 +169,14 @@ def build_app(monitor: Monitor) -> web.Application:
                         since_mood = max(since_mood, points[-1][0])
                     # A burst of turns becomes one update per MIN_GAP_S per page.
                     await asyncio.sleep(MIN_GAP_S)
-                elif now - last_sent > KEEPALIVE_S:
-                    await response.write(b": keep-alive\n\n")
-                    last_sent = now
+                else:
+                    if now - last_sent > KEEPALIVE_S:
+                        await response.write(b": keep-alive\n\n")
+                        last_sent = now
+                    if seen != monitor.version:
+                        # This page has the shared snapshot, which is behind: the
+                        # next one is due within REFRESH_S (no busy loop till then).
+                        await asyncio.sleep(REFRESH_S)
                 await monitor.changed(monitor.interval_s, seen)
         except (ConnectionResetError, ConnectionError):
             pass  # the page was closed

@@ -111,6 +111,26 @@ def is_stop_request(text: str, names: set[str], phrases: list[str]) -> bool:
     return False
 
 
+class _TurnFacts:
+    """What a turn's events say about it, for the monitor's record of the turn."""
+
+    def __init__(self) -> None:
+        self.tier: str | None = None
+        self.ttft_s: float | None = None
+        self.tools: list[str] = []
+        self.failed_tools: list[str] = []
+
+    def note(self, event: object, started: float) -> None:
+        if isinstance(event, TierChosen):
+            self.tier = event.tier or "base"
+        elif isinstance(event, TextDelta) and self.ttft_s is None and event.text:
+            self.ttft_s = time.monotonic() - started
+        elif isinstance(event, ToolFinished):
+            self.tools.append(event.name)
+            if not event.ok:
+                self.failed_tools.append(event.name)
+
+
 def _tell(listeners: list[ReplyListener], event: str, *args: str) -> None:
     """A listener's failure must never cost the user the text reply."""
     for listener in listeners:
@@ -157,6 +177,8 @@ class ConversationHandler:
         self.sessions = sessions
         # Set by the app when the monitor runs: one entry per answered message.
         self.activity_sink: Callable[[Activity], None] | None = None
+        # Replies streaming now (the monitor's "streams in flight").
+        self.in_flight = 0
         # The client's budget (runner.py hooks it into every request it sends);
         # without one, a budget of our own still gates the optional history fetch.
         if budget is None:
@@ -390,6 +412,8 @@ class ConversationHandler:
         cut_note = "earlier messages in this thread are unavailable" if history.cut else None
         badge: str | None = None
         started = time.monotonic()
+        # What the monitor's turn record shows (tier, time to first text, tools).
+        seen = _TurnFacts()
         reply = StreamingReply(message, self.pacer)
         listeners = [x for o in self.reply_observers if (x := o.reply_started(message))]
         reply.start()  # from here on, cancellation must go through reply.abort()
@@ -397,8 +421,10 @@ class ConversationHandler:
         turn.context.extras[PROGRESS_KEY] = lambda line: reply.set_status(f"⚙️ {line}…")
         if notice:  # e.g. an attachment over the user's quota: shown first, kept to the end
             reply.append(notice)
+        self.in_flight += 1  # undone in the finally below, whatever ends the turn
         try:
             async for event in self.runner.run(turn):
+                seen.note(event, started)
                 if isinstance(event, TierChosen) and (event.explicit or event.auto):
                     how = "auto" if event.auto else "tier"
                     badge = f"{how}: {event.tier or 'base'}"
@@ -423,7 +449,7 @@ class ConversationHandler:
                         self.cache.put(m)
                     await self._store(session, message, text, event.text, reply)
                     self.channel_context.after_reply(message.channel.id)
-                    self._record(message, event.model, started, ok=True)
+                    self._record(message, event.model, started, seen, ok=True)
                     if spoken is not None:
                         await spoken.send(self.client, event.text, self.pacer)
                 elif isinstance(event, Failed):
@@ -431,7 +457,7 @@ class ConversationHandler:
                     await reply.finish(
                         reply.text + ("\n\n" if reply.text else "") + f"⚠️ {event.message}"
                     )
-                    self._record(message, "-", started, ok=False)
+                    self._record(message, "-", started, seen, ok=False)
         except asyncio.CancelledError:
             _tell(listeners, "on_stop")
             await reply.abort("⏹ stopped")
@@ -439,8 +465,18 @@ class ConversationHandler:
         except Exception:
             _tell(listeners, "on_stop")  # (a no-op for a reply that is done)
             raise
+        finally:
+            self.in_flight -= 1
 
-    def _record(self, message: discord.Message, model: str, started: float, *, ok: bool) -> None:
+    def _record(
+        self,
+        message: discord.Message,
+        model: str,
+        started: float,
+        seen: _TurnFacts,
+        *,
+        ok: bool,
+    ) -> None:
         if self.activity_sink is not None:
             where = f"#{message.channel}" if message.guild is not None else "DM"
             self.activity_sink(
@@ -452,6 +488,10 @@ class ConversationHandler:
                     time.monotonic() - started,
                     ok,
                     channel_id=message.channel.id,
+                    tier=seen.tier,
+                    ttft_s=seen.ttft_s,
+                    tools=tuple(seen.tools),
+                    failed_tools=tuple(seen.failed_tools),
                 )
             )
 

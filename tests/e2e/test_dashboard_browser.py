@@ -182,6 +182,32 @@ async def test_dashboard_shows_clara_live_in_a_real_browser(tmp_path):
                     what="the new turn in the recent turns table",
                 )
                 assert f"#{channel.name}" in row and "ok" in row
+                # The turn's tier and time to first text (the fake streams at once).
+                cells = await page.eval(
+                    "[...document.querySelector('#recent tr').children].map(td => td.innerText)"
+                )
+                assert cells[3] == "base" and re.fullmatch(r"\d+\.\d\ds", cells[5]), cells
+                # One shard, open; no reply streaming any more.
+                shard = await page.wait_for(
+                    "document.querySelector('#shards tr')?.innerText", what="the shard row"
+                )
+                assert shard.split("\t")[:2] == ["0/1", "open"], shard
+                await page.wait_for(
+                    "document.getElementById('in-flight').textContent === '0'",
+                    what="no stream in flight",
+                )
+                # The error-rate chart: failed turns per minute over the hour.
+                await page.wait_for(
+                    "document.querySelector('#error-chart canvas') !== null",
+                    what="the error-rate chart",
+                )
+                per_minute = await page.eval(
+                    "(() => { const now = Date.now() / 1000;"
+                    " return window.claraDashboard.failedPerMinute("
+                    "[[now - 5, 1, false], [now - 5, 2, false], [now - 5, 1, true],"
+                    " [now - 7200, 1, false]], now); })()"
+                )
+                assert len(per_minute[0]) == 60 and sum(per_minute[1]) == 2, per_minute
                 assert "Alice" not in row  # names hidden: CLARA_MONITOR_SHOW_CONTENT is off
                 assert re.search(r"user-[0-9a-f]{8}", row)
                 # The same document: updated in place, not reloaded.

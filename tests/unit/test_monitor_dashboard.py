@@ -14,7 +14,15 @@ import pytest
 
 from clara_core.config import load_settings
 from clara_core.errors import ConfigError
-from clara_core.monitor import ActionRefused, Activity, Monitor, user_tag
+from clara_core.monitor import (
+    MOOD_CHANNELS,
+    MOOD_POINTS,
+    REFRESH_S,
+    ActionRefused,
+    Activity,
+    Monitor,
+    user_tag,
+)
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 
@@ -341,5 +349,217 @@ async def test_without_a_token_only_loopback_names_are_answered():
             for host in (f"localhost:{monitor.port}", f"127.0.0.1:{monitor.port}", "[::1]:80"):
                 async with http.get(f"{base}/status", headers={"Host": host}) as resp:
                     assert resp.status == 200, host
+    finally:
+        await monitor.stop()
+
+
+def _table(page: str, tbody_id: str) -> list[list[str]]:
+    """The cells of a server-rendered table body, as text."""
+    body = re.search(rf'<tbody id="{tbody_id}">(.*?)</tbody>', page, re.S)
+    assert body is not None, tbody_id
+    return [
+        [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+    ]
+
+
+async def test_turns_show_tier_first_text_tools_and_the_tool_counts():
+    monitor = await _started()
+    now = time.time()
+    # An hour and more ago: out of the tool counts (the recent table still lists it).
+    monitor.record(Activity(now - 4000, "#old", "Bob", "m", 1.0, True, tools=("web_search",)))
+    monitor.record(
+        Activity(
+            now,
+            "#general",
+            "Alice",
+            "gpt-test",
+            2.5,
+            True,
+            channel_id=42,
+            tier="high",
+            ttft_s=0.42,
+            tools=("web_search", "execute_python", "web_search"),
+            failed_tools=("web_search",),
+        )
+    )
+    monitor.record(Activity(now, "#general", "Alice", "-", 0.3, False, tier="base"))
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{monitor.port}/status") as resp:
+                body = await resp.json()
+            async with http.get(f"http://127.0.0.1:{monitor.port}/") as resp:
+                page = await resp.text()
+        turn = body["recent"][1]
+        assert (turn["tier"], turn["ttft_s"], turn["model"], turn["seconds"]) == (
+            "high",
+            0.42,
+            "gpt-test",
+            2.5,
+        )
+        assert turn["tools"] == ["web_search", "execute_python", "web_search"]
+        assert body["tool_stats"] == {
+            "web_search": {"calls": 2, "errors": 1},
+            "execute_python": {"calls": 1, "errors": 0},
+        }
+        recent = _table(page, "recent")
+        assert recent[1][3:] == [
+            "high",
+            "gpt-test",
+            "0.42s",
+            "2.5s",
+            "web_search, execute_python, web_search",
+            "ok",
+        ]
+        assert recent[0][3:] == ["base", "-", "–", "0.3s", "", "failed"]
+        assert _table(page, "tools") == [["web_search", "2", "1"], ["execute_python", "1", "0"]]
+    finally:
+        await monitor.stop()
+
+
+async def test_shards_and_streams_in_flight_are_on_the_page():
+    shards = [
+        {"id": 0, "count": 2, "open": True, "latency_ms": 41, "guilds": 3},
+        {"id": 1, "count": 2, "open": False, "latency_ms": None, "guilds": 0},
+    ]
+    monitor = await _started(
+        state=lambda: {"discord_connected": True, "shards": shards, "in_flight": 7}
+    )
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{monitor.port}/") as resp,
+        ):
+            page = await resp.text()
+        assert _table(page, "shards") == [
+            ["0/2", "open", "41 ms", "3"],
+            ["1/2", "closed", "–", "0"],
+        ]
+        assert '<p id="in-flight">7</p>' in page
+        assert 'id="error-chart"' in page  # drawn by the script: see the browser test
+    finally:
+        await monitor.stop()
+
+
+async def test_mood_is_sampled_with_no_page_open():
+    # A page opened later must see the mood of the last hour, not start empty.
+    asked = 0
+
+    async def probe(channels: list[int]) -> dict:
+        nonlocal asked
+        asked += 1
+        return {"mood": {str(c): {"dopamine": asked / 100} for c in channels}}
+
+    monitor = await _started(probe=probe, mood_sample_s=0.01, mood_background_s=0.05)
+    monitor.record(_turn())
+    try:
+        await asyncio.sleep(0.6)
+        points = monitor.series()["mood"]["42"]
+        assert len(points) >= 3, points
+        assert [p[1]["dopamine"] for p in points] == sorted(p[1]["dopamine"] for p in points)
+    finally:
+        await monitor.stop()
+    assert monitor._sampler is None
+    stopped_at = asked
+    await asyncio.sleep(0.2)
+    assert asked == stopped_at, "the sampler kept asking after stop()"
+
+
+async def test_mood_history_is_bounded():
+    async def probe(channels: list[int]) -> dict:
+        return {"mood": {str(c): {"dopamine": 0.5} for c in range(first[0], first[0] + 30)}}
+
+    first = [0]  # the probe answers for 30 channels from this one
+    monitor = await _started(probe=probe, mood_sample_s=0.0, mood_background_s=3600)
+    monitor.record(_turn())
+    try:
+        for start in range(0, 300, 30):
+            first[0] = start
+            for _ in range(3):
+                await monitor._probe()
+        assert len(monitor.moods) == MOOD_CHANNELS
+        assert sorted(map(int, monitor.moods)) == list(range(280, 300))
+        for _ in range(MOOD_POINTS + 10):
+            await monitor._probe()
+        assert max(len(p) for p in monitor.moods.values()) == MOOD_POINTS
+    finally:
+        await monitor.stop()
+
+
+@pytest.mark.slow
+async def test_the_conversation_records_tier_first_text_and_tools():
+    """Through the real Discord client and pipeline: the turn record the monitor
+    gets carries what the pipeline's events said."""
+    from tests.fakes.fake_llm import Reply, ToolCall
+    from tests.support.discord_app import clara_on_discord
+    from tools.registry import Tool, ToolError, ToolRegistry
+
+    async def lookup(args, ctx):
+        return "42"
+
+    async def broken(args, ctx):
+        raise ToolError("the lookup service is down")
+
+    tools = ToolRegistry()
+    schema = {"type": "object", "properties": {}}
+    tools.register(Tool("lookup", "looks things up", schema, lookup))
+    tools.register(Tool("broken", "always fails", schema, broken))
+    records: list[Activity] = []
+    async with clara_on_discord(tools=tools) as w:
+        w.client.conversation.activity_sink = records.append
+        w.llm.enqueue(
+            Reply("", tool_calls=[ToolCall("lookup", {}), ToolCall("broken", {})]),
+            Reply("It is 42.", first_token_delay=0.3),
+        )
+        await w.mention(w.alice, "what is the answer?")
+        await w.discord.wait_until(lambda: records, timeout=20, what="the turn record")
+        assert w.client.conversation.in_flight == 0
+    (turn,) = records
+    assert turn.ok and turn.channel_id == w.channel_id
+    assert turn.tier == "base"  # no !prefix, no auto selection: the base model
+    assert turn.tools == ("lookup", "broken") and turn.failed_tools == ("broken",)
+    assert turn.ttft_s is not None and 0.3 <= turn.ttft_s <= turn.seconds
+
+
+async def test_a_flood_of_turns_builds_few_snapshots_for_many_pages():
+    # The monitor's cost must not grow with pages x turns: one snapshot per
+    # REFRESH_S for all pages, the probe at most once per interval.
+    built = asked = 0
+
+    def state() -> dict:
+        nonlocal built
+        built += 1
+        return {"discord_connected": True}
+
+    async def probe(channels: list[int]) -> dict:
+        nonlocal asked
+        asked += 1
+        return {"mood": {}}
+
+    monitor = await _started(state=state, probe=probe, interval_s=1.0, mood_background_s=3600)
+    try:
+        async with aiohttp.ClientSession() as http:
+            resps, streams = [], []
+            for _ in range(5):  # opened apart: each page's own rhythm, as in life
+                resps.append(await http.get(f"http://127.0.0.1:{monitor.port}/events"))
+                streams.append(_events(resps[-1]))
+                await asyncio.wait_for(anext(streams[-1]), 5)
+                await asyncio.sleep(0.045)
+            built0, asked0, t0 = built, asked, time.monotonic()
+            for i in range(40):
+                monitor.record(_turn(user=f"u{i}"))
+                await asyncio.sleep(0.025)
+
+            async def last_turn_arrives(stream) -> None:
+                while len((await anext(stream))["recent"]) < 40:
+                    pass
+
+            # Every page still gets every turn, soon.
+            await asyncio.wait_for(asyncio.gather(*map(last_turn_arrives, streams)), 5)
+            took = time.monotonic() - t0
+            for r in resps:
+                r.close()
+        assert built - built0 <= took / REFRESH_S + 2, (built - built0, took)
+        assert asked - asked0 <= took / 1.0 + 2, (asked - asked0, took)
     finally:
         await monitor.stop()

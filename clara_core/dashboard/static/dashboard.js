@@ -27,7 +27,7 @@
   };
 
   let uptimeBase = 0, uptimeAt = Date.now();
-  let latencyPlot = null;
+  let latencyPlot = null, errorPlot = null;
   const moodPlots = {};
 
   function plotOpts(title, series, width) {
@@ -59,6 +59,20 @@
     for (const c of Object.keys(moods)) moods[c] = moods[c].filter((p) => p[0] >= cutoff);
   }
 
+  // Failed turns per minute over the last hour: one bar per minute, zeros
+  // included (a quiet minute is a point on the chart, not a gap).
+  function failedPerMinute(points, nowS) {
+    const end = Math.floor(nowS / 60) * 60;
+    const xs = [], ys = [];
+    for (let m = end - 59 * 60; m <= end; m += 60) { xs.push(m); ys.push(0); }
+    for (const t of points) {
+      const i = (Math.floor(t[0] / 60) * 60 - xs[0]) / 60;
+      if (!t[2] && i >= 0 && i < ys.length) ys[i] += 1;
+    }
+    return [xs, ys];
+  }
+  window.claraDashboard = { failedPerMinute };
+
   function drawCharts() {
     if (typeof uPlot === "undefined") return;
     const data = [turns.map((t) => t[0]), turns.map((t) => t[1])];
@@ -68,6 +82,12 @@
       latencyPlot = new uPlot(plotOpts("", [{ label: "seconds", stroke: "#5b4fc7", points: { show: true } }]), data, $("latency-chart"));
     } else {
       latencyPlot.setData(data);
+    }
+    const errors = failedPerMinute(turns, Date.now() / 1000);
+    if (!errorPlot) {
+      errorPlot = new uPlot(plotOpts("", [{ label: "failed", stroke: "#b3261e", fill: "#b3261e33" }]), errors, $("error-chart"));
+    } else {
+      errorPlot.setData(errors);
     }
     const colours = ["#c7504f", "#4f8ec7", "#4fc78a", "#c7a54f", "#9a4fc7", "#777"];
     for (const [channel, points] of Object.entries(moods)) {
@@ -95,6 +115,9 @@
     c.className = connected ? "ok" : "bad";
     $("servers").textContent = text(s.servers);
     $("latency").textContent = s.latency_ms === undefined ? "–" : s.latency_ms + " ms";
+    rows($("shards"), s.shards || [], (sh) => [[sh.id + "/" + sh.count], [sh.open ? "open" : "closed", sh.open ? "ok" : "bad"],
+      [sh.latency_ms === null || sh.latency_ms === undefined ? "–" : sh.latency_ms + " ms"], [sh.guilds]]);
+    $("in-flight").textContent = text(s.in_flight);
     $("provider").textContent = text(s.provider);
     $("model").textContent = s.model || "";
     uptimeBase = s.uptime_s || 0; uptimeAt = Date.now();
@@ -112,7 +135,10 @@
         $("mcp").children[i].lastChild.append(b);
       }
     }
-    rows($("recent"), s.recent || [], (a) => [[clock(a.at)], [a.channel], [a.user], [a.model], [a.seconds.toFixed(1) + "s"], [a.ok ? "ok" : "failed", a.ok ? "ok" : "bad"]]);
+    rows($("recent"), s.recent || [], (a) => [[clock(a.at)], [a.channel], [a.user], [a.tier || "–"], [a.model],
+      [a.ttft_s === null || a.ttft_s === undefined ? "–" : a.ttft_s.toFixed(2) + "s"], [a.seconds.toFixed(1) + "s"],
+      [(a.tools || []).join(", ")], [a.ok ? "ok" : "failed", a.ok ? "ok" : "bad"]]);
+    rows($("tools"), Object.entries(s.tool_stats || {}), ([name, t]) => [[name], [t.calls], [t.errors, t.errors ? "bad" : ""]]);
     merge(s.series, s.series_append);
     drawCharts();
   }

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clara_core.companion.ors import OrsRules, QuietHours
 from clara_core.companion.ors_context import ANSWER, SUMMARY_ANSWER
 from clara_core.pipeline.proactive import ModelDecider, OrsRunner, OutboxSender
 from storage.db import create_engine
@@ -23,33 +22,9 @@ from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
 from tests.support.clock import Clock
 from tests.support.cortex import text_model_for
 from tests.support.llm import KEY
+from tests.support.ors import RULES, T0, answer
 
 pytestmark = pytest.mark.storage
-
-#: A Sunday noon in Berlin (11:00 UTC).
-T0 = datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
-RULES = OrsRules(
-    timezone="Europe/Berlin",
-    min_speak_gap=timedelta(hours=2),
-    quiet_hours=QuietHours.parse("22:00-08:00"),
-    active_days=7,
-    note_decay_days=7,
-    base_interval=timedelta(minutes=15),
-)
-
-
-def answer(action: str, reason: str = "because", message: str = "", **note: object) -> Reply:
-    body = {
-        "action": action,
-        "reason": reason,
-        "message": message,
-        "note_kind": note.get("kind", ""),
-        "note_text": note.get("text", ""),
-        "note_relevance": note.get("relevance", 0),
-        "note_not_before": note.get("not_before", ""),
-        "note_expires_at": note.get("expires_at", ""),
-    }
-    return Reply(json.dumps(body))
 
 
 def prompt(request: RecordedRequest) -> str:

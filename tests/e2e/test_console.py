@@ -11,7 +11,7 @@ import pytest
 
 from tests.fakes.fake_llm import FakeLLM, Hang, Reply
 from tests.support.clara_process import ENTRY, clara_env, run_clara
-from tests.support.console import at_a_terminal, start_console
+from tests.support.console import spawn_console, start_console
 
 pytestmark = pytest.mark.slow
 
@@ -83,17 +83,7 @@ async def _interrupt_console_start(tmp_path, *, when) -> tuple[int, str, str]:
     env = clara_env(
         tmp_path, LLM_PROVIDER="openai", CUSTOM_OPENAI_API_KEY="k", PYTHONWARNINGS="ignore"
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ENTRY),
-        "--console",
-        env=env,
-        cwd=tmp_path,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=at_a_terminal,
-    )
+    proc = await spawn_console(env, tmp_path)
     try:
         async with asyncio.timeout(60):
             while not when():

@@ -43,9 +43,9 @@ def at_a_terminal() -> None:
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
-async def start_console(env: dict[str, str], cwd: Path) -> Terminal:
-    """The real console process with piped stdin/stdout, read as it writes."""
-    proc = await asyncio.create_subprocess_exec(
+async def spawn_console(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """The real console process with piped stdin, stdout and stderr."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         str(ENTRY),
         "--console",
@@ -56,4 +56,8 @@ async def start_console(env: dict[str, str], cwd: Path) -> Terminal:
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=at_a_terminal,
     )
-    return Terminal(proc)
+
+
+async def start_console(env: dict[str, str], cwd: Path) -> Terminal:
+    """The real console process, its output read as it writes."""
+    return Terminal(await spawn_console(env, cwd))

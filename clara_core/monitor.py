@@ -141,7 +141,6 @@ class Monitor:
         self.mood_background_s = mood_background_s
         self._sampler: asyncio.Task[None] | None = None
         self.started_at = time.time()
-        self.activity: deque[Activity] = deque(maxlen=history)
         # The same turns as shown on the page, each with its JSON: built once per
         # turn at record(), not once per snapshot (a snapshot is built every tick).
         self._rows: deque[tuple[dict[str, Any], str]] = deque(maxlen=history)
@@ -165,7 +164,6 @@ class Monitor:
 
     # -- what the app tells the monitor -------------------------------------------
     def record(self, activity: Activity) -> None:
-        self.activity.append(activity)
         row = self._shown(activity)
         self._rows.append((row, json.dumps(row)))
         self.turns.append((activity.at, round(activity.seconds, 3), activity.ok))
@@ -226,17 +224,8 @@ class Monitor:
             entry["errors"] += 0 if ok else 1
         return dict(sorted(stats.items(), key=lambda kv: (-kv[1]["calls"], kv[0])))
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "actions": sorted(self.actions),
-            **self.state(),
-            "recent": [row for row, _ in reversed(self._rows)],
-            "tool_stats": self.tool_stats(),
-        }
-
     async def live_snapshot(self) -> dict[str, Any]:
-        """snapshot() plus the probe's facts (not the chart series: see series()).
+        """The page's facts, the recent turns and the probe's (not the chart series: see series()).
         Shared by every open page: computed once per half tick, or again after a
         turn was recorded, however many pages ask."""
         return (await self.live())[0]
@@ -277,7 +266,7 @@ class Monitor:
 
     async def _probe(self) -> dict[str, Any]:
         assert self.probe is not None
-        channels = list(dict.fromkeys(a.channel_id for a in self.activity if a.channel_id))
+        channels = list(dict.fromkeys(r["channel_id"] for r, _ in self._rows if r["channel_id"]))
         try:
             extra = await asyncio.wait_for(self.probe(channels[-20:]), self.interval_s)
         except Exception as exc:  # a slow or failing store must not stop the page
@@ -302,7 +291,7 @@ class Monitor:
                 await asyncio.wait_for(self.closing.wait(), self.mood_background_s)
             if self.closing.is_set():
                 return
-            if any(a.channel_id for a in self.activity):
+            if any(r["channel_id"] for r, _ in self._rows):
                 await self._probe()  # never raises: a failing store is reported, not fatal
 
     def series(self, since_turn: float = 0.0, since_mood: float = 0.0) -> dict[str, Any]:

@@ -311,9 +311,7 @@ class DockerBackend(HostWorkspaceFiles):
 
     async def _replace_box(self, user: str) -> None:
         async with self._lock(user):
-            box = self._boxes.pop(user, None)
-            if box is not None:
-                await asyncio.to_thread(self._free_box, box)
+            await self.reap(user)
 
     async def _exec_once(
         self,

@@ -331,24 +331,6 @@ class ProactiveStore:
             )
             return list(rows)
 
-    async def claim(self, user_id: str, now: datetime, lease: timedelta) -> StoredPattern | None:
-        """Take a due user for this pass (``None``: not due, or another runner has it).
-        The lease is how long until a runner that died mid-assessment is replaced."""
-        async with self._db() as db:
-            row = (
-                await db.execute(
-                    update(UserInteractionPattern)
-                    .where(
-                        UserInteractionPattern.user_id == user_id,
-                        UserInteractionPattern.next_check_at <= now,
-                    )
-                    .values(next_check_at=now + lease)
-                    .returning(UserInteractionPattern)
-                )
-            ).scalar_one_or_none()
-            await db.commit()
-            return _pattern(row) if row is not None else None
-
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[StoredPattern]:
         """Take every due user (up to ``limit``) for this pass in one statement: rows
         another runner is claiming right now are skipped, not waited for, and the

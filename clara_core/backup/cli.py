@@ -124,7 +124,9 @@ async def run(settings: Settings, args: argparse.Namespace, redact: Callable[[st
 
 
 async def _list(backups: Backups, say: Callable[..., None]) -> int:
-    from .names import human_age, human_size
+    from storage.local_files import human_size
+
+    from .names import human_age
 
     entries = await backups.list()
     if not entries:
@@ -186,7 +188,7 @@ class _Database:
 async def _run(
     settings: Settings, backups: Backups, *, force: bool, say: Callable[..., None]
 ) -> int:
-    from .names import human_size
+    from storage.local_files import human_size
 
     async with _Database(settings, attach=True) as db:
         result = await backups.run(db.url, db.engine, force=force)
@@ -206,9 +208,10 @@ async def _restore(
     settings: Settings, backups: Backups, args: argparse.Namespace, say: Callable[..., None]
 ) -> int:
     from clara_core.errors import EmbeddedServerError
+    from storage.local_files import human_size
 
     from .errors import RestoreRefused
-    from .names import human_age, human_size
+    from .names import human_age
 
     entry = await backups.find(args.name)
     try:

@@ -42,15 +42,6 @@ class BackupEntry:
         return now - self.created
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover - the loop returns
-
-
 def human_age(age: timedelta) -> str:
     seconds = max(0, int(age.total_seconds()))
     days, rest = divmod(seconds, 86400)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .errors import BackupError
+from storage.db import normalize_database_url
 
-_SCHEMES = ("postgresql+psycopg://", "postgresql://", "postgres://")
+from .errors import BackupError
 
 # What libpq says when the server cannot be reached or went away: an outage a later
 # try may get past.  Anything else (a refused login, a schema conflict, a full disk)
@@ -58,12 +58,11 @@ class PgTarget:
 
 def pg_target(database_url: str) -> PgTarget:
     """Split Clara's DATABASE_URL (any of its spellings) into a password-free URI + password."""
-    for prefix in _SCHEMES:
-        if database_url.startswith(prefix):
-            rest = database_url[len(prefix) :]
-            break
-    else:
-        raise BackupError("DATABASE_URL is not a PostgreSQL URL (postgresql://...)")
+    try:
+        normal = normalize_database_url(database_url)
+    except ValueError:
+        raise BackupError("DATABASE_URL is not a PostgreSQL URL (postgresql://...)") from None
+    rest = normal.removeprefix("postgresql+psycopg://")
     parts = urlsplit("postgresql://" + rest)
     userinfo, at, hostport = parts.netloc.rpartition("@")
     password = None

@@ -577,7 +577,7 @@ class WarmStore:
             if project_id is None:
                 raise ValueError("a shared (project) search names its project")
             # Any author's memories of the project, for a member only: the check is in
-            # the statement itself, as in search_project.
+            # the statement itself (the same rule as _is_member), so no caller can skip it.
             owner = (
                 "EXISTS (SELECT 1 FROM project_members pm "
                 "WHERE pm.project_id = :pid AND pm.user_id = :u)"
@@ -668,24 +668,6 @@ class WarmStore:
             # relaxed_order may return a few rows out of order (as _run_search).
             vec_hits.sort(key=lambda m: m.similarity or 0.0, reverse=True)
         return vec_hits, out[1], out[2]
-
-    async def search_project(
-        self,
-        project_id: str,
-        query: Sequence[float],
-        *,
-        member_id: str,
-        limit: int = 15,
-    ) -> list[Memory]:
-        """A project's shared memories (any author) — only for a member.
-
-        Membership is part of the query itself, so no caller can skip the check."""
-        stmt, distance = self._search_stmt(query, limit, None, project_id)
-        stmt = stmt.where(self._is_member(project_id, member_id))
-        found = await self._run_search(stmt, distance, limit)
-        if len(found) < limit:
-            found = await self._run_search(stmt, distance, limit, exact=True)
-        return found
 
     async def project_recent(
         self, project_id: str, *, member_id: str, limit: int = 10

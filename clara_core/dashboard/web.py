@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 
+from clara_core.config.discord_settings import is_loopback
 from clara_core.monitor import REFRESH_S, ActionRefused
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ COOKIE = "clara_monitor"
 KEEPALIVE_S = 15.0
 #: At most one update per page this often: 20 turns a second would otherwise be
 #: 20 snapshots a second to every page, which no one can read anyway.
-MIN_GAP_S = 0.25
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -70,7 +70,9 @@ def _loopback_host(request: web.Request) -> bool:
     loopback; a page elsewhere whose name was re-pointed at 127.0.0.1 (DNS
     rebinding) arrives with its own name in Host and is turned away."""
     host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
-    return host.strip("[]").lower() in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
+    # The settings' own rule (an IP in 127.0.0.0/8 or ::1, or "localhost"): a name
+    # such as 127.0.0.1.example.com starts like loopback but resolves anywhere.
+    return is_loopback(host)
 
 
 def _auth_middleware(monitor: Monitor) -> Any:
@@ -167,8 +169,8 @@ def build_app(monitor: Monitor) -> web.Application:
                         since_turn = at
                     for points in series["mood"].values():
                         since_mood = max(since_mood, points[-1][0])
-                    # A burst of turns becomes one update per MIN_GAP_S per page.
-                    await asyncio.sleep(MIN_GAP_S)
+                    # A burst of turns becomes one update per REFRESH_S per page.
+                    await asyncio.sleep(REFRESH_S)
                 else:
                     if now - last_sent > KEEPALIVE_S:
                         await response.write(b": keep-alive\n\n")

@@ -92,26 +92,6 @@ class VoiceLink:
     watcher: asyncio.Task[None] | None = None
     joined_at: float = field(default_factory=time.monotonic)
 
-    @property
-    def channel(self) -> discord.abc.Connectable:
-        return self.voice_client.channel
-
-
-class _Listener:
-    """Feeds one reply's text deltas to its ``SpokenReply``."""
-
-    def __init__(self, spoken: SpokenReply) -> None:
-        self.spoken = spoken
-
-    def on_delta(self, text: str) -> None:
-        self.spoken.on_delta(text)
-
-    def on_done(self, text: str) -> None:
-        self.spoken.on_done(text)
-
-    def on_stop(self) -> None:
-        self.spoken.on_stop()
-
 
 class _Deferred:
     """A reply whose author's speech choice is still being read: its text is kept
@@ -518,7 +498,7 @@ class VoiceChannels:
             log.warning("could not start speaking: %s", exc)
             link.speaker.stop()
 
-    def reply_started(self, message: discord.Message) -> _Listener | None:
+    def reply_started(self, message: discord.Message) -> SpokenReply | _Deferred | None:
         """A listener when this reply should be spoken, else None."""
         guild = message.guild
         if guild is None:
@@ -533,7 +513,8 @@ class VoiceChannels:
             # Not cached yet (someone new to this run): look it up without holding
             # the reply; its first words wait in the listener meanwhile.
             return _Deferred(self, link, guild.id, message.author.id)
-        return _Listener(link.speaker.reply()) if speak else None
+        # SpokenReply is itself a ReplyListener (on_delta, on_done, on_stop).
+        return link.speaker.reply() if speak else None
 
     async def channel_stopped(self, channel_id: int) -> bool:
         """The stop phrase in ``channel_id``: hush its voice link; True if it was talking."""

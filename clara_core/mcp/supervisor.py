@@ -135,7 +135,6 @@ class ServerRunner:
         self.failures = 0  # consecutive failed starts or early crashes
         self.restarts = 0
         self.retry_at: float | None = None  # monotonic time of the next try
-        self.started_at: float | None = None
         self.refused_tools: list[str] = []  # name collisions, kept for mcp_status
 
         self._client: Client | None = None
@@ -342,7 +341,6 @@ class ServerRunner:
             self.tools = tools
             self.state = ServerState.RUNNING
             self.last_error = None
-            self.started_at = time.monotonic()
             log.info("MCP server %s running with %d tools", self.name, len(tools))
             self._on_tools(self)
             self.settled.set()

@@ -64,10 +64,6 @@ class VoicePool:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clara-voice")
         self._in_flight = 0
 
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         if self._in_flight >= self.capacity:
             raise VoiceBusy(

@@ -291,8 +291,6 @@ class PacketQueue:
         self._lock = threading.Lock()
         self._holds = 0
         self.ended = True
-        #: Packets handed to the player (speech and silence), for tests and stats.
-        self.sent = 0
 
     def hold(self) -> None:
         with self._lock:
@@ -314,10 +312,8 @@ class PacketQueue:
     def read(self) -> bytes:
         with self._lock:
             if self._packets:
-                self.sent += 1
                 return self._packets.popleft()
             if self._holds > 0:
-                self.sent += 1
                 return OPUS_SILENCE
             self.ended = True
             return b""
@@ -354,8 +350,6 @@ class Speaker:
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._generation = 0
         self._task: asyncio.Task[None] | None = None
-        #: Called with the monotonic time a reply's first packets were queued.
-        self.first_audio_hook: Callable[[float], None] | None = None
 
     @property
     def generation(self) -> int:

@@ -102,6 +102,11 @@ class GatewayFrame:
     at: float
 
 
+def shard_for_guild(guild_id: int, shard_count: int) -> int:
+    """The shard Discord routes a guild's events to: ``(guild_id >> 22) % shard_count``."""
+    return (guild_id >> 22) % shard_count
+
+
 class GatewaySession:
     """What IDENTIFY creates: intents, sequence numbers and the resume buffer."""
 
@@ -132,7 +137,7 @@ class GatewaySession:
         shard_id, num_shards = self.shard
         if guild_id is None:
             return shard_id == 0
-        return (guild_id >> 22) % num_shards == shard_id
+        return shard_for_guild(guild_id, num_shards) == shard_id
 
     def push(self, event: str, data: dict[str, Any]) -> int:
         """Number, buffer and (if connected) send one dispatch; returns its sequence."""

@@ -21,7 +21,7 @@ from aiohttp import web
 from . import payloads
 from .config import FakeDiscordConfig, Intents
 from .errors import BASE_HEADERS, DiscordAPIError
-from .gateway import Gateway, GatewayConnection, GatewaySession
+from .gateway import Gateway, GatewayConnection, GatewaySession, shard_for_guild
 from .interactions import interaction_payload
 from .models import (
     ChannelType,
@@ -201,10 +201,7 @@ class FakeDiscord:
         )
         return guild
 
-    @staticmethod
-    def shard_for_guild(guild_id: int, shard_count: int) -> int:
-        """The shard Discord routes a guild's events to: ``(guild_id >> 22) % shard_count``."""
-        return (guild_id >> 22) % shard_count
+    shard_for_guild = staticmethod(shard_for_guild)
 
     def guild_id_for_shard(self, shard_id: int, shard_count: int) -> int:
         """A fresh guild id (a snowflake of about now) that shard ``shard_id`` of

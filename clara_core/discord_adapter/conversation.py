@@ -158,6 +158,34 @@ def member_roles(member: discord.abc.User) -> frozenset[str]:
     return frozenset(x for r in member.roles for x in (r.name.casefold(), str(r.id)))
 
 
+def passes_gates(
+    settings: Settings,
+    *,
+    guild_id: int | None,
+    channel_id: int | None,
+    parent_id: int | None,
+    user: object,
+) -> bool:
+    """DISCORD_ALLOWED_SERVERS (which supersedes _CHANNELS), _CHANNELS (the channel or
+    its parent thread's channel) and _ROLES; outside a server everything passes.
+    One rule for mentions and for slash commands such as /clara say."""
+    if guild_id is None:
+        return True
+    s = settings
+    if s.discord_allowed_servers:
+        if guild_id not in s.discord_allowed_servers:
+            return False
+    elif s.discord_allowed_channels:
+        ids = {channel_id, parent_id}
+        if not ids & set(s.discord_allowed_channels):
+            return False
+    return not (
+        s.discord_allowed_roles
+        and isinstance(user, discord.Member)
+        and not {r.id for r in user.roles} & set(s.discord_allowed_roles)
+    )
+
+
 class ConversationHandler:
     def __init__(
         self,
@@ -226,22 +254,13 @@ class ConversationHandler:
     # -- gates ---------------------------------------------------------------
 
     def allowed(self, message: discord.Message) -> bool:
-        s = self.settings
-        if message.guild is not None:
-            if s.discord_allowed_servers:
-                if message.guild.id not in s.discord_allowed_servers:
-                    return False
-            elif s.discord_allowed_channels:
-                channel_ids = {message.channel.id, getattr(message.channel, "parent_id", None)}
-                if not channel_ids & set(s.discord_allowed_channels):
-                    return False
-            if (
-                s.discord_allowed_roles
-                and isinstance(message.author, discord.Member)
-                and not {r.id for r in message.author.roles} & set(s.discord_allowed_roles)
-            ):
-                return False
-        return True
+        return passes_gates(
+            self.settings,
+            guild_id=message.guild.id if message.guild is not None else None,
+            channel_id=message.channel.id,
+            parent_id=getattr(message.channel, "parent_id", None),
+            user=message.author,
+        )
 
     def triggered(self, message: discord.Message) -> bool:
         me = self.client.user

@@ -85,23 +85,15 @@ def speech_problem(settings: Settings) -> str | None:
 
 
 def allowed_here(settings: Settings, interaction: discord.Interaction) -> bool:
-    """The gates a mention passes (``ConversationHandler.allowed``), for an interaction:
-    DISCORD_ALLOWED_SERVERS (which supersedes channels), _CHANNELS and _ROLES."""
-    if interaction.guild_id is None:
-        return True
-    if settings.discord_allowed_servers:
-        if interaction.guild_id not in settings.discord_allowed_servers:
-            return False
-    elif settings.discord_allowed_channels:
-        channel = interaction.channel
-        ids = {interaction.channel_id, getattr(channel, "parent_id", None)}
-        if not ids & set(settings.discord_allowed_channels):
-            return False
-    user = interaction.user
-    return not (
-        settings.discord_allowed_roles
-        and isinstance(user, discord.Member)
-        and not {r.id for r in user.roles} & set(settings.discord_allowed_roles)
+    """The gates a mention passes (``ConversationHandler.allowed``), for an interaction."""
+    from .conversation import passes_gates
+
+    return passes_gates(
+        settings,
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        parent_id=getattr(interaction.channel, "parent_id", None),
+        user=interaction.user,
     )
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from . import payloads
 from .config import ALL_INTENTS, PRIVILEGED_INTENTS, FakeDiscordConfig, Intents
@@ -76,6 +76,10 @@ CLOSE_SHARDING_REQUIRED = 4011
 CLOSE_INVALID_API_VERSION = 4012
 CLOSE_INVALID_INTENTS = 4013
 CLOSE_DISALLOWED_INTENTS = 4014
+
+#: How long a server-initiated close waits for the client's close frame before
+#: dropping the TCP stream (aiohttp's default wait is 10 s).
+CLOSE_HANDSHAKE_TIMEOUT_S = 2.0
 
 #: Closing with these ends the session: it cannot be resumed afterwards.
 SESSION_ENDING_CLOSE_CODES = {
@@ -158,7 +162,16 @@ class _CloseRequest:
 
 
 class GatewayConnection:
-    """One websocket.  ``send`` is synchronous; the writer task does the I/O."""
+    """One websocket.  ``send`` is synchronous; the writer task does the I/O.
+
+    Every close the server starts is carried out by the task that reads the
+    socket (:meth:`receive`), never by another task: aiohttp's server, closed
+    from a second task while the reader waits, drops the TCP stream right after
+    its close frame.  The client's answer to that frame then fails, and aiohttp's
+    client reports 1006 instead of the code, so discord.py reconnects where real
+    Discord's 4014 or 4004 stops it.  Closing from the reader waits for the
+    client's close frame first (RFC 6455 5.5.1).
+    """
 
     def __init__(
         self,
@@ -184,7 +197,10 @@ class GatewayConnection:
         self._compressor = zlib.compressobj() if compression == "zlib-stream" else None
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._recent_sends: deque[float] = deque()
-        self._closing: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
+        #: (code, reason) of the close the server wants; :meth:`receive` does it.
+        self._close_request: asyncio.Future[tuple[int, str]] = loop.create_future()
+        self._finished = asyncio.Event()
         self._writer = asyncio.get_running_loop().create_task(
             self._write_loop(), name=f"fake-discord-gateway-writer-{connection_id}"
         )
@@ -211,7 +227,7 @@ class GatewayConnection:
             item = await self._queue.get()
             try:
                 if isinstance(item, _CloseRequest):
-                    await self.ws.close(code=item.code, message=item.reason.encode())
+                    self._request_close(item.code, item.reason)
                     return
                 text = json.dumps(item, separators=(",", ":"))
                 if self._compressor is not None:
@@ -240,23 +256,47 @@ class GatewayConnection:
         """Close once the frames already queued are sent (e.g. after an error frame)."""
         self.closed_by_server = True
         if self._writer.done():
-            self.close_soon(code, reason)
+            self._request_close(code, reason)
         else:
             self._queue.put_nowait(_CloseRequest(code, reason))
 
     def close_soon(self, code: int, reason: str = "") -> None:
-        """Start :meth:`close` in the background (awaited by :meth:`finish`)."""
-        if self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self.close(code, reason))
-
-    async def close(self, code: int, reason: str = "") -> None:
-        """Close now, dropping frames not yet written (the session buffer keeps them)."""
+        """Close now, dropping frames not yet written (the session buffer keeps
+        them); the reading task carries it out, see the class docstring."""
         self.closed_by_server = True
         self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        self._request_close(code, reason)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """:meth:`close_soon`, then wait until the connection is over."""
+        self.close_soon(code, reason)
+        await self._finished.wait()
+
+    def _request_close(self, code: int, reason: str) -> None:
+        if not self._close_request.done():
+            self._close_request.set_result((code, reason))
+
+    async def receive(self) -> WSMessage | None:
+        """The client's next frame, or None once the server closed the socket
+        (after the closing handshake, or :data:`CLOSE_HANDSHAKE_TIMEOUT_S`)."""
+        if not self._close_request.done():
+            frame = asyncio.ensure_future(self.ws.receive())
+            try:
+                await asyncio.wait(
+                    {frame, self._close_request}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                if not frame.done():
+                    frame.cancel()
+            try:
+                return await frame  # a frame that arrived first is still handled
+            except asyncio.CancelledError:
+                if not self._close_request.done():
+                    raise  # the handler itself was cancelled
+        code, reason = self._close_request.result()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.close(code=code, message=reason.encode())
+        return None
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame (a network failure)."""
@@ -266,16 +306,14 @@ class GatewayConnection:
             self._transport.abort()
 
     async def finish(self) -> None:
-        """Called when the socket is gone: stop the writer."""
+        """Called by the reading task when the socket is gone: stop the writer."""
         if self.closed_at is None:
             self.closed_at = time.monotonic()
         if not self._writer.done():
             self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
-        if self._closing is not None and self._closing is not asyncio.current_task():
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
-                await self._closing
+        self._finished.set()
 
 
 class Gateway:
@@ -314,7 +352,7 @@ class Gateway:
             # balancer in front of a down gateway answers.
             self.refused_count += 1
             return web.Response(status=self.refusing_status, text="gateway unavailable")
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=0, timeout=CLOSE_HANDSHAKE_TIMEOUT_S)
         await ws.prepare(request)
         compression = self._negotiate_compression(request.query.get("compress"))
         conn = GatewayConnection(self._next_connection_id, ws, request, compression)
@@ -340,7 +378,7 @@ class Gateway:
                         "t": None,
                     }
                 )
-            async for msg in ws:
+            while (msg := await conn.receive()) is not None:
                 if msg.type is WSMsgType.TEXT:
                     await self._on_text(conn, msg.data)
                 elif msg.type is WSMsgType.BINARY:

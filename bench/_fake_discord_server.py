@@ -6,11 +6,19 @@ with N text channels (default 200) and one human user, prints one JSON line::
 
     {"api_base", "gateway_url", "token", "bot_id", "user_id", "guild_id", "channel_ids"}
 
-then serves a line-based control protocol on stdin/stdout, one JSON object per
+``python bench/_fake_discord_server.py --guilds G --shards S`` instead makes G
+guilds with one text channel each, their ids spread evenly over S shards (guild
+``i`` on shard ``i % S``, as Discord routes ``(guild_id >> 22) % S``), accepts
+up to S IDENTIFYs at once, and adds ``guild_ids`` and ``shards`` to the line
+(``channel_ids[i]`` is guild ``i``'s channel, ``guild_id`` the first guild).
+
+It then serves a line-based control protocol on stdin/stdout, one JSON object per
 line each way:
 
 * ``{"cmd": "send_all", "content": "..."}``: the user posts one message per
   channel, mentioning the bot.  Answer: ``{"sent": N, "first": t, "last": t}``.
+  With ``"channels": [ids]``, only in those channels (they become the channels
+  ``progress`` and ``report`` look at).
 * ``{"cmd": "progress", "expected": "..."}``: how many channels' latest bot
   message (``-# `` lines ignored) reads ``expected``.  Answer: ``{"done": k}``.
 * ``{"cmd": "report"}``: per channel the send time, each bot message's revision
@@ -55,7 +63,9 @@ class Control:
         self.sent_at: dict[int, float] = {}
         self.user_message_ids: dict[int, int] = {}
 
-    async def send_all(self, content: str) -> dict[str, Any]:
+    async def send_all(self, content: str, channels: list[int] | None = None) -> dict[str, Any]:
+        if channels is not None:
+            self.channel_ids = [int(c) for c in channels]
         text = f"<@{self.fake.bot.id}> {content}"
         for channel_id in self.channel_ids:
             self.sent_at[channel_id] = time.monotonic()
@@ -111,13 +121,32 @@ class Control:
         }
 
 
-async def main(n_channels: int) -> None:
-    async with FakeDiscord() as fake:
+async def main(n_channels: int, n_guilds: int | None = None, shards: int = 1) -> None:
+    # Sharded: any [id, count] IDENTIFY is accepted (so one process may run all
+    # shards), and S shards may IDENTIFY at once rather than one per 5 s.
+    async with FakeDiscord(identify_max_concurrency=max(1, shards)) as fake:
         user = fake.add_user("bench-human", global_name="Bench Human")
-        guild = fake.add_guild(
-            "Bench", channels=[f"chat-{i}" for i in range(n_channels)], members=[user.id]
-        )
-        channel_ids = [c.id for c in guild.text_channels]
+        extra: dict[str, Any] = {}
+        if n_guilds is None:
+            guild = fake.add_guild(
+                "Bench", channels=[f"chat-{i}" for i in range(n_channels)], members=[user.id]
+            )
+            channel_ids = [c.id for c in guild.text_channels]
+            first_guild = guild.id
+        else:
+            guild_ids = []
+            channel_ids = []
+            for i in range(n_guilds):
+                g = fake.add_guild(
+                    f"Bench {i}",
+                    guild_id=fake.guild_id_for_shard(i % shards, shards),
+                    channels=["chat"],
+                    members=[user.id],
+                )
+                guild_ids.append(g.id)
+                channel_ids.append(g.text_channels[0].id)
+            first_guild = guild_ids[0]
+            extra = {"guild_ids": guild_ids, "shards": shards}
         control = Control(fake, channel_ids, user.id)
         print(
             json.dumps(
@@ -127,8 +156,9 @@ async def main(n_channels: int) -> None:
                     "token": fake.token,
                     "bot_id": fake.bot.id,
                     "user_id": user.id,
-                    "guild_id": guild.id,
+                    "guild_id": first_guild,
                     "channel_ids": channel_ids,
+                    **extra,
                 }
             ),
             flush=True,
@@ -148,7 +178,9 @@ async def main(n_channels: int) -> None:
                     print(json.dumps({"ok": True}), flush=True)
                     return
                 if cmd == "send_all":
-                    answer = await control.send_all(request.get("content", "hello"))
+                    answer = await control.send_all(
+                        request.get("content", "hello"), request.get("channels")
+                    )
                 elif cmd == "progress":
                     answer = control.progress(request["expected"])
                 elif cmd == "report":
@@ -161,5 +193,19 @@ async def main(n_channels: int) -> None:
             sys.stdout.flush()
 
 
+def _parse(argv: list[str]) -> tuple[int, int | None, int]:
+    n_channels, n_guilds, shards = 200, None, 1
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--guilds":
+            n_guilds = int(args.pop(0))
+        elif arg == "--shards":
+            shards = int(args.pop(0))
+        else:
+            n_channels = int(arg)
+    return n_channels, n_guilds, shards
+
+
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
+    asyncio.run(main(*_parse(sys.argv[1:])))

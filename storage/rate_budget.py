@@ -7,7 +7,8 @@ server, called with EVALSHA), with the same semantics as the local
 ``GlobalBudget``: a place is held from its grant until ``window`` after the
 response arrived.
 
-Per budget key two sorted sets:
+Per budget key two sorted sets (the global limit), and per-route bucket
+state (see ``_ROUTE_TAKE``):
 
 - ``<key>:inflight``: granted tokens, scored by their lease expiry.  A process
   that crashes with requests in flight never releases them; their places come
@@ -96,6 +97,92 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return redis.call('ZCARD', KEYS[1])
 """
 
+# Per-route buckets (the X-RateLimit-* headers), shared the same way.  Discord
+# keys a bucket by its hash (several routes may share one: message create and
+# edit do) and the route's major parameter.  ``<key>:route:<route>`` maps a
+# route to the hash its responses named ("-": the route has no bucket);
+# ``<key>:bucket:<hash>:<major>`` holds {remaining, reset_at, limit, window}
+# in ms on Redis's clock.  While a bucket is unknown one request at a time
+# (across processes) goes out to find it: the ``<key>:probe:<route>:<major>``
+# lock.  Two first requests from two processes would both be counted by
+# Discord but only one of them by the first response's header.
+#
+# TAKE: KEYS: route map.  ARGV: key prefix, major, now_ms, route, probe_ms.
+# Returns 0 (go: a place was taken, or this request finds the bucket out) or the
+# ms to wait.
+_ROUTE_TAKE = """
+local now = tonumber(ARGV[3])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local hash = redis.call('GET', KEYS[1])
+if hash == '-' then return 0 end
+local st = {false}
+local k = ''
+if hash then
+  k = ARGV[1] .. ':bucket:' .. hash .. ':' .. ARGV[2]
+  st = redis.call('HMGET', k, 'remaining', 'reset_at', 'limit', 'window')
+end
+if not st[1] then
+  local probe = ARGV[1] .. ':probe:' .. ARGV[4] .. ':' .. ARGV[2]
+  if redis.call('SET', probe, '1', 'NX', 'PX', tonumber(ARGV[5])) then return 0 end
+  return 20
+end
+local reset_at = tonumber(st[2])
+if now >= reset_at then
+  -- The window is over: the next one opens with this request (as on Discord),
+  -- so the processes share its places before any response says how many are left.
+  local window = tonumber(st[4])
+  redis.call('HSET', k, 'remaining', tonumber(st[3]) - 1, 'reset_at', now + window)
+  redis.call('PEXPIRE', k, window + 60000)
+  return 0
+end
+local remaining = tonumber(st[1])
+if remaining > 0 then
+  redis.call('HSET', k, 'remaining', remaining - 1)
+  return 0
+end
+return math.max(1, reset_at - now)
+"""
+
+# SEEN: KEYS: route map.  ARGV: key prefix, major, hash ('' = none), limit,
+# remaining, reset_after_ms, now_ms, route, '1' when a successful answer had
+# no bucket (the route has none; an error page without headers says nothing).  A response's headers: within the
+# window we know, the smaller count wins (places taken for requests still in
+# flight are not in the header yet); a later reset means a new window.
+_ROUTE_SEEN = """
+local now = tonumber(ARGV[7])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+redis.call('DEL', ARGV[1] .. ':probe:' .. ARGV[8] .. ':' .. ARGV[2])
+if ARGV[3] == '' then
+  if ARGV[9] == '1' then redis.call('SET', KEYS[1], '-', 'PX', 86400000) end
+  return -1
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', 86400000)
+local k = ARGV[1] .. ':bucket:' .. ARGV[3] .. ':' .. ARGV[2]
+local remaining = tonumber(ARGV[5])
+local after = tonumber(ARGV[6])
+local reset_at = now + after
+local st = redis.call('HMGET', k, 'remaining', 'reset_at', 'window')
+local window = math.max(after, tonumber(st[3] or 0))
+if st[2] and reset_at <= tonumber(st[2]) + 250 then
+  remaining = math.min(remaining, tonumber(st[1]))
+  reset_at = tonumber(st[2])
+end
+redis.call('HSET', k, 'remaining', remaining, 'reset_at', reset_at, 'limit', ARGV[4],
+  'window', window)
+redis.call('PEXPIRE', k, window + 60000)
+return remaining
+"""
+
+#: How long a request that finds a bucket out holds the others back if its
+#: answer never comes (it failed): they go on without the shared state then.
+ROUTE_PROBE_MS = 1000
+
 
 def budget_key(bot_token: str) -> str:
     """The Redis key prefix of a token's budget: a hash, never the token itself."""
@@ -120,6 +207,8 @@ class RedisRateBudget:
         self._acquire: AsyncScript = redis.register_script(_ACQUIRE)
         self._release: AsyncScript = redis.register_script(_RELEASE)
         self._heartbeat: AsyncScript = redis.register_script(_HEARTBEAT)
+        self._route_take: AsyncScript = redis.register_script(_ROUTE_TAKE)
+        self._route_seen: AsyncScript = redis.register_script(_ROUTE_SEEN)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 0.05) -> RedisRateBudget:
@@ -182,6 +271,49 @@ class RedisRateBudget:
                 await self._heartbeat(
                     keys=[f"{key}:processes"], args=[member, ttl_ms, _now_arg(now_ms)]
                 )
+            )
+
+    async def route_take(
+        self, key: str, route: str, major: str, *, now_ms: int | None = None
+    ) -> int:
+        """Take a place in the bucket ``route`` maps to: 0, or the ms to wait first."""
+        async with asyncio.timeout(self.timeout):
+            return int(
+                await self._route_take(
+                    keys=[f"{key}:route:{route}"],
+                    args=[key, major, _now_arg(now_ms), route, ROUTE_PROBE_MS],
+                )
+            )
+
+    async def route_seen(
+        self,
+        key: str,
+        route: str,
+        major: str,
+        *,
+        bucket: str | None,
+        limit: int = 0,
+        remaining: int = 0,
+        reset_after_ms: int = 0,
+        unlimited: bool = False,
+        now_ms: int | None = None,
+    ) -> None:
+        """What a response's X-RateLimit-* headers said about its bucket.  ``bucket``
+        None: no headers; ``unlimited``: on a successful answer (the route has none)."""
+        async with asyncio.timeout(self.timeout):
+            await self._route_seen(
+                keys=[f"{key}:route:{route}"],
+                args=[
+                    key,
+                    major,
+                    bucket or "",
+                    limit,
+                    remaining,
+                    reset_after_ms,
+                    _now_arg(now_ms),
+                    route,
+                    "1" if unlimited else "0",
+                ],
             )
 
     async def aclose(self) -> None:

@@ -71,7 +71,59 @@ class SharedBudgetPort(Protocol):
 
     async def heartbeat(self, key: str, member: str, *, ttl_ms: int) -> int: ...
 
+    async def route_take(self, key: str, route: str, major: str) -> int: ...
+
+    async def route_seen(
+        self,
+        key: str,
+        route: str,
+        major: str,
+        *,
+        bucket: str | None,
+        limit: int = 0,
+        remaining: int = 0,
+        reset_after_ms: int = 0,
+        unlimited: bool = False,
+    ) -> None: ...
+
     async def aclose(self) -> None: ...
+
+
+#: Path segments that start a route with a major parameter (Discord keys a
+#: bucket by its hash and this id).
+_MAJOR_ROOTS = frozenset({"channels", "guilds", "webhooks"})
+#: The longest a request waits for a shared route bucket before going anyway
+#: (discord.py still honours a 429 if the shared state was wrong).
+ROUTE_WAIT_CAP_S = 60.0
+
+
+def route_of(method: str, url: Any) -> tuple[str, str] | None:
+    """``("POST channels/{major}/messages", "123")`` for a REST request to
+    ``…/api/v10/channels/123/messages``; ids other than the major one and reaction
+    emoji become placeholders, so every request in one bucket names one route.
+    None for what is not the REST API (CDN downloads)."""
+    parts = [p for p in str(getattr(url, "path", url)).split("/") if p]
+    for i, part in enumerate(parts):
+        if part == "api":
+            parts = parts[i + 2 :] if i + 1 < len(parts) and parts[i + 1][:1] == "v" else []
+            break
+    else:
+        return None
+    if not parts:
+        return None
+    major = ""
+    shape: list[str] = []
+    for i, part in enumerate(parts):
+        if i == 1 and parts[0] in _MAJOR_ROOTS and part.isdigit():
+            major = part
+            shape.append("{major}")
+        elif part.isdigit():
+            shape.append("{id}")
+        elif i > 0 and parts[i - 1] == "reactions":
+            shape.append("{emoji}")
+        else:
+            shape.append(part)
+    return f"{method.upper()} {'/'.join(shape)}", major
 
 
 class Priority(IntEnum):
@@ -230,7 +282,22 @@ class GlobalBudget:
             params: aiohttp.TraceRequestStartParams,
         ) -> None:
             if params.headers.get("Authorization", "").startswith("Bot "):
+                ctx.route = route_of(params.method, params.url) if self.shared else None
+                if ctx.route is not None:
+                    # The route's bucket first: a place in the global window is
+                    # not held while waiting for it.
+                    await self._wait_for_route(*ctx.route)
                 ctx.grant = await self.acquire(_priority.get())
+
+        async def on_end(
+            _session: aiohttp.ClientSession,
+            ctx: SimpleNamespace,
+            params: aiohttp.TraceRequestEndParams,
+        ) -> None:
+            route = getattr(ctx, "route", None)
+            if route is not None and self.shared:
+                self._note_route(route, params.response.status, params.response.headers)
+            await on_done(_session, ctx, params)
 
         async def on_done(_session: aiohttp.ClientSession, ctx: SimpleNamespace, _: Any) -> None:
             grant: Grant | None = getattr(ctx, "grant", None)
@@ -238,7 +305,7 @@ class GlobalBudget:
                 grant.release()
 
         trace.on_request_start.append(on_start)
-        trace.on_request_end.append(on_done)
+        trace.on_request_end.append(on_end)
         trace.on_request_exception.append(on_done)
         return trace
 
@@ -418,6 +485,56 @@ class GlobalBudget:
                 log.debug("could not give back an unused shared place", exc_info=True)
 
         self._spawn(forget())
+
+    # -- per-route buckets, shared (the X-RateLimit-* headers) ---------------
+
+    async def _wait_for_route(self, route: str, major: str) -> None:
+        """Take a place in the route's shared bucket, waiting for its reset if the
+        processes on this token used it up.  discord.py keeps its own per-process
+        buckets as well; this stops N processes from each spending the whole one
+        (several shards mirroring logs into one channel, proactive messages)."""
+        assert self._shared is not None
+        waited = 0.0
+        while self.shared and waited < ROUTE_WAIT_CAP_S:
+            try:
+                wait_ms = await self._shared.route_take(self._key, route, major)
+            except Exception as exc:  # any failure means: go local
+                self._enter_fallback(exc)
+                return
+            if wait_ms <= 0:
+                return
+            pause = min(wait_ms / 1000, ROUTE_WAIT_CAP_S - waited)
+            waited += pause
+            await asyncio.sleep(pause)
+
+    def _note_route(self, route: tuple[str, str], status: int, headers: Any) -> None:
+        bucket = headers.get("X-RateLimit-Bucket") or None
+        limit = remaining = reset_after_ms = 0
+        try:
+            if bucket is not None:
+                limit = int(headers["X-RateLimit-Limit"])
+                remaining = int(headers["X-RateLimit-Remaining"])
+                reset_after_ms = int(float(headers["X-RateLimit-Reset-After"]) * 1000)
+        except (KeyError, ValueError):
+            bucket = None  # unreadable: as if the route had none
+        shared = self._shared
+        assert shared is not None
+
+        async def note() -> None:
+            try:
+                await shared.route_seen(
+                    self._key,
+                    *route,
+                    bucket=bucket,
+                    limit=limit,
+                    remaining=remaining,
+                    reset_after_ms=reset_after_ms,
+                    unlimited=bucket is None and status < 300,
+                )
+            except Exception as exc:  # any failure means: go local
+                self._enter_fallback(exc)
+
+        self._spawn(note())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -161,13 +161,20 @@ class ClaraDiscordClient(discord.AutoShardedClient):
         forget_confirm_timeout: float = 60.0,
         await_pipeline: bool = False,
         user_data_stores: Mapping[str, Any] | None = None,
+        request_budget: GlobalBudget | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("guild_ready_timeout", GUILD_READY_TIMEOUT)
-        # Discord's global request limit: one budget per client, hooked into its HTTP
-        # session before login (discord.py's http_trace), so every request the bot
-        # token signs passes it, discord.py's own retries included.
-        self.request_budget = _request_budget(settings) if settings is not None else None
+        # Discord's global request limit, hooked into the HTTP session before login
+        # (discord.py's http_trace), so every request the bot token signs passes it,
+        # discord.py's own retries included.  The DiscordRunner passes its own, which
+        # outlives this client (one Redis connection and one member of the shared
+        # budget per process, however often it reconnects); a client built alone
+        # makes and closes its own.
+        self._owns_budget = request_budget is None
+        if request_budget is None and settings is not None:
+            request_budget = _request_budget(settings)
+        self.request_budget = request_budget
         if self.request_budget is not None:
             kwargs.setdefault("http_trace", self.request_budget.trace_config())
         if settings is not None and settings.discord_shard_count is not None:
@@ -423,7 +430,7 @@ class ClaraDiscordClient(discord.AutoShardedClient):
         if self.conversation is not None:
             await self.conversation.close()
         await super().close()
-        if self.request_budget is not None:
+        if self.request_budget is not None and self._owns_budget:
             await self.request_budget.aclose()
 
     async def on_ready(self) -> None:
@@ -529,6 +536,12 @@ class DiscordRunner:
         self._stop = asyncio.Event()
         self._pipeline_attached = runner is not None
         self.user_data_stores: Mapping[str, Any] | None = None
+        #: Discord's global request budget for this process's lifetime, shared by
+        #: every client ``run()`` builds: a reconnect must not open another Redis
+        #: connection, nor join the shared budget as one more process (its
+        #: heartbeat member would count for HEARTBEAT_TTL and shrink every
+        #: process's fallback share).  Built by ``run()``, closed when it returns.
+        self.request_budget: GlobalBudget | None = None
 
     @property
     def _stopping(self) -> bool:
@@ -586,6 +599,7 @@ class DiscordRunner:
             forget_confirm_timeout=self.forget_confirm_timeout,
             await_pipeline=not attached,
             user_data_stores=self.user_data_stores,
+            request_budget=self.request_budget,
         )
         if client.conversation is not None:
             client.conversation.activity_sink = self.activity_sink
@@ -602,6 +616,8 @@ class DiscordRunner:
         if _RETRY_FILTER not in discord_client_log.filters:
             discord_client_log.addFilter(_RETRY_FILTER)
         delay = self.initial_backoff
+        if self.request_budget is None:
+            self.request_budget = _request_budget(self.settings)
         publisher = (
             asyncio.create_task(self._publish_shard_status(), name="discord-shard-status")
             if self.status_file is not None
@@ -646,6 +662,10 @@ class DiscordRunner:
                     await publisher
                 await asyncio.to_thread(_remove_quietly, self.status_file)
             await self._close_client()
+            if self.request_budget is not None:
+                # After the client: its last requests release their places first.
+                await self.request_budget.aclose()
+                self.request_budget = None
             if not self.first_outcome.done():
                 self.first_outcome.cancel()
 

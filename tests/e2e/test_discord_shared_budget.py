@@ -18,12 +18,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
-from clara_core.discord_adapter.runner import ClaraDiscordClient
+from clara_core.discord_adapter.runner import ClaraDiscordClient, DiscordRunner
 from storage.embedded import EmbeddedRedis
+from storage.rate_budget import budget_key
 from tests.fakes.fake_discord import FakeDiscord, FakeUser, discord_py_pointed_at
 from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
 from tests.support.discord_app import clara_client_on
+from tests.support.llm import build_runner, settings_for
 
 pytestmark = pytest.mark.slow
 
@@ -188,3 +191,124 @@ async def test_redis_stopped_mid_burst_falls_back_to_a_share_then_comes_back(own
     # One warning per process for the outage (not one per request), one notice back.
     assert sum("does not answer" in m for m in messages) == PROCESSES
     assert sum("answers again" in m for m in messages) == PROCESSES
+
+
+async def test_reconnects_keep_one_budget_member_and_close_its_redis_on_shutdown(own_redis):
+    """A DiscordRunner builds a new client on every reconnect; the shared budget is
+    the process's, not the client's: after several reconnects the token's budget
+    still counts this process once (not once per attempt within the heartbeat
+    TTL, which would shrink every process's fallback share), and its Redis
+    connection goes away when the runner stops."""
+    _server, url = own_redis
+    async with (
+        FakeDiscord(heartbeat_interval_ms=1000) as fake,
+        FakeLLM(api_keys={"test-key"}, default=echo) as llm,
+    ):
+        alice = fake.add_user("alice", global_name="Alice")
+        channel = fake.add_guild("Home", members=[alice.id]).text_channels[0].id
+        settings = settings_for(
+            llm,
+            "openai",
+            discord_bot_token=fake.token,
+            discord_api_base=fake.api_base,
+            discord_gateway_url=fake.gateway_url,
+            redis_url=url,
+        )
+        turn_runner, service = build_runner(settings)
+        probe = Redis.from_url(url, decode_responses=True)
+        processes_key = f"{budget_key(fake.token)}:processes"
+        try:
+            with discord_py_pointed_at(fake):
+                # The gateway is down (REST up): every attempt logs in through the
+                # budget, fails to connect, and the runner builds a fresh client.
+                fake.refuse_gateway()
+                runner = DiscordRunner(
+                    settings, runner=turn_runner, initial_backoff=0.05, max_backoff=0.1
+                )
+                task = asyncio.create_task(runner.run())
+                try:
+                    await fake.wait_until(
+                        lambda: runner.attempts >= 4 and fake.gateway_refused_count >= 4,
+                        timeout=30,
+                        what="four connection attempts",
+                    )
+                    fake.refuse_gateway(False)
+                    await asyncio.wait_for(runner.connected.wait(), 20)
+                    tags = await burst(fake, alice, [channel], "r")
+                    await answered_once(fake, tags, {})
+                    # Every attempt's heartbeat is within the TTL: one member means
+                    # one identity for the whole process.
+                    assert await probe.zcard(processes_key) == 1
+                    budget = runner.client.request_budget  # type: ignore[union-attr]
+                    assert budget is not None and budget.shared and budget.processes == 1
+                    assert runner.attempts >= 5
+                finally:
+                    await runner.close()
+                    await asyncio.wait_for(task, 10)
+            # Only the probe is left connected: the budget's client was closed (the
+            # server notices a closed socket a moment later, hence the wait).
+            for _ in range(50):
+                if len(await probe.client_list()) == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(await probe.client_list()) == 1
+            assert runner.request_budget is None
+        finally:
+            await probe.aclose()
+            await service.aclose()
+
+
+# -- per-route buckets --------------------------------------------------------------
+
+
+@asynccontextmanager
+async def two_senders(fake: FakeDiscord, redis_url: str | None):
+    """Two processes' REST sides: each its own discord.py HTTPClient and budget
+    (and, with ``redis_url``, its own Redis connection to the shared one)."""
+    from discord.http import HTTPClient
+
+    from clara_core.discord_adapter.pacing import GlobalBudget
+    from storage.rate_budget import RedisRateBudget
+
+    key = budget_key(fake.token)
+    async with AsyncExitStack() as stack:
+        clients = []
+        for _ in range(2):
+            shared = RedisRateBudget.from_url(redis_url, timeout=0.5) if redis_url else None
+            budget = GlobalBudget(50, shared=shared, key=key)
+            stack.push_async_callback(budget.aclose)
+            http = HTTPClient(asyncio.get_running_loop(), http_trace=budget.trace_config())
+            await http.static_login(fake.token)
+            stack.push_async_callback(http.close)
+            clients.append(http)
+        yield clients
+
+
+async def _send_all(clients, channel_id: int, per_client: int) -> None:
+    from discord.http import handle_message_parameters
+
+    async def send(http, text: str) -> None:
+        with handle_message_parameters(content=text) as params:
+            await http.send_message(channel_id, params=params)
+
+    await asyncio.gather(
+        *(send(http, f"p{i}-m{n}") for i, http in enumerate(clients) for n in range(per_client))
+    )
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-buckets", "per-process"])
+async def test_two_processes_share_a_channels_route_bucket(redis_url, shared):
+    """Both processes post into one channel (the log channel every shard mirrors
+    into, a proactive message): Discord's bucket for that channel is per bot token,
+    so with the shared state the pair earns no 429; each on its own, it does."""
+    async with FakeDiscord(message_rate_limit=5, message_rate_window=2.0) as fake:
+        channel = fake.add_guild("G").text_channels[0].id
+        with discord_py_pointed_at(fake):
+            async with two_senders(fake, redis_url if shared else None) as clients:
+                await _send_all(clients, channel, per_client=8)
+        texts = sorted(m.content for m in fake.bot_messages(channel))
+        assert texts == sorted(f"p{i}-m{n}" for i in range(2) for n in range(8))
+        if shared:
+            assert fake.rate_limited_count.earned == 0
+        else:  # what the shared buckets prevent (discord.py retries each 429)
+            assert fake.rate_limited_count.earned > 0

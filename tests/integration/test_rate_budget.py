@@ -239,3 +239,51 @@ async def test_closing_lets_the_last_releases_reach_redis(redis_url, redis):
     await budget.aclose()  # right after the responses: their releases still go out
     assert await redis.zcard(f"{key}:inflight") == 0
     assert await redis.zcard(f"{key}:finished") == 3
+
+
+# -- per-route buckets ----------------------------------------------------------------
+
+ROUTE = "POST channels/{major}/messages"
+EDIT = "PATCH channels/{major}/messages/{id}"
+
+
+async def test_a_route_bucket_is_found_out_once_then_shared(port):
+    # Unknown: one request (any process) goes to find the bucket out, the rest wait.
+    assert await port.route_take(KEY, ROUTE, "1", now_ms=0) == 0
+    assert await port.route_take(KEY, ROUTE, "1", now_ms=5) > 0
+    # Its answer: 5 per 2 s, 4 left, resetting in 2 s.
+    await port.route_seen(
+        KEY, ROUTE, "1", bucket="h", limit=5, remaining=4, reset_after_ms=2000, now_ms=10
+    )
+    # Edits share the bucket once one of their answers named it.
+    assert await port.route_take(KEY, EDIT, "1", now_ms=11) == 0  # finds it out
+    await port.route_seen(
+        KEY, EDIT, "1", bucket="h", limit=5, remaining=3, reset_after_ms=1990, now_ms=20
+    )
+    taken = [await port.route_take(KEY, r, "1", now_ms=30) for r in (ROUTE, EDIT, ROUTE, EDIT)]
+    assert taken[:3] == [0, 0, 0] and taken[3] == 2010 - 30  # wait for the reset
+    # A late header with more left than we counted does not give places back.
+    await port.route_seen(
+        KEY, ROUTE, "1", bucket="h", limit=5, remaining=2, reset_after_ms=1970, now_ms=40
+    )
+    assert await port.route_take(KEY, ROUTE, "1", now_ms=50) > 0
+    # Another channel is another bucket; after the reset a new window opens.
+    assert await port.route_take(KEY, ROUTE, "2", now_ms=60) == 0
+    assert await port.route_take(KEY, ROUTE, "1", now_ms=2011) == 0
+    assert [await port.route_take(KEY, ROUTE, "1", now_ms=2012) for _ in range(5)] == [
+        0,
+        0,
+        0,
+        0,
+        2011 + 2000 - 2012,
+    ]
+
+
+async def test_a_route_without_a_bucket_is_never_held_back(port):
+    route = "GET users/@me"
+    assert await port.route_take(KEY, route, "", now_ms=0) == 0
+    # An error page without headers says nothing: the next request finds out again.
+    await port.route_seen(KEY, route, "", bucket=None, now_ms=5)
+    assert await port.route_take(KEY, route, "", now_ms=6) == 0
+    await port.route_seen(KEY, route, "", bucket=None, unlimited=True, now_ms=7)
+    assert [await port.route_take(KEY, route, "", now_ms=8) for _ in range(3)] == [0, 0, 0]

@@ -1,0 +1,93 @@
+"""docker-compose.yml's ``scale`` profile: one Clara process per shard on the
+stack's PostgreSQL and Redis.
+
+Neither ``docker compose`` nor a registry is available here, so the file is
+parsed (with YAML merge keys, as Compose resolves them) and each shard's
+environment is loaded by Clara's own settings, which validate the shard split.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy.engine import make_url
+
+from clara_core.config import env_names, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _interpolate(value: str) -> str:
+    """Compose's ${VAR:-default} with nothing set."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: m.group(2), value)
+
+
+def _scale(compose: dict) -> dict[str, dict]:
+    return {n: s for n, s in compose["services"].items() if "scale" in s.get("profiles", [])}
+
+
+def _shards(compose: dict) -> dict[str, dict]:
+    return {n: s for n, s in _scale(compose).items() if n not in {"postgres", "redis"}}
+
+
+def test_scale_profile_is_shards_plus_postgres_and_redis(compose):
+    scale = _scale(compose)
+    shards = _shards(compose)
+    assert set(scale) == set(shards) | {"postgres", "redis"}
+    assert len(shards) >= 2
+    for name in ("postgres", "redis"):
+        assert scale[name]["healthcheck"]["test"], name
+    for name, shard in shards.items():
+        assert shard["profiles"] == ["scale"], name
+        assert shard["image"] == "clara:latest" and shard["build"] == "."
+        assert shard["depends_on"] == {
+            "postgres": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+        }, name
+    # The single-process bot is not part of it (it would run every shard again).
+    assert "scale" not in compose["services"]["clara"]["profiles"]
+
+
+def test_every_shard_runs_once_with_its_own_data_dir(compose):
+    shards = _shards(compose)
+    counts = {int(s["environment"]["DISCORD_SHARD_COUNT"]) for s in shards.values()}
+    assert counts == {len(shards)}  # one count for all, one service per shard
+    ids = sorted(int(s["environment"]["DISCORD_SHARD_IDS"]) for s in shards.values())
+    assert ids == list(range(len(shards)))
+    volumes = [v for s in shards.values() for v in s["volumes"]]
+    assert all(v.endswith(":/data") for v in volumes)
+    assert len(set(volumes)) == len(volumes)  # a data dir (pidfile, outbox) per process
+    for volume in volumes:
+        assert volume.split(":")[0] in compose["volumes"]
+
+
+def test_shards_use_the_stack_servers(compose, monkeypatch):
+    services = compose["services"]
+    pg_env = {k: _interpolate(str(v)) for k, v in services["postgres"]["environment"].items()}
+    known = set(env_names().values())
+    for name, shard in _shards(compose).items():
+        env = {k: _interpolate(str(v)) for k, v in shard["environment"].items()}
+        assert set(env) <= known, name
+        db = make_url(env["DATABASE_URL"])
+        assert (db.host, db.port, db.username, db.password, db.database) == (
+            "postgres",
+            5432,
+            pg_env["POSTGRES_USER"],
+            pg_env["POSTGRES_PASSWORD"],
+            pg_env["POSTGRES_DB"],
+        )
+        assert env["REDIS_URL"].startswith("redis://redis:6379/")
+        # Clara itself accepts the shard split (ids below the count, etc.).
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        settings = load_settings(env_file=None)
+        assert settings.discord_shard_count == int(env["DISCORD_SHARD_COUNT"])
+        assert settings.discord_shard_ids == [int(env["DISCORD_SHARD_IDS"])]

@@ -40,6 +40,7 @@ class Services:
     engine: AsyncEngine
     redis: Redis
     database_url: str  # SQLAlchemy URL of the fresh database
+    redis_url: str
     conninfo: str  # the same database for plain psycopg (COPY, ad-hoc SQL)
     workdir: Path
     embedded: bool
@@ -94,6 +95,7 @@ async def services(*, pool_size: int = 10) -> AsyncIterator[Services]:
                     engine=engine,
                     redis=redis,
                     database_url=db_url,
+                    redis_url=redis_url,
                     conninfo=_psycopg_conninfo(db_url),
                     workdir=workdir,
                     embedded=pg is not None,

@@ -57,6 +57,7 @@ class Clara:
         self.llm = None  # LLMService, once build_pipeline() ran
         self.memory = None  # cortex.MemoryManager, once attach_memory() ran
         self.consolidation = None
+        self.work_queue = None
         self._runner = None  # the TurnRunner, once attach_memory() ran
         self.mood = None  # pipeline.mood.MoodService, once attach_mood() ran
         self.sandbox = None  # sandbox.manager.SandboxManager, when a backend runs
@@ -66,6 +67,7 @@ class Clara:
         self.mcp = None  # clara_core.mcp.Supervisor: the MCP plug-in servers
         self.ors = None  # pipeline.proactive.OrsRunner: proactive messages, when ORS is on
         self.backup_schedule = None  # backup.schedule.BackupSchedule, BACKUP_INTERVAL_HOURS > 0
+        self.forget_signal = None  # storage.forget_signal.ForgetSignal: forgets between processes
         self._background: list[asyncio.Task[None]] = []
         self.monitor = None
         self._discord_task: asyncio.Task[None] | None = None
@@ -183,6 +185,7 @@ class Clara:
         # tools join the registry as each comes up (never blocking the first answer).
         self._background.append(asyncio.create_task(self.attach_mcp(), name="mcp"))
         sessions = SessionStore(engine)
+        self.start_forget_signal()
         await self._start_monitor()
         # The start-up heap is complete: freeze it now, before the first message is
         # handled, so no later full GC pass stalls a conversation (see heap.py).
@@ -197,8 +200,13 @@ class Clara:
             user_data_stores=self.user_data_stores(),
         )
         assert self.llm is not None
+        from storage.job_claims import JobClaims
+
         summarizer = SessionSummarizer(
-            sessions, self.llm, idle_minutes=self.settings.session_idle_minutes
+            sessions,
+            self.llm,
+            idle_minutes=self.settings.session_idle_minutes,
+            claims=JobClaims(engine),  # one pass per interval across Clara processes
         )
         self._background.append(
             asyncio.create_task(summarizer.run_forever(), name="session-summaries")
@@ -357,6 +365,13 @@ class Clara:
         self._runner = runner
         if s.cortex_consolidation_enabled:
             self.consolidation = self.build_consolidation(text_model)
+            if s.cortex_worker_queue:
+                from .worker import WorkQueue
+
+                assert self.storage is not None
+                self.work_queue = await WorkQueue.open(self.storage.redis_url)
+                self.consolidation.queue = self.work_queue
+                log.info("consolidation goes to the worker processes (CORTEX_WORKER_QUEUE)")
             self.consolidation.start()
         log.info("Cortex memory ready (embedder %s)", memory.embedder.model_id)
 
@@ -456,6 +471,34 @@ class Clara:
         except Exception:
             log.exception("MCP servers not started")
 
+    def start_forget_signal(self) -> None:
+        """``/clara forget`` in any Clara process on this Redis reaches this one."""
+        from storage.forget_signal import ForgetSignal
+
+        assert self.storage is not None
+        self.forget_signal = ForgetSignal(self.storage.redis, self.forgotten_elsewhere)
+        self.forget_signal.start()
+
+    async def forgotten_elsewhere(self, user_id: str) -> None:
+        """A user forgotten in another process: what this process holds of them on its
+        own (queued writes, caches, its data folder's files) goes too.  The shared
+        tables were cleared by that process; clearing them again is harmless."""
+        from .privacy import forget_everything
+        from .user_data import PEERS
+
+        client = self._discord.client if self._discord is not None else None
+        conversation = getattr(client, "conversation", None)
+        stores = dict(getattr(client, "user_data_stores", None) or self.user_data_stores())
+        stores.pop(PEERS, None)  # never echoed back
+        await forget_everything(
+            user_id,
+            memory=self.memory,
+            engine=None,
+            files=getattr(client, "files", None),
+            queued_history=getattr(conversation, "history", None),
+            others=stores,
+        )
+
     def user_data_stores(self) -> dict[str, Any]:
         """Further stores ``/clara forget`` clears, by the label its report shows
         (built in clara_core/user_data.py, shared with ``cortex clear``)."""
@@ -466,6 +509,7 @@ class Clara:
             redis=lambda: self.storage.redis if self.storage is not None else None,
             sandbox=lambda: self.sandbox,
             mood=lambda: self.mood,
+            peers=lambda: self.forget_signal,
         )
 
     def build_consolidation(self, text_model):
@@ -660,6 +704,9 @@ class Clara:
         if self.ors is not None:
             ors, self.ors = self.ors, None
             await ors.stop()
+        if self.forget_signal is not None:
+            signal, self.forget_signal = self.forget_signal, None
+            await signal.close()
         if self._discord is not None:
             await self._discord.close()
         if self._discord_task is not None:
@@ -686,6 +733,9 @@ class Clara:
         if self.consolidation is not None:
             consolidation, self.consolidation = self.consolidation, None
             await consolidation.stop()
+        if self.work_queue is not None:
+            queue, self.work_queue = self.work_queue, None
+            await queue.close()
         if self.backup_schedule is not None:
             schedule, self.backup_schedule = self.backup_schedule, None
             await schedule.stop()  # before storage closes: pg_dump reads through it

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="run Clara (the default)")
     sub.add_parser("doctor", help="check configuration and every connection")
+    sub.add_parser(
+        "worker", help="run queued background jobs (consolidation) for CORTEX_WORKER_QUEUE=true"
+    )
     mig = sub.add_parser("migrate", help="database migrations (alembic)")
     mig_sub = mig.add_subparsers(dest="migrate_action", metavar="ACTION")
     mig_sub.add_parser("status", help="current and pending revisions (default)")
@@ -171,6 +174,9 @@ def _main(argv: list[str] | None) -> int:
 
     if command == "backup":
         return _backup(settings, args)
+
+    if command == "worker":
+        return _worker(settings)
 
     return _run(settings, args)
 
@@ -312,6 +318,22 @@ def _backup(settings: Settings, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted; nothing half-done is kept, run the command again", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _worker(settings: Settings) -> int:
+    from .worker import run_worker
+
+    configure_logging(settings.log_level, secrets=secret_values(settings))
+    try:
+        return asyncio.run(run_worker(settings))
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    except ClaraError as exc:  # storage unreachable past CLARA_STARTUP_TIMEOUT, …
+        print(f"worker: {exc}", file=sys.stderr)
+        return _start_failure_code(exc)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 async def _migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ MOOD = "Mood of your DMs"
 SANDBOX = "Sandbox workspace"
 PROACTIVE = "Proactive messages and notes"
 MCP = "Your name on MCP servers you installed"
+PEERS = "Copies held by Clara's other processes"
 
 #: A zero-argument callable returning the object now (or None when there is none).
 Getter = Callable[[], Any]
@@ -50,13 +51,16 @@ def user_data_stores(
     redis: Getter,
     sandbox: Getter,
     mood: Getter = lambda: None,
+    peers: Getter | None = None,
 ) -> dict[str, UserDataStore]:
     """The further stores ``privacy.forget_everything`` clears, by label.
 
     ``engine``/``redis``: the storage's (``None`` before it is open); ``sandbox``:
     the running ``SandboxManager`` or an ``OfflineSandbox``; ``mood``: the running
     ``MoodService`` (it also drops its in-process copy), else the stored mood is
-    deleted without one."""
+    deleted without one; ``peers``: the running ``ForgetSignal``, which tells the
+    other Clara processes on the same Redis (``cortex clear`` runs only while Clara is
+    stopped: none)."""
 
     def mood_store() -> Any:
         running = mood()
@@ -89,7 +93,7 @@ def user_data_stores(
         db = engine()
         return McpServerStore(db) if db is not None else None
 
-    return {
+    stores: dict[str, UserDataStore] = {
         MOOD: Late(mood_store),
         # Looked up at forget time: the sandbox may start after the Discord client.
         SANDBOX: Late(sandbox),
@@ -97,6 +101,10 @@ def user_data_stores(
         PROACTIVE: Late(proactive_store),
         MCP: Late(mcp_store),
     }
+    if peers is not None:
+        # After the shared stores: the other processes then clear their own copies.
+        stores[PEERS] = Late(peers)
+    return stores
 
 
 class OfflineSandbox:

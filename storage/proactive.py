@@ -13,7 +13,13 @@ processes:
   the commit; a crash in between leaves a ``pending`` row and no message
   (at most once is the right failure for an unsolicited message).  ``mark_lost``
   later turns such a row into ``lost`` (logged and counted for the operator),
-  never into a second attempt.
+  never into a second attempt.  The send itself happens while its row is locked
+  (``send_locked``), and ``mark_lost`` skips locked rows: a send still in flight
+  in a live process (however slow, whatever its clock says) is never called
+  lost; a dead process's lock ends with its connection.
+- ``claim_idle_summaries`` stamps ``summary_at`` before the model is asked, in
+  one statement that skips rows another runner is stamping: of several
+  processes exactly one summarises a conversation.
 """
 
 from __future__ import annotations
@@ -209,20 +215,53 @@ class ProactiveStore:
             )
             await db.commit()
 
-    async def idle_unsummarised(self, now: datetime, idle: timedelta, limit: int) -> list[str]:
-        """Users silent for ``idle`` whose last conversation ORS has not summarised yet."""
+    async def claim_idle_summaries(
+        self, now: datetime, idle: timedelta, limit: int
+    ) -> list[tuple[str, datetime | None]]:
+        """Users silent for ``idle`` whose last conversation ORS has not summarised yet,
+        claimed: ``summary_at`` becomes ``now`` in the same
+        statement (rows another runner is claiming are skipped), so no other runner
+        picks these users.  Returns ``(user_id, the summary_at before)``; hand the
+        latter to ``release_summary`` when the summary could not be made."""
+        p = UserInteractionPattern
+        due = (p.last_user_message_at < now - idle) & (
+            (p.summary_at.is_(None)) | (p.summary_at < p.last_user_message_at)
+        )
+        picked = (
+            select(p.user_id, p.summary_at.label("previous"))
+            .where(due)
+            .order_by(p.last_user_message_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("picked")
+        )
+        async with self._db() as db:
+            rows = (
+                await db.execute(
+                    update(p)
+                    .where(p.user_id == picked.c.user_id, due)
+                    .values(summary_at=now)
+                    .returning(p.user_id, picked.c.previous)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+            await db.commit()
+        return sorted(((u, prev) for u, prev in rows), key=lambda r: r[0])
+
+    async def release_summary(
+        self, user_id: str, claimed_at: datetime, previous: datetime | None
+    ) -> None:
+        """Undo ``claim_idle_summaries`` for one user (the model was away): the next
+        pass tries again.  Only if nothing was stored since (``summary_at`` is still
+        the claim's)."""
         p = UserInteractionPattern
         async with self._db() as db:
-            rows = await db.scalars(
-                select(p.user_id)
-                .where(
-                    p.last_user_message_at < now - idle,
-                    (p.summary_at.is_(None)) | (p.summary_at < p.last_user_message_at),
-                )
-                .order_by(p.last_user_message_at)
-                .limit(limit)
+            await db.execute(
+                update(p)
+                .where(p.user_id == user_id, p.summary_at == claimed_at)
+                .values(summary_at=previous)
             )
-            return list(rows)
+            await db.commit()
 
     async def recent_messages(self, user_id: str, limit: int = 30) -> list[tuple[int, str, str]]:
         """``(id, role, content)`` of the user's latest conversation turns, oldest first:
@@ -492,14 +531,29 @@ class ProactiveStore:
             await db.commit()
             return message.id
 
-    async def mark(self, message_id: int, status: str) -> None:
+    async def send_locked(self, message_id: int, send: Callable[[], Awaitable[bool]]) -> bool:
+        """Run ``send`` while the recorded message's row is locked, then store its
+        outcome (``sent`` or ``failed``) in the same transaction.  The lock tells
+        ``mark_lost`` in every process that this send is in flight; PostgreSQL
+        drops it with the connection if this process dies.  ``send`` raising
+        leaves the row ``failed`` (never retried: never sent twice); cancelled
+        mid-send (shutdown), whether it went out is unknown: it stays ``pending``
+        and the sweep calls it lost later, as after a crash."""
+        m = ProactiveMessage
         async with self._db() as db:
+            await db.execute(select(m.id).where(m.id == message_id).with_for_update())
+            try:
+                ok = await send()
+            except Exception:
+                await db.execute(update(m).where(m.id == message_id).values(status="failed"))
+                await db.commit()
+                raise
+            # (Cancelled: nothing written; the session's end rolls back and unlocks.)
             await db.execute(
-                update(ProactiveMessage)
-                .where(ProactiveMessage.id == message_id)
-                .values(status=status[:8])
+                update(m).where(m.id == message_id).values(status="sent" if ok else "failed")
             )
             await db.commit()
+        return ok
 
     async def mark_lost(self, now: datetime, older_than: timedelta) -> list[StoredProactive]:
         """Sends recorded more than ``older_than`` ago and never confirmed: the process
@@ -507,14 +561,15 @@ class ProactiveStore:
         ``lost`` and are returned for the log; re-sending them blindly could post a
         message twice, which the send-once promise forbids (the rules let Clara speak
         again later if there is still a reason)."""
+        m = ProactiveMessage
+        stale = (m.status == "pending") & (m.at < now - older_than)
+        # A row locked by ``send_locked`` is a send in flight in a live process: skipped.
+        unlocked = select(m.id).where(stale).with_for_update(skip_locked=True).scalar_subquery()
         async with self._db() as db:
             rows = (
                 await db.execute(
                     update(ProactiveMessage)
-                    .where(
-                        ProactiveMessage.status == "pending",
-                        ProactiveMessage.at < now - older_than,
-                    )
+                    .where(ProactiveMessage.id.in_(unlocked), stale)
                     .values(status="lost")
                     .returning(ProactiveMessage)
                     .execution_options(synchronize_session=False)

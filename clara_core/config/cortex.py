@@ -158,6 +158,12 @@ class CortexSettings(ClaraSettingsBase):
         500, ge=10, description="Most memories one consolidation step reads per user."
     )
     cortex_max_concurrent_users: int = Field(5, ge=1, description="Users consolidated at once.")
+    cortex_worker_queue: bool = Field(
+        False,
+        description="Queue consolidation and compaction on Redis for `python discord_bot.py "
+        "worker` processes instead of running them in this process (they need the same "
+        "PostgreSQL and Redis).",
+    )
 
     @field_validator("cortex_embedding_dims")
     @classmethod

@@ -39,6 +39,7 @@ from clara_core.privacy import (
     resolve_memory_id,
     short_id,
 )
+from clara_core.user_data import PEERS
 
 if TYPE_CHECKING:
     from clara_core.cortex.types import Memory
@@ -147,6 +148,12 @@ def render_report(report: ForgetReport) -> str:
     elif "files" not in report.skipped:
         lines.append(f"• Files: {report.files} deleted")
     for label, count in report.others.items():
+        if label == PEERS:
+            # One process alone has no other copies to mention.
+            if count:
+                processes = "1 process" if count == 1 else f"{count} processes"
+                lines.append(f"• {label}: {processes} told to clear them")
+            continue
         lines.append(f"• {label}: " + ("cleared" if count is None else f"{count} deleted"))
     lines.extend(
         f"• {label}: I couldn't clear it. Please run it again."

@@ -55,6 +55,10 @@ WRITE_TIMEOUT_S = 2.0
 RETRY_AFTER_S = 30.0
 #: Most users' choices cached (a known "no choice" counts); a few bytes each.
 MAX_CACHED_USERS = 20_000
+#: A cached choice is read again after this long: a toggle or ``/clara forget`` in
+#: another Clara process reaches this one within it, even when the forget signal
+#: (storage/forget_signal.py) could not (Redis down).
+CHOICE_TTL_S = 600.0
 
 
 def missing_for_voice_channels(settings: Settings) -> list[str]:
@@ -159,13 +163,19 @@ class SpeechChoices:
 
     The cache is filled once per person (``load``: everyone in the voice channel
     at once when Clara joins) and changed only by the toggles themselves and by
-    ``/clara forget`` (``delete_user_data``), so deciding whether a reply is
-    spoken costs no query once it is warm.  When PostgreSQL is unreachable a
+    ``/clara forget`` (``delete_user_data``), here or, through the forget signal,
+    in another Clara process; an entry is read again after ``CHOICE_TTL_S`` (what
+    another process changed reaches this one within that, even unsignalled), so
+    deciding whether a reply is spoken costs at most one query per person per
+    ``CHOICE_TTL_S``.  When PostgreSQL is unreachable a
     toggle still applies for this run (``set_*`` return False) and a read treats
     the person as not having chosen, without asking again for RETRY_AFTER_S."""
 
-    def __init__(self, store: Callable[[], Preferences | None]) -> None:
+    def __init__(
+        self, store: Callable[[], Preferences | None], *, ttl_s: float = CHOICE_TTL_S
+    ) -> None:
         self._store = store
+        self.ttl_s = ttl_s
         #: user id -> their choice (None: known not to have chosen)
         self.users: dict[int, bool | None] = {}
         #: guild id -> the server's choice (None: known not to have chosen)
@@ -173,6 +183,13 @@ class SpeechChoices:
         # Choices set while the database was down: kept in memory (never evicted).
         self._unsaved: set[int] = set()
         self._retry_at = 0.0
+        self._cached_at: dict[int, float] = {}  # user id -> monotonic time cached
+
+    def _expire(self, user_id: int) -> None:
+        at = self._cached_at.get(user_id)
+        if at is not None and time.monotonic() - at > self.ttl_s and user_id not in self._unsaved:
+            self.users.pop(user_id, None)
+            self._cached_at.pop(user_id, None)
 
     @property
     def stored(self) -> bool:
@@ -191,6 +208,7 @@ class SpeechChoices:
 
     def known(self, guild_id: int, user_id: int) -> bool | None:
         """The decision when the cache has what it needs, else None (``decide``)."""
+        self._expire(user_id)
         user = self.users.get(user_id)
         if user is not None:
             return user
@@ -209,7 +227,10 @@ class SpeechChoices:
         """Cache the server's choice and these users' (one query each, only for what
         isn't cached yet)."""
         store = self._store()
-        missing = [u for u in dict.fromkeys(user_ids) if u not in self.users]
+        user_ids = list(dict.fromkeys(user_ids))
+        for user_id in user_ids:
+            self._expire(user_id)
+        missing = [u for u in user_ids if u not in self.users]
         need_guild = guild_id not in self.guilds
         if store is None:
             # No database configured: nobody chose anything beyond this run.
@@ -243,10 +264,12 @@ class SpeechChoices:
     def _remember(self, user_id: int, value: bool | None) -> None:
         self.users.pop(user_id, None)
         self.users[user_id] = value  # newest last: the oldest are evicted first
+        self._cached_at[user_id] = time.monotonic()
         if len(self.users) > MAX_CACHED_USERS:
             for old in list(self.users)[: len(self.users) - MAX_CACHED_USERS]:
                 if old not in self._unsaved:
                     del self.users[old]
+                    self._cached_at.pop(old, None)
 
     async def set_user(self, user_id: int, value: bool | None) -> bool:
         """Applies at once; True when stored, False when it lasts until a restart."""
@@ -289,6 +312,7 @@ class SpeechChoices:
             return 0
         self._unsaved.discard(key)
         self.users.pop(key, None)
+        self._cached_at.pop(key, None)
         return None
 
 

@@ -49,6 +49,10 @@ Clock = Callable[[], datetime]
 #: Scopes kept in memory (while Redis is down, or without it); older ones are re-read
 #: from the store when they speak again.
 CACHE_SIZE = 5000
+#: A user's own (DM) mood kept in memory is re-read from PostgreSQL after this long:
+#: a ``/clara forget`` in another process that this one did not hear (Redis down,
+#: storage/forget_signal.py) reaches its copy within this bound.
+LOCAL_TTL_S = 300.0
 
 
 def scope_for(ctx: TurnContext) -> str:
@@ -84,6 +88,7 @@ class MoodService:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.name = name.lower()
         self._cache: OrderedDict[str, tuple[HormoneState, str | None]] = OrderedDict()
+        self._cached_at: dict[str, datetime] = {}  # when each scope entered ``_cache``
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._writes: dict[str, asyncio.Task[None]] = {}  # the last pending write per scope
 
@@ -95,6 +100,11 @@ class MoodService:
 
     def _forget_local(self) -> None:
         self._cache.clear()
+        self._cached_at.clear()
+
+    def _drop(self, scope: str) -> None:
+        self._cache.pop(scope, None)
+        self._cached_at.pop(scope, None)
 
     def _state(self, stored: StoredMood) -> tuple[HormoneState, str | None]:
         state = HormoneState(
@@ -125,6 +135,11 @@ class MoodService:
                         await self.cache.fill(scope, self._stored(state, owner))
                 return state, owner
         cached = self._cache.get(scope)
+        if cached is not None and cached[1] is not None:
+            at = self._cached_at.get(scope)
+            if at is None or (self.clock() - at).total_seconds() > LOCAL_TTL_S:
+                self._drop(scope)  # a user's data: re-read (it may be forgotten elsewhere)
+                cached = None
         if cached is not None:
             self._cache.move_to_end(scope)
             return cached
@@ -152,8 +167,10 @@ class MoodService:
     def _remember(self, scope: str, state: HormoneState, owner: str | None) -> None:
         self._cache[scope] = (state, owner)
         self._cache.move_to_end(scope)
+        self._cached_at.setdefault(scope, self.clock())  # since it was read, not last written
         while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+            old, _ = self._cache.popitem(last=False)
+            self._cached_at.pop(old, None)
 
     async def _save(
         self, scope: str, state: HormoneState, owner: str | None, cause: str, user_id: str | None
@@ -237,7 +254,7 @@ class MoodService:
         """``/clara forget``: the user's DMs' mood and the history their messages caused."""
         await self.flush()  # a write still on its way would bring the rows back
         for scope in [s for s, (_, owner) in self._cache.items() if owner == user_id]:
-            del self._cache[scope]
+            self._drop(scope)
         owned = await self.store.owned_scopes(user_id) if self.store is not None else []
         deleted = await self.store.delete_user_data(user_id) if self.store is not None else 0
         if self.cache is not None:

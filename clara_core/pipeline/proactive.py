@@ -12,7 +12,13 @@ the rules (``companion/ors.py``), and act on it.
   is injected, so tests drive simulated weeks by calling ``run_pass``.
 - A send recorded but never confirmed (the process died between the record
   and the post) is marked ``lost`` at start-up and by every pass once
-  ``PENDING_TIMEOUT`` has passed: logged and counted, never sent again.
+  ``PENDING_TIMEOUT`` has passed: logged and counted, never sent again.  A send
+  in flight holds its row lock, so another live process's sweep skips it.
+- Several processes: each runs its own pass; the per-user claim splits the due
+  users between them, and idle conversations are claimed the same way before
+  they are summarised.  The Discord sender posts through REST (``fetch_user``,
+  ``fetch_channel`` when the gateway cache lacks it), so a process need not hold
+  the shard of the user's guild to reach them.
 - The send goes through ``ProactiveSender`` (the Discord adapter implements it;
   ``OutboxSender`` keeps messages for adapters that cannot push).
 """
@@ -275,23 +281,35 @@ class OrsRunner:
         (with their source messages).  Returns how many were summarised."""
         if self.idle_timeout is None or self.summarizer is None:
             return 0
-        users = await self.store.idle_unsummarised(now, self.idle_timeout, SUMMARIES_PER_PASS)
+        # Claimed (summary_at stamped) in one statement: a second Clara process on the
+        # database never summarises the same conversation.  A process that dies
+        # mid-summary leaves the stamp: that conversation is summarised after the
+        # user's next message, not twice.
+        claimed = await self.store.claim_idle_summaries(now, self.idle_timeout, SUMMARIES_PER_PASS)
         gate = gate or asyncio.Semaphore(self.concurrency)
         done = 0
 
-        async def one(user_id: str) -> None:
+        async def one(user_id: str, previous: datetime | None) -> None:
             nonlocal done
             async with gate:
+                made: bool | None = None
                 try:
-                    if await self._summarise(user_id, now):
-                        done += 1
+                    made = await self._summarise(user_id, now)
                 except Exception:  # one user's failure must not end the pass
                     log.exception("ors: summarising %s failed", user_id)
+                if made:
+                    done += 1
+                elif made is None:  # not done: unclaimed, so the next pass tries again
+                    try:
+                        await self.store.release_summary(user_id, now, previous)
+                    except Exception as exc:  # summarised after the user's next message
+                        log.warning("ors: could not release %s's summary (%s)", user_id, exc)
 
-        await asyncio.gather(*(one(u) for u in users))
+        await asyncio.gather(*(one(u, prev) for u, prev in claimed))
         return done
 
-    async def _summarise(self, user_id: str, now: datetime) -> bool:
+    async def _summarise(self, user_id: str, now: datetime) -> bool | None:
+        """True: summarised; False: looked at, nothing new; None: try again later."""
         assert self.summarizer is not None
         turns = await self.store.recent_messages(user_id)
         if not turns:  # nothing stored (no sessions here): mark it looked at all the same
@@ -307,7 +325,7 @@ class OrsRunner:
                 )
         except Exception as exc:  # the next pass tries again
             log.info("ors: summary model unavailable for %s (%r)", user_id, exc)
-            return False
+            return None
         digest = parse_digest(answer)
         if digest is None:
             log.info("ors: unreadable summary for %s; keeping the last one", user_id)
@@ -412,12 +430,17 @@ class OrsRunner:
                 decision = Decision(Action.WAIT, "already spoken (recorded by another runner)")
             else:
                 target = None if p.talked_in_dm else p.last_channel_id
-                try:
-                    ok = await self.sender.send(user_id, target, decision.message)
-                except Exception as exc:  # recorded: never retried, so never sent twice
-                    log.warning("ors: sending to %s failed (%r)", user_id, exc)
-                    ok = False
-                await self.store.mark(message_id, "sent" if ok else "failed")
+                text = decision.message
+
+                async def deliver() -> bool:
+                    try:
+                        return await self.sender.send(user_id, target, text)
+                    except Exception as exc:  # recorded: never retried, so never sent twice
+                        log.warning("ors: sending to %s failed (%r)", user_id, exc)
+                        return False
+
+                # Under the message's row lock: no process's sweep calls it lost meanwhile.
+                await self.store.send_locked(message_id, deliver)
                 user = replace(user, last_proactive_at=now, unanswered=user.unanswered + 1)
                 report.spoke += 1
         if decision.action is Action.THINK and decision.note is not None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from clara_core.llm.errors import LLMError
 from clara_core.llm.service import ChatRequest, LLMService
 from clara_core.llm.types import Message
+from storage.job_claims import JobClaims
 from storage.sessions import SessionStore
 
 log = logging.getLogger(__name__)
@@ -25,10 +27,20 @@ no preamble."""
 
 
 class SessionSummarizer:
-    def __init__(self, store: SessionStore, llm: LLMService, *, idle_minutes: float) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        llm: LLMService,
+        *,
+        idle_minutes: float,
+        claims: JobClaims | None = None,
+    ) -> None:
         self.store = store
         self.llm = llm
         self.idle_minutes = idle_minutes
+        #: Several Clara processes on one database: one pass per interval runs, in one
+        #: of them (two at once would summarise the same sessions twice).
+        self.claims = claims
 
     async def summarise(self, session_id) -> str | None:
         messages = await self.store.messages(session_id, limit=60)
@@ -63,7 +75,13 @@ class SessionSummarizer:
     async def run_forever(self, interval: float = 60.0) -> None:
         while True:
             try:
-                await self.run_once()
+                if self.claims is None:
+                    await self.run_once()
+                else:
+                    every = timedelta(seconds=interval)
+                    async with self.claims.slot("session-summaries", every) as mine:
+                        if mine:
+                            await self.run_once()
             except Exception:
                 log.exception("session summariser pass failed")
             await asyncio.sleep(interval)

@@ -15,6 +15,7 @@ from .cortex import (
     ProjectMember,
 )
 from .guild_settings import GuildSettings
+from .job_claims import ScheduledJobRun
 from .mcp import McpServer
 from .memories import EMBEDDING_DIMS, MemoryRecord
 from .preferences import UserPreferences
@@ -48,6 +49,7 @@ __all__ = [
     "ProactiveNote",
     "Project",
     "ProjectMember",
+    "ScheduledJobRun",
     "UserInteractionPattern",
     "UserPreferences",
 ]

@@ -36,7 +36,11 @@ def _interpolate(value: str, env: dict[str, str]) -> str:
 
 def test_profiles_and_services(compose):
     services = compose["services"]
-    assert set(services) - {"clara-shard-0", "clara-shard-1"} == {  # scale: test_compose_scale
+    assert set(services) - {
+        "clara-shard-0",
+        "clara-shard-1",
+        "clara-worker",
+    } == {  # scale: test_compose_scale
         "clara",
         "postgres",
         "redis",

@@ -35,13 +35,15 @@ def _scale(compose: dict) -> dict[str, dict]:
 
 
 def _shards(compose: dict) -> dict[str, dict]:
-    return {n: s for n, s in _scale(compose).items() if n not in {"postgres", "redis"}}
+    return {
+        n: s for n, s in _scale(compose).items() if n not in {"postgres", "redis", "clara-worker"}
+    }
 
 
-def test_scale_profile_is_shards_plus_postgres_and_redis(compose):
+def test_scale_profile_is_shards_plus_a_worker_postgres_and_redis(compose):
     scale = _scale(compose)
     shards = _shards(compose)
-    assert set(scale) == set(shards) | {"postgres", "redis"}
+    assert set(scale) == set(shards) | {"clara-worker", "postgres", "redis"}
     assert len(shards) >= 2
     for name in ("postgres", "redis"):
         assert scale[name]["healthcheck"]["test"], name
@@ -91,3 +93,28 @@ def test_shards_use_the_stack_servers(compose, monkeypatch):
         settings = load_settings(env_file=None)
         assert settings.discord_shard_count == int(env["DISCORD_SHARD_COUNT"])
         assert settings.discord_shard_ids == [int(env["DISCORD_SHARD_IDS"])]
+
+
+def test_the_worker_runs_the_shards_queued_jobs_on_the_same_servers(compose, monkeypatch):
+    services = compose["services"]
+    worker = services["clara-worker"]
+    assert worker["command"] == ["python", "discord_bot.py", "worker"]
+    assert worker["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+    # The image's HEALTHCHECK asks the monitor, which a worker does not run.
+    assert worker["healthcheck"] == {"disable": True}
+    env = {k: _interpolate(str(v)) for k, v in worker["environment"].items()}
+    for name, shard in _shards(compose).items():
+        shard_env = {k: _interpolate(str(v)) for k, v in shard["environment"].items()}
+        assert shard_env["CORTEX_WORKER_QUEUE"] == "true", name  # they queue, it runs
+        assert (env["DATABASE_URL"], env["REDIS_URL"]) == (
+            shard_env["DATABASE_URL"],
+            shard_env["REDIS_URL"],
+        ), name
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert load_settings(env_file=None).redis_url is not None
+    vol = worker["volumes"][0].split(":")[0]
+    assert vol in compose["volumes"]

@@ -74,6 +74,8 @@ class RunSummary:
     identities_updated: int = 0
     contradictions_found: int = 0
     memories_compacted: int = 0
+    #: Users handed to the worker processes instead (CORTEX_WORKER_QUEUE).
+    queued: int = 0
     reports: list[RunReport] = field(default_factory=list)
 
     def add(self, report: RunReport) -> None:

@@ -15,10 +15,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+
+from storage.job_claims import JobClaims
 
 from ..hot import PREFIX
 from ..types import check_user_id
@@ -38,6 +40,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_IDS = ("cortex_consolidation", "cortex_cleanup", "cortex_compaction")
+
+
+class WorkQueue(Protocol):
+    """Where sweeps put per-user jobs for worker processes (clara_core.worker)."""
+
+    async def consolidate(self, user_id: str, *, run_id: str, compact: bool | None) -> None: ...
+
+    async def compact(self, user_id: str, *, run_id: str) -> None: ...
 
 
 def _now() -> datetime:
@@ -72,6 +82,7 @@ class ConsolidationRunner:
         settings: Settings,
         *,
         clock: Callable[[], datetime] = _now,
+        claims: JobClaims | None = None,
     ) -> None:
         self.warm = warm
         self.hot = hot
@@ -84,6 +95,11 @@ class ConsolidationRunner:
         self.contradictions = ContradictionDetector(warm, ledger, model, settings)
         self.compaction = CompactionJob(warm, model, embedder, settings, clock=clock)
         self.scheduler: AsyncIOScheduler | None = None
+        #: Set (CORTEX_WORKER_QUEUE): sweeps queue one job per user for the worker
+        #: processes instead of consolidating here (clara_core.worker).
+        self.queue: WorkQueue | None = None
+        #: Several Clara processes on one database: each scheduled slot runs in one.
+        self.claims = claims or JobClaims(warm.engine)
         self._job_tasks: set[asyncio.Task[Any]] = set()
 
     # -- one user -------------------------------------------------------------
@@ -202,6 +218,11 @@ class ConsolidationRunner:
         if users is None:
             since = self.clock() - timedelta(days=self.settings.cortex_pattern_lookback_days)
             users = await self.warm.user_ids(active_since=since)
+        if self.queue is not None:
+            queue = self.queue
+            return await self._enqueue(
+                users, lambda u, run_id: queue.consolidate(u, run_id=run_id, compact=compact)
+            )
         return await self._sweep(
             users, lambda u, run_id: self.run_for_user(u, compact=compact, run_id=run_id)
         )
@@ -211,7 +232,33 @@ class ConsolidationRunner:
         the people whose episodes are old are often the ones who went quiet."""
         if users is None:
             users = await self.warm.user_ids()
+        if self.queue is not None:
+            queue = self.queue
+            return await self._enqueue(users, lambda u, run_id: queue.compact(u, run_id=run_id))
         return await self._sweep(users, lambda u, run_id: self.compact_user(u, run_id=run_id))
+
+    async def _enqueue(
+        self, users: Sequence[str], put: Callable[[str, str], Awaitable[None]]
+    ) -> RunSummary:
+        """One job per user on the work queue; the workers write the log rows.  If
+        the queue cannot be reached the rest waits for the next scheduled sweep
+        (the users already queued are not queued twice by this one)."""
+        summary = RunSummary(run_id=str(uuid.uuid4()))
+        for user_id in dict.fromkeys(users):
+            try:
+                await put(user_id, summary.run_id)
+            except Exception as exc:
+                log.warning(
+                    "consolidation: the work queue is unreachable (%s); %d of %d users "
+                    "queued, the rest wait for the next sweep",
+                    _error_text(exc),
+                    summary.queued,
+                    len(users),
+                )
+                break
+            summary.queued += 1
+        log.info("consolidation sweep: %d users queued for the workers", summary.queued)
+        return summary
 
     async def _sweep(
         self, users: Sequence[str], run: Callable[[str, str], Awaitable[RunReport]]
@@ -285,7 +332,7 @@ class ConsolidationRunner:
         ]
         for job_id, hours, fn in jobs:
             scheduler.add_job(
-                self._tracked(job_id, fn),
+                self.scheduled(job_id, timedelta(hours=hours), fn),
                 IntervalTrigger(seconds=hours * 3600, timezone=UTC),
                 id=job_id,
                 name=job_id,
@@ -300,15 +347,20 @@ class ConsolidationRunner:
         self.scheduler = scheduler
         log.info("consolidation scheduled: %s", ", ".join(JOB_IDS))
 
-    def _tracked(
-        self, job_id: str, fn: Callable[[], Awaitable[Any]]
+    def scheduled(
+        self, job_id: str, every: timedelta, fn: Callable[[], Awaitable[Any]]
     ) -> Callable[[], Awaitable[None]]:
+        """What the trigger calls: ``fn`` when this process wins the job's slot
+        (storage/job_claims.py), else nothing (another process runs it)."""
+
         async def job() -> None:
             task = asyncio.current_task()
             if task is not None:
                 self._job_tasks.add(task)
             try:
-                await fn()
+                async with self.claims.slot(job_id, every) as mine:
+                    if mine:
+                        await fn()
             except Exception:  # the scheduler would only log it less clearly
                 log.exception("scheduled job %s failed", job_id)
             finally:

@@ -1,0 +1,168 @@
+"""Heavy background work off the shard processes: ``python discord_bot.py worker``.
+
+With CORTEX_WORKER_QUEUE=true a Clara process does not consolidate memories
+itself: its scheduled sweeps put one job per user on the work queue (a Redis
+Stream, see ``storage/work_queue.py``) and return at once, and worker processes
+run them.  Consolidation is the heavy part of Clara's background work (model
+calls, embeddings of every pattern and compacted week, reading hundreds of
+memories per user); moving it keeps a shard's event loop, and with it the
+gateway heartbeat and the replies, free while a sweep over thousands of users
+runs (bench/worker.py measures the difference).
+
+A worker needs the PostgreSQL and Redis Clara uses: external ones
+(DATABASE_URL and REDIS_URL) or, on one machine, the embedded servers of the
+Clara running on the same CLARA_DATA_DIR, which it attaches to.  Any number of
+workers may run; each job goes to one of them and is acknowledged only after
+it ran, so a worker killed mid-job leaves it to another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from taskiq_redis import RedisStreamBroker
+
+    from .config import Settings
+    from .cortex.consolidation import ConsolidationRunner
+
+log = logging.getLogger(__name__)
+
+TASK_CONSOLIDATE = "cortex.consolidate_user"
+TASK_COMPACT = "cortex.compact_user"
+
+#: A job a worker has held this long without finishing is given to another worker
+#: (the first one died).  A consolidation of one user takes seconds to minutes.
+REDELIVER_AFTER_S = 900.0
+
+
+class WorkQueue:
+    """The producer side, owned by a Clara process: queue one user's job."""
+
+    def __init__(self, broker: RedisStreamBroker, redis_url: str) -> None:
+        self.broker = broker
+        self.redis_url = redis_url
+
+    @classmethod
+    async def open(cls, redis_url: str) -> WorkQueue:
+        from storage.work_queue import build_broker
+
+        broker = build_broker(redis_url, redeliver_after_s=REDELIVER_AFTER_S)
+        await broker.startup()  # creates the stream and the group if they are new
+        return cls(broker, redis_url)
+
+    async def consolidate(self, user_id: str, *, run_id: str, compact: bool | None) -> None:
+        from storage.work_queue import enqueue
+
+        await enqueue(
+            self.broker, TASK_CONSOLIDATE, user_id=user_id, run_id=run_id, compact=compact
+        )
+
+    async def compact(self, user_id: str, *, run_id: str) -> None:
+        from storage.work_queue import enqueue
+
+        await enqueue(self.broker, TASK_COMPACT, user_id=user_id, run_id=run_id)
+
+    async def backlog(self) -> dict[str, int]:
+        from storage.work_queue import backlog
+
+        return await backlog(self.redis_url)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.broker.shutdown()
+
+
+def register_jobs(broker: RedisStreamBroker, runner: ConsolidationRunner) -> None:
+    """The jobs a worker runs, by the names the producers queue them under."""
+
+    async def consolidate_user(user_id: str, run_id: str, compact: bool | None = None) -> bool:
+        report = await runner.run_for_user(user_id, compact=compact, run_id=run_id)
+        return report.ok
+
+    async def compact_user(user_id: str, run_id: str) -> bool:
+        report = await runner.compact_user(user_id, run_id=run_id)
+        return report.ok
+
+    broker.register_task(consolidate_user, task_name=TASK_CONSOLIDATE)
+    broker.register_task(compact_user, task_name=TASK_COMPACT)
+
+
+async def run_worker(settings: Settings) -> int:
+    """Run jobs until SIGTERM/SIGINT; 0 after a clean stop."""
+    from taskiq.acks import AcknowledgeType
+    from taskiq.api import run_receiver_task
+
+    from storage.work_queue import build_broker
+
+    from .cortex.consolidation import ConsolidationRunner
+    from .cortex_cli.session import CortexSession
+    from .llm.service import LLMService
+    from .pipeline.memory import ServiceTextModel
+
+    problems = settings.missing_llm_keys()
+    if problems:
+        raise ConfigError(problems, headline="The worker consolidates memories with the LLM:")
+    if settings.database_url is None or settings.redis_url is None:
+        # Embedded servers are shared only by attaching to a running Clara's: a
+        # worker with servers of its own would wait on a queue nobody fills.
+        from storage.datadir import read_endpoints
+
+        if await asyncio.to_thread(read_endpoints, settings.clara_data_dir) is None:
+            raise ConfigError(
+                [
+                    "no running Clara on CLARA_DATA_DIR to share PostgreSQL and Redis with: "
+                    "set DATABASE_URL and REDIS_URL to the servers Clara uses, or start Clara "
+                    "first on this CLARA_DATA_DIR"
+                ],
+                headline="The worker needs Clara's PostgreSQL and Redis:",
+            )
+    session = await CortexSession.open(settings)
+    llm = LLMService(settings)
+    broker: Any = None
+    try:
+        memory = session.memory
+        runner = ConsolidationRunner(
+            memory.warm, memory.hot, memory.ledger, ServiceTextModel(llm), memory.embedder, settings
+        )
+        broker = build_broker(session.storage.redis_url, redeliver_after_s=REDELIVER_AFTER_S)
+        register_jobs(broker, runner)
+        await broker.startup()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        receiver = asyncio.create_task(
+            run_receiver_task(
+                broker,
+                max_async_tasks=settings.cortex_max_concurrent_users,
+                # Acknowledged once it ran: a worker that dies mid-job leaves it pending.
+                ack_time=AcknowledgeType.WHEN_EXECUTED,
+                run_startup=False,
+            ),
+            name="worker-receiver",
+        )
+        log.info(
+            "worker ready: consolidation jobs, %d at once", settings.cortex_max_concurrent_users
+        )
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({receiver, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await receiver
+        log.info("worker stopped")
+        return 0
+    finally:
+        if broker is not None:
+            with contextlib.suppress(Exception):
+                await broker.shutdown()
+        await llm.aclose()
+        await session.close()

@@ -1,0 +1,193 @@
+"""CORTEX_WORKER_QUEUE: sweeps queue per-user jobs on Redis and a real
+``python discord_bot.py worker`` process runs them, against real PostgreSQL and
+Redis and the fake LLM server."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from clara_core.config import load_settings
+from clara_core.cortex.consolidation import ConsolidationLedger, ConsolidationRunner
+from clara_core.cortex.hot import HotStore
+from clara_core.cortex.warm import WarmStore
+from clara_core.worker import WorkQueue
+from storage.models.cortex import ConsolidationLog
+from storage.work_queue import backlog
+from tests.fakes.fake_llm import FakeLLM, Reply
+from tests.support.clara_process import ENTRY, clara_env, run_clara
+from tests.support.cortex import local_embedder, text_model_for
+from tests.support.llm import KEY
+
+pytestmark = pytest.mark.storage
+
+
+async def _logged(engine, run_id: str) -> list[tuple[str, str]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(ConsolidationLog.user_id, ConsolidationLog.job).where(
+                ConsolidationLog.run_id == uuid.UUID(run_id)
+            )
+        )
+        return sorted((r.user_id, r.job) for r in rows)
+
+
+async def test_a_sweep_is_queued_and_a_worker_process_runs_it(
+    engine, database_url, redis, redis_url, tmp_path
+):
+    async with FakeLLM(api_keys={KEY}, default=Reply("[]")) as fake:
+        model, service = text_model_for(fake)
+        settings = load_settings(env_file=None)
+        runner = ConsolidationRunner(
+            WarmStore(engine),
+            HotStore(redis),
+            ConsolidationLedger(engine),
+            model,
+            local_embedder(),
+            settings,
+        )
+        runner.queue = queue = await WorkQueue.open(redis_url)
+        try:
+            summary = await runner.run_all(["ana", "bo", "ana"])
+            compaction = await runner.compact_all(["cy"])
+        finally:
+            await queue.close()
+            await service.aclose()
+        # Queued, not run here: no report, no log row, three jobs waiting.
+        assert (summary.queued, summary.users, summary.reports) == (2, 0, [])
+        assert compaction.queued == 1
+        assert await _logged(engine, summary.run_id) == []
+        assert await backlog(redis_url) == {"waiting": 3, "running": 0}
+
+        env = clara_env(
+            tmp_path,
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_url,
+            LLM_PROVIDER="openai",
+            CUSTOM_OPENAI_API_KEY=KEY,
+            CUSTOM_OPENAI_BASE_URL=fake.openai_base_url,
+        )
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ENTRY),
+            "worker",
+            env=env,
+            cwd=tmp_path,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+
+            async def all_ran() -> bool:
+                return (
+                    await _logged(engine, summary.run_id)
+                    == [("ana", "consolidation"), ("bo", "consolidation")]
+                    and len(await _logged(engine, compaction.run_id)) == 1
+                )
+
+            for _ in range(600):  # the worker loads the embedder first (~2 s)
+                if await all_ran() or worker.returncode is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert worker.returncode is None, "the worker exited early"
+            assert await _logged(engine, compaction.run_id) == [("cy", "compaction")]
+            assert await all_ran()
+            # Acknowledged after it ran: nothing left waiting or held.
+            await asyncio.sleep(0.3)
+            assert await backlog(redis_url) == {"waiting": 0, "running": 0}
+        finally:
+            if worker.returncode is None:
+                worker.send_signal(signal.SIGTERM)
+            try:
+                _, raw = await asyncio.wait_for(worker.communicate(), timeout=30)
+            except TimeoutError:
+                worker.kill()
+                raise
+        err = raw.decode()
+        assert worker.returncode == 0, err
+        assert "worker ready" in err and "Traceback" not in err
+        # Each job ran once: one log row per user, however many times it was listed.
+        async with engine.connect() as conn:
+            total = await conn.scalar(select(func.count()).select_from(ConsolidationLog))
+        assert total == 3
+
+
+def test_a_worker_without_shared_storage_refuses(tmp_path):
+    """On the embedded default with no Clara running there is no queue to share."""
+    env = clara_env(tmp_path, OPENROUTER_API_KEY="k")
+    result = run_clara("worker", env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "set DATABASE_URL and REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_worker_needs_an_llm_key(tmp_path):
+    result = run_clara("worker", env=clara_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "OPENROUTER_API_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+async def test_a_worker_attaches_to_the_running_claras_embedded_servers(tmp_path):
+    """One machine, the embedded default: Clara runs (here: waiting for a Discord
+    that does not answer), a worker on the same CLARA_DATA_DIR uses her servers."""
+    from storage.datadir import read_endpoints
+    from storage.db import create_engine
+
+    async with FakeLLM(api_keys={KEY}, default=Reply("[]")) as fake:
+        env = clara_env(
+            tmp_path,
+            DISCORD_BOT_TOKEN="test-token",
+            DISCORD_API_BASE="http://127.0.0.1:9/api/v10",
+            DISCORD_GATEWAY_URL="ws://127.0.0.1:9/",
+            LLM_PROVIDER="openai",
+            CUSTOM_OPENAI_API_KEY=KEY,
+            CUSTOM_OPENAI_BASE_URL=fake.openai_base_url,
+            CORTEX_WORKER_QUEUE="true",
+        )
+        started = await asyncio.to_thread(run_clara, "--daemon", env=env, cwd=tmp_path)
+        worker = None
+        try:
+            assert started.returncode == 0, started.stderr
+            running = read_endpoints(tmp_path / "data")
+            assert running is not None and running.redis_url and running.database_url
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(ENTRY),
+                "worker",
+                env=env,
+                cwd=tmp_path,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            assert worker.stderr is not None
+            lines: list[str] = []
+            while not any("worker ready" in line for line in lines):
+                line = (await asyncio.wait_for(worker.stderr.readline(), 60)).decode()
+                assert line, "the worker exited:\n" + "".join(lines)
+                lines.append(line)
+            queue = await WorkQueue.open(running.redis_url)
+            try:
+                await queue.consolidate("dee", run_id=str(uuid.uuid4()), compact=None)
+            finally:
+                await queue.close()
+            engine = create_engine(running.database_url, pool_size=1)
+            try:
+                for _ in range(300):
+                    async with engine.connect() as conn:
+                        users = list(await conn.scalars(select(ConsolidationLog.user_id)))
+                    if users:
+                        break
+                    await asyncio.sleep(0.1)
+            finally:
+                await engine.dispose()
+            assert users == ["dee"]
+        finally:
+            if worker is not None and worker.returncode is None:
+                worker.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(worker.wait(), 30)
+            await asyncio.to_thread(run_clara, "--stop", env=env, cwd=tmp_path)
+        assert worker.returncode == 0

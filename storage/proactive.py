@@ -118,6 +118,22 @@ def _pattern(row: UserInteractionPattern) -> StoredPattern:
     )
 
 
+def _new_pattern(user_id: str, next_check_at: datetime, **values: Any) -> dict[str, Any]:
+    """A user's first row: never chose, never wrote, nothing sent (``values`` override)."""
+    return {
+        "user_id": user_id,
+        "talked_in_dm": False,
+        "unanswered": 0,
+        "proactive_sent": 0,
+        "proactive_answered": 0,
+        "active_hours": {},
+        "boundaries": [],
+        "open_threads": [],
+        "next_check_at": next_check_at,
+        **values,
+    }
+
+
 class ProactiveStore:
     def __init__(self, engine: AsyncEngine, *, record_hook: RecordHook | None = None) -> None:
         self._db = session_factory(engine)
@@ -137,19 +153,14 @@ class ProactiveStore:
         """The user wrote: activity, active hours, and an answer to any pending
         proactive message (the back-off resets)."""
         hour = str(local_hour)
-        new = {
-            "user_id": user_id,
-            "talked_in_dm": is_dm,
-            "last_channel_id": channel_id,
-            "last_user_message_at": at,
-            "unanswered": 0,
-            "proactive_sent": 0,
-            "proactive_answered": 0,
-            "active_hours": {hour: 1},
-            "boundaries": [],
-            "open_threads": [],
-            "next_check_at": first_check_at,
-        }
+        new = _new_pattern(
+            user_id,
+            first_check_at,
+            talked_in_dm=is_dm,
+            last_channel_id=channel_id,
+            last_user_message_at=at,
+            active_hours={hour: 1},
+        )
         t = UserInteractionPattern.__table__.c
         stmt = insert(UserInteractionPattern).values(**new)
         stmt = stmt.on_conflict_do_update(
@@ -183,18 +194,7 @@ class ProactiveStore:
 
     async def set_opt_in(self, user_id: str, on: bool, now: datetime) -> None:
         t = UserInteractionPattern.__table__.c
-        stmt = insert(UserInteractionPattern).values(
-            user_id=user_id,
-            opted_in=on,
-            talked_in_dm=False,
-            unanswered=0,
-            proactive_sent=0,
-            proactive_answered=0,
-            active_hours={},
-            boundaries=[],
-            open_threads=[],
-            next_check_at=now,
-        )
+        stmt = insert(UserInteractionPattern).values(**_new_pattern(user_id, now, opted_in=on))
         stmt = stmt.on_conflict_do_update(index_elements=[t.user_id], set_={"opted_in": on})
         async with self._db() as db:
             await db.execute(stmt)
@@ -281,17 +281,7 @@ class ProactiveStore:
         """The user's row, locked; created (never chose, never wrote) when missing."""
         await db.execute(
             insert(UserInteractionPattern)
-            .values(
-                user_id=user_id,
-                talked_in_dm=False,
-                unanswered=0,
-                proactive_sent=0,
-                proactive_answered=0,
-                active_hours={},
-                boundaries=[],
-                open_threads=[],
-                next_check_at=now,
-            )
+            .values(**_new_pattern(user_id, now))
             .on_conflict_do_nothing(index_elements=[UserInteractionPattern.user_id])
         )
         return (

@@ -154,8 +154,9 @@ def in_quiet_hours(now: datetime, rules: OrsRules) -> bool:
     return q is not None and q.contains(now.astimezone(rules.tz).time())
 
 
-def speak_blocker(user: UserOrs, now: datetime, rules: OrsRules) -> str | None:
-    """Why Clara may not write to ``user`` now; ``None`` when she may."""
+def wait_blocker(user: UserOrs, now: datetime, rules: OrsRules) -> str | None:
+    """Why there is nothing to decide about ``user`` now (no model call): not opted
+    in, inactive, quiet hours, or outside the user's own times; ``None`` otherwise."""
     if not allowed(user, rules):
         return "not opted in"
     if not active(user, now, rules):
@@ -164,6 +165,13 @@ def speak_blocker(user: UserOrs, now: datetime, rules: OrsRules) -> str | None:
         return "quiet hours"
     if (b := blocked_by(user.boundaries, now, rules.tz)) is not None:
         return f"outside the times the user allows ({b.describe()})"
+    return None
+
+
+def speak_blocker(user: UserOrs, now: datetime, rules: OrsRules) -> str | None:
+    """Why Clara may not write to ``user`` now; ``None`` when she may."""
+    if (why := wait_blocker(user, now, rules)) is not None:
+        return why
     if user.last_proactive_at is not None and now - user.last_proactive_at < speak_gap(user, rules):
         return "too soon after the last proactive message"
     return None

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from clara_core.companion.boundaries import Boundary, blocked_by
+from clara_core.companion.boundaries import Boundary
 from clara_core.companion.ors import (
     Action,
     Decision,
@@ -44,12 +44,10 @@ from clara_core.companion.ors import (
     OrsRules,
     QuietHours,
     UserOrs,
-    active,
-    allowed,
-    in_quiet_hours,
     next_check,
     settle,
     speak_gap,
+    wait_blocker,
 )
 from clara_core.companion.ors_context import (
     ANSWER,
@@ -71,7 +69,7 @@ if TYPE_CHECKING:
     from clara_core.config import Settings
     from clara_core.cortex.manager import MemoryManager
     from clara_core.cortex.ports import TextModel
-    from storage.proactive import ProactiveStore, StoredPattern
+    from storage.proactive import ProactiveStore, StoredNote, StoredPattern
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +349,10 @@ class OrsRunner:
         await self.store.set_summary(user_id, digest.summary, list(digest.open_threads), now)
         return True
 
-    async def _context(self, p: StoredPattern, user: UserOrs, now: datetime) -> OrsContext:
+    async def _context(
+        self, p: StoredPattern, user: UserOrs, now: datetime
+    ) -> tuple[OrsContext, list[StoredNote]]:
+        """What the decider sees, and the stored notes it came from."""
         stored = await self.store.notes(p.user_id, now)
         notes = [
             Note(
@@ -376,7 +377,7 @@ class OrsRunner:
                 memories = list(await self.memories(p.user_id, query))
             except Exception as exc:  # memories enrich the context; they are not required
                 log.info("ors: memories unavailable for %s (%r)", p.user_id, exc)
-        return OrsContext(
+        context = OrsContext(
             user,
             now,
             self.rules,
@@ -391,6 +392,7 @@ class OrsRunner:
             boundaries=[b.text for b in user.boundaries if b.text],
             memories=memories,
         )
+        return context, stored
 
     async def assess(self, p: StoredPattern, now: datetime, report: PassReport) -> None:
         """One claimed user: decide, act, record, schedule the next look."""
@@ -398,17 +400,11 @@ class OrsRunner:
         report.assessed += 1
         user = user_ors(p)
         notes: list[Note] = []
-        if not allowed(user, self.rules):
-            decision = Decision(Action.WAIT, "not opted in")
-        elif not active(user, now, self.rules):
-            decision = Decision(Action.WAIT, "inactive")
-        elif in_quiet_hours(now, self.rules):
-            decision = Decision(Action.WAIT, "quiet hours")  # no model call at night
-        elif (b := blocked_by(user.boundaries, now, self.rules.tz)) is not None:
-            # The user's own hours and days: no model call either.
-            decision = Decision(Action.WAIT, f"outside the times the user allows ({b.describe()})")
+        stored: list[StoredNote] = []
+        if (why := wait_blocker(user, now, self.rules)) is not None:
+            decision = Decision(Action.WAIT, why)  # no model call at night, or for nobody
         else:
-            ctx = await self._context(p, user, now)
+            ctx, stored = await self._context(p, user, now)
             notes = list(ctx.notes)
             report.model_calls += 1
             decision = settle(await self.decider.decide(ctx), user, now, self.rules)
@@ -420,10 +416,9 @@ class OrsRunner:
                 reason=decision.reason,
                 channel_id=p.last_channel_id if not p.talked_in_dm else None,
                 min_gap=speak_gap(user, self.rules),
+                # The notes the decision was made from (read once, for its context).
                 used_note_ids=tuple(
-                    n.id
-                    for n in await self.store.notes(user_id, now)
-                    if n.not_before is None or n.not_before <= now
+                    n.id for n in stored if n.not_before is None or n.not_before <= now
                 ),
             )
             if message_id is None:

@@ -79,6 +79,63 @@ class WorkQueue:
             await self.broker.shutdown()
 
 
+#: Waits between attempts while the queue's Redis does not answer.
+RETRY_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+async def _receive(broker: RedisStreamBroker, at_once: int, stop: asyncio.Event) -> None:
+    """Take jobs until ``stop``; through a Redis outage, retry with back-off and say
+    so once (taskiq's own loop would retry at once, a traceback each time)."""
+    from taskiq.acks import AcknowledgeType
+    from taskiq.receiver import Receiver
+
+    from storage.work_queue import QuietOutages, is_outage, ping
+
+    quiet = QuietOutages()
+    for name in ("taskiq.receiver.receiver", "taskiq.receiver"):
+        logging.getLogger(name).addFilter(quiet)
+    failures = 0
+    while not stop.is_set():
+        try:
+            if failures:
+                await ping(broker)
+                log.warning("worker: the queue's Redis answers again; taking jobs")
+                failures = 0
+            receiver = Receiver(
+                broker,
+                run_startup=False,
+                max_async_tasks=at_once,
+                # Acknowledged once it ran: a worker that dies mid-job leaves it pending.
+                ack_type=AcknowledgeType.WHEN_EXECUTED,
+            )
+            await receiver.listen(asyncio.Event())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an ExceptionGroup too: anyio groups the receiver's errors
+            delay = RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)]
+            if failures == 0:
+                if is_outage(exc):
+                    log.warning(
+                        "worker: the queue's Redis does not answer (%s); retrying every "
+                        "%.0f-%.0f s",
+                        _first_line(exc),
+                        RETRY_DELAYS_S[0],
+                        RETRY_DELAYS_S[-1],
+                    )
+                else:
+                    log.error("worker: taking jobs failed; retrying", exc_info=exc)
+            failures += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+
+def _first_line(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def register_jobs(broker: RedisStreamBroker, runner: ConsolidationRunner) -> None:
     """The jobs a worker runs, by the names the producers queue them under."""
 
@@ -96,9 +153,6 @@ def register_jobs(broker: RedisStreamBroker, runner: ConsolidationRunner) -> Non
 
 async def run_worker(settings: Settings) -> int:
     """Run jobs until SIGTERM/SIGINT; 0 after a clean stop."""
-    from taskiq.acks import AcknowledgeType
-    from taskiq.api import run_receiver_task
-
     from storage.work_queue import build_broker
 
     from .cortex.consolidation import ConsolidationRunner
@@ -140,14 +194,7 @@ async def run_worker(settings: Settings) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         receiver = asyncio.create_task(
-            run_receiver_task(
-                broker,
-                max_async_tasks=settings.cortex_max_concurrent_users,
-                # Acknowledged once it ran: a worker that dies mid-job leaves it pending.
-                ack_time=AcknowledgeType.WHEN_EXECUTED,
-                run_startup=False,
-            ),
-            name="worker-receiver",
+            _receive(broker, settings.cortex_max_concurrent_users, stop), name="worker-receiver"
         )
         log.info(
             "worker ready: consolidation jobs, %d at once", settings.cortex_max_concurrent_users

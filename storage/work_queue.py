@@ -16,7 +16,9 @@ import socket
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
@@ -50,6 +52,28 @@ def build_broker(
         idle_timeout=int(redeliver_after_s * 1000),
         unacknowledged_lock_timeout=30,
     )
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or every error in an exception group) means Redis does not
+    answer: the worker says so itself, once, instead of a traceback per retry."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_outage(e) for e in exc.exceptions)
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionError | OSError)
+
+
+class QuietOutages(logging.Filter):
+    """Drops taskiq's own traceback for a Redis outage (see ``is_outage``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or not is_outage(exc)
+
+
+async def ping(broker: RedisStreamBroker) -> None:
+    """Raises unless the broker's Redis answers."""
+    async with Redis(connection_pool=broker.connection_pool) as client:
+        await client.ping()
 
 
 async def enqueue(broker: RedisStreamBroker, task_name: str, /, **kwargs: Any) -> None:

@@ -191,3 +191,75 @@ async def test_a_worker_attaches_to_the_running_claras_embedded_servers(tmp_path
                 await asyncio.wait_for(worker.wait(), 30)
             await asyncio.to_thread(run_clara, "--stop", env=env, cwd=tmp_path)
         assert worker.returncode == 0
+
+
+async def test_the_worker_rides_out_a_redis_outage(engine, database_url, tmp_path):
+    """Redis goes away under a running worker: one line says so (no traceback, no
+    busy loop), and once Redis is back the worker takes jobs again."""
+    from storage.embedded import EmbeddedRedis
+
+    rd = EmbeddedRedis(tmp_path / "redis")
+    redis_url = await rd.start()
+    async with FakeLLM(api_keys={KEY}, default=Reply("[]")) as fake:
+        env = clara_env(
+            tmp_path,
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_url,
+            LLM_PROVIDER="openai",
+            CUSTOM_OPENAI_API_KEY=KEY,
+            CUSTOM_OPENAI_BASE_URL=fake.openai_base_url,
+        )
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ENTRY),
+            "worker",
+            env=env,
+            cwd=tmp_path,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert worker.stderr is not None
+        lines: list[str] = []
+
+        async def read_for(seconds: float) -> None:
+            assert worker.stderr is not None
+            loop = asyncio.get_running_loop()
+            end = loop.time() + seconds
+            while (left := end - loop.time()) > 0:
+                try:
+                    line = await asyncio.wait_for(worker.stderr.readline(), left)
+                except TimeoutError:
+                    return
+                if not line:
+                    return
+                lines.append(line.decode())
+
+        try:
+            while not any("worker ready" in line for line in lines):
+                await read_for(1)
+                assert worker.returncode is None, "".join(lines)
+            await rd.stop()
+            before = len(lines)
+            await read_for(4)
+            during = lines[before:]
+            assert any("Redis" in line and "retry" in line for line in during), during
+            assert len(during) <= 3, "".join(during)  # no busy loop of errors
+            assert not any("Traceback" in line for line in during), "".join(during)
+
+            await rd.start()
+            queue = await WorkQueue.open(redis_url)
+            run_id = str(uuid.uuid4())
+            try:
+                await queue.consolidate("eve", run_id=run_id, compact=None)
+            finally:
+                await queue.close()
+            for _ in range(400):
+                if await _logged(engine, run_id):
+                    break
+                await asyncio.sleep(0.1)
+            assert await _logged(engine, run_id) == [("eve", "consolidation")], "".join(lines)
+        finally:
+            if worker.returncode is None:
+                worker.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(worker.wait(), 30)
+            await rd.stop()
+        assert worker.returncode == 0

@@ -48,26 +48,29 @@ class WorkQueue:
     def __init__(self, broker: RedisStreamBroker, redis_url: str) -> None:
         self.broker = broker
         self.redis_url = redis_url
+        self._started = False
 
     @classmethod
     async def open(cls, redis_url: str) -> WorkQueue:
+        """Nothing is sent yet: a Redis that is away now must not stop Clara's start;
+        the first job creates the stream and the group."""
         from storage.work_queue import build_broker
 
-        broker = build_broker(redis_url, redeliver_after_s=REDELIVER_AFTER_S)
-        await broker.startup()  # creates the stream and the group if they are new
-        return cls(broker, redis_url)
+        return cls(build_broker(redis_url, redeliver_after_s=REDELIVER_AFTER_S), redis_url)
+
+    async def _put(self, task: str, **kwargs: Any) -> None:
+        from storage.work_queue import enqueue
+
+        if not self._started:
+            await self.broker.startup()  # the stream and its group, if they are new
+            self._started = True
+        await enqueue(self.broker, task, **kwargs)
 
     async def consolidate(self, user_id: str, *, run_id: str, compact: bool | None) -> None:
-        from storage.work_queue import enqueue
-
-        await enqueue(
-            self.broker, TASK_CONSOLIDATE, user_id=user_id, run_id=run_id, compact=compact
-        )
+        await self._put(TASK_CONSOLIDATE, user_id=user_id, run_id=run_id, compact=compact)
 
     async def compact(self, user_id: str, *, run_id: str) -> None:
-        from storage.work_queue import enqueue
-
-        await enqueue(self.broker, TASK_COMPACT, user_id=user_id, run_id=run_id)
+        await self._put(TASK_COMPACT, user_id=user_id, run_id=run_id)
 
     async def backlog(self) -> dict[str, int]:
         from storage.work_queue import backlog
@@ -89,7 +92,7 @@ async def _receive(broker: RedisStreamBroker, at_once: int, stop: asyncio.Event)
     from taskiq.acks import AcknowledgeType
     from taskiq.receiver import Receiver
 
-    from storage.work_queue import QuietOutages, is_outage, ping
+    from storage.work_queue import QuietOutages, is_outage
 
     quiet = QuietOutages()
     for name in ("taskiq.receiver.receiver", "taskiq.receiver"):
@@ -98,7 +101,9 @@ async def _receive(broker: RedisStreamBroker, at_once: int, stop: asyncio.Event)
     while not stop.is_set():
         try:
             if failures:
-                await ping(broker)
+                # Declares the stream's group again too: a Redis that came back
+                # empty (no persistence) would otherwise answer every read NOGROUP.
+                await broker.startup()
                 log.warning("worker: the queue's Redis answers again; taking jobs")
                 failures = 0
             receiver = Receiver(

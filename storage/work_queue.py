@@ -70,12 +70,6 @@ class QuietOutages(logging.Filter):
         return exc is None or not is_outage(exc)
 
 
-async def ping(broker: RedisStreamBroker) -> None:
-    """Raises unless the broker's Redis answers."""
-    async with Redis(connection_pool=broker.connection_pool) as client:
-        await client.ping()
-
-
 async def enqueue(broker: RedisStreamBroker, task_name: str, /, **kwargs: Any) -> None:
     """Queue one job by name; the producer need not import the job's code."""
     await AsyncKicker(task_name=task_name, broker=broker, labels={}).kiq(**kwargs)

@@ -263,3 +263,28 @@ async def test_the_worker_rides_out_a_redis_outage(engine, database_url, tmp_pat
                 await asyncio.wait_for(worker.wait(), 30)
             await rd.stop()
         assert worker.returncode == 0
+
+
+async def test_a_sweep_with_the_queue_away_says_so_and_queues_nothing(engine, redis, caplog):
+    """Clara starts with CORTEX_WORKER_QUEUE even if Redis is away at that moment;
+    a sweep then queues nothing, says so in one line, and the next sweep tries again."""
+    settings = load_settings(env_file=None)
+    runner = ConsolidationRunner(
+        WarmStore(engine),
+        HotStore(redis),
+        ConsolidationLedger(engine),
+        model=None,  # type: ignore[arg-type]  # never called: nothing runs here
+        embedder=local_embedder(),
+        settings=settings,
+    )
+    runner.queue = queue = await WorkQueue.open("redis://127.0.0.1:1/0")
+    try:
+        with caplog.at_level("WARNING", logger="clara_core.cortex.consolidation.runner"):
+            summary = await runner.run_all(["ana", "bo"])
+    finally:
+        await queue.close()
+    assert (summary.queued, summary.users) == (0, 0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "work queue is unreachable" in warnings[0], warnings
+    assert "0 of 2 users queued" in warnings[0]
+    assert await _logged(engine, summary.run_id) == []  # and nothing ran here either

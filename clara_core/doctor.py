@@ -108,11 +108,27 @@ async def _check_storage(settings: Settings) -> list[Check]:
                     required=False,
                 )
             )
+            if settings.cortex_worker_queue:
+                checks.append(await _check_work_queue(storage))
         except Exception as exc:
             checks.append(Check("redis", False, f"cannot talk to Redis: {exc}"))
     finally:
         await storage.close()
     return checks
+
+
+async def _check_work_queue(storage) -> Check:
+    """CORTEX_WORKER_QUEUE: consolidation waits for `worker` processes on Redis."""
+    from storage.work_queue import backlog
+
+    jobs = await backlog(storage.redis_url)
+    return Check(
+        "worker queue",
+        True,
+        f"{jobs['waiting']} job(s) waiting for `python discord_bot.py worker`, "
+        f"{jobs['running']} running",
+        required=False,
+    )
 
 
 async def _check_cortex(settings: Settings, engine) -> list[Check]:

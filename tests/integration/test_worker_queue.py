@@ -288,3 +288,23 @@ async def test_a_sweep_with_the_queue_away_says_so_and_queues_nothing(engine, re
     assert len(warnings) == 1 and "work queue is unreachable" in warnings[0], warnings
     assert "0 of 2 users queued" in warnings[0]
     assert await _logged(engine, summary.run_id) == []  # and nothing ran here either
+
+
+async def test_doctor_shows_the_work_queue(database_url, redis_url, tmp_path):
+    queue = await WorkQueue.open(redis_url)
+    try:
+        for user in ("ana", "bo"):
+            await queue.consolidate(user, run_id=str(uuid.uuid4()), compact=None)
+    finally:
+        await queue.close()
+    env = clara_env(
+        tmp_path,
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        OPENROUTER_API_KEY="k",
+        CORTEX_WORKER_QUEUE="true",
+    )
+    result = await asyncio.to_thread(run_clara, "doctor", env=env, cwd=tmp_path)
+    line = next(x for x in result.stdout.splitlines() if "worker queue" in x)
+    assert "2 job(s) waiting" in line and "0 running" in line, result.stdout
+    assert "Traceback" not in result.stderr

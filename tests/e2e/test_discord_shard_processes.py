@@ -157,12 +157,14 @@ class Conversation:
         return [m.content for m in self.fake.bot_messages(channel)]
 
     async def answered(self, channels: list[int], timeout: float = 60) -> None:
+        # The whole answer: a streamed reply shows its first words first and its
+        # last edit comes DISCORD_EDIT_INTERVAL_SECONDS (1.2 s) later.
         await self.fake.wait_until(
-            lambda: all(len(self.replies(c)) >= len(self.expected[c]) for c in channels),
+            lambda: all(self.replies(c) == self.expected[c] for c in channels),
             timeout=timeout,
-            what="an answer to every mention",
+            what="the whole answer to every mention",
         )
-        await asyncio.sleep(1.0)  # time for a wrong second answer to show up
+        await asyncio.sleep(1.5)  # time for a wrong second answer (or edit) to show up
         await self.fake.flush()
         assert {c: self.replies(c) for c in self.expected} == self.expected
 

@@ -102,8 +102,12 @@ async def answered_once(fake: FakeDiscord, tags: dict[int, str], before: dict[in
     def replies(c: int) -> list[str]:
         return [m.content for m in fake.bot_messages(c)][before.get(c, 0) :]
 
+    # The whole answer: a streamed reply's last edit may follow its first words by
+    # DISCORD_EDIT_INTERVAL_SECONDS.
     await fake.wait_until(
-        lambda: all(replies(c) for c in tags), timeout=60, what="every channel's answer"
+        lambda: all(replies(c) == [f"noted {t}"] for c, t in tags.items()),
+        timeout=60,
+        what="every channel's whole answer",
     )
     await asyncio.sleep(0.5)  # time for a wrong second answer
     await fake.flush()

@@ -170,8 +170,10 @@ local reset_at = now + after
 local st = redis.call('HMGET', k, 'remaining', 'reset_at', 'window')
 local window = math.max(after, tonumber(st[3] or 0))
 if st[2] and reset_at <= tonumber(st[2]) + 250 then
+  -- The same window.  Its end is the later of the two: a window TAKE opened
+  -- starts when the request left, Discord's when it arrived.
   remaining = math.min(remaining, tonumber(st[1]))
-  reset_at = tonumber(st[2])
+  reset_at = math.max(reset_at, tonumber(st[2]))
 end
 redis.call('HSET', k, 'remaining', remaining, 'reset_at', reset_at, 'limit', ARGV[4],
   'window', window)

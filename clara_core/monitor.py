@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
+import math
 import secrets
 import time
 from collections import deque
@@ -38,9 +40,24 @@ log = logging.getLogger(__name__)
 STORAGE_CHECK_TIMEOUT_S = 3.0
 #: The live charts cover this much time.
 SERIES_WINDOW_S = 3600.0
-#: However many pages are open and however many turns arrive, the snapshot is
-#: built at most this often (the pages' updates are coalesced to it anyway).
-REFRESH_S = 0.25
+#: However many pages are open and however many turns arrive, the pages get at most
+#: one update this often, all of them the same one (built once).  A dashboard is
+#: read by a person: a second is as live as anyone can read, and each update has a
+#: fixed cost (the snapshot's JSON, a write per page), which at 4 a second made the
+#: monitor cost 5-15 % of Clara's own CPU per turn (docs/benchmarks.md).  A turn
+#: after a quiet second is still shown at once.
+REFRESH_S = 1.0
+#: GET / and /status reuse a snapshot this young (a burst of requests builds one);
+#: the live pages' feeder always builds its own.
+SNAPSHOT_REUSE_S = 0.25
+#: A comment line this often keeps proxies (and the browser) from thinking the
+#: stream died while nothing changes.
+KEEPALIVE_S = 15.0
+#: Updates a page may have waiting (it stopped reading); beyond, its stream ends
+#: and the browser's EventSource reconnects (getting the whole hour again).
+PAGE_BACKLOG = 30
+#: Tool calls kept for the tools table (the last hour's, at most this many).
+TOOL_CALLS_MAX = 20_000
 #: Mood levels drift slowly: one chart point this often (while a page is open).
 MOOD_SAMPLE_S = 10.0
 #: With no page open, the monitor still samples the mood this often, so a page
@@ -85,6 +102,41 @@ class ActionRefused(ClaraError):
     def __init__(self, message: str, status: int = 409) -> None:
         super().__init__(message)
         self.status = status
+
+
+_KEEPALIVE = b": keep-alive\n\n"
+
+
+class PageFeed:
+    """One open live page: the updates waiting for its /events stream (None ends it).
+    ``turns_seen``/``mood_seen`` say which chart points it has, ``key`` which
+    snapshot: pages at the same point get the same bytes, built once."""
+
+    __slots__ = ("key", "mood_seen", "queue", "turns_seen")
+
+    def __init__(self, turns_seen: int, mood_seen: float, key: str) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.turns_seen = turns_seen
+        self.mood_seen = mood_seen
+        self.key = key
+
+    def push(self, data: bytes | None) -> bool:
+        """Queue ``data``; False (and the stream told to end) when the page is too far behind."""
+        if data is not None and self.queue.qsize() >= PAGE_BACKLOG:
+            self.end()
+            return False
+        self.queue.put_nowait(data)
+        return True
+
+    def end(self) -> None:
+        while not self.queue.empty():  # what it has not read is of no use any more
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+def _event(body: str, field: str, series: dict[str, Any]) -> bytes:
+    """A server-sent event: the snapshot's JSON with the chart points added."""
+    return f'event: snapshot\ndata: {body[:-1]}, "{field}": {json.dumps(series)}}}\n\n'.encode()
 
 
 def _after(points: deque[Any], since: float) -> list[Any]:
@@ -140,69 +192,81 @@ class Monitor:
         self.mood_sample_s = mood_sample_s
         self.mood_background_s = mood_background_s
         self._sampler: asyncio.Task[None] | None = None
+        self._feeder: asyncio.Task[None] | None = None
         self.started_at = time.time()
-        # The same turns as shown on the page, each with its JSON: built once per
-        # turn at record(), not once per snapshot (a snapshot is built every tick).
-        self._rows: deque[tuple[dict[str, Any], str]] = deque(maxlen=history)
+        # The recent turns: [activity, its row for the page, the row's JSON].  The
+        # row and its JSON are made when a snapshot first shows the turn (once per
+        # turn), so record() stays a few appends and costs nothing more while no
+        # page is open.
+        self._rows: deque[list[Any]] = deque(maxlen=history)
         # The probe's last answer and when it was asked (monotonic): asked at most
         # once per interval, however often turns make the snapshot change.
         self._probed: tuple[float, dict[str, Any]] | None = None
         # (at, seconds, ok) of every turn in the last hour: the latency/error charts.
         self.turns: deque[tuple[float, float, bool]] = deque(maxlen=20_000)
-        # (at, tool name, ok) of every tool call in the last hour: the tools table.
-        self.tool_calls: deque[tuple[float, str, bool]] = deque(maxlen=20_000)
+        # Turns appended to ``turns`` so far: a page that has N of them is sent the
+        # rest, exactly (times can repeat; counts cannot).
+        self._turns_added = 0
+        # (at, tool name, ok) of every tool call in the last hour, and the running
+        # counts of the same calls (tool name -> [calls, errors]): kept up to date
+        # as calls come in and fall out of the hour, never recounted.
+        self.tool_calls: deque[tuple[float, str, bool]] = deque()
+        self._tool_counts: dict[str, list[int]] = {}
         # channel id -> deque of (at, levels): the mood charts.
         self.moods: dict[str, deque[tuple[float, dict[str, float]]]] = {}
-        self._changed = asyncio.Event()
+        self._mood_newest = 0.0  # the time of the newest mood point
         # (version, when, (snapshot, its JSON, change key)): see live().
         self._cached: tuple[int, float, tuple[dict[str, Any], str, str]] | None = None
         self._lock = asyncio.Lock()
         self._version = 0
+        # The open live pages, fed by one task (_feed_pages) that builds each update
+        # once for all of them; woken by record() while a page is open.
+        self._pages: set[PageFeed] = set()
+        self._wake = asyncio.Event()
         self._runner: web.AppRunner | None = None
         # Set at stop(): open event streams end, so shutdown does not wait for them.
         self.closing = asyncio.Event()
 
     # -- what the app tells the monitor -------------------------------------------
     def record(self, activity: Activity) -> None:
-        row = self._shown(activity)
-        self._rows.append((row, json.dumps(row)))
+        """A finished turn.  O(1) and no encoding: this runs on every turn."""
+        self._rows.append([activity, None, None])
         self.turns.append((activity.at, round(activity.seconds, 3), activity.ok))
+        self._turns_added += 1
+        if activity.tools:
+            self._count_tools(activity)
+        self._version += 1
+        if self._pages and not self._wake.is_set():
+            self._wake.set()  # the pages' feeder shows it (at once, or with the next update)
+
+    def _count_tools(self, activity: Activity) -> None:
         failed = list(activity.failed_tools)
+        counts = self._tool_counts
         for name in activity.tools:
             ok = name not in failed
             if not ok:
                 failed.remove(name)
+            if len(self.tool_calls) >= TOOL_CALLS_MAX:
+                self._forget_tool_call()
             self.tool_calls.append((activity.at, name, ok))
-        self._version += 1
-        # Wake every live page now (a new turn shows at once, not at the next tick):
-        # each waiter holds the old event, the next wait takes a fresh one.
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+            entry = counts.get(name)
+            if entry is None:
+                entry = counts[name] = [0, 0]
+            entry[0] += 1
+            entry[1] += 0 if ok else 1
 
-    @property
-    def cached_version(self) -> int:
-        """The version the last snapshot from live() holds (-1: none yet)."""
-        return self._cached[0] if self._cached is not None else -1
+    def _forget_tool_call(self) -> None:
+        _, name, ok = self.tool_calls.popleft()
+        entry = self._tool_counts[name]
+        entry[0] -= 1
+        entry[1] -= 0 if ok else 1
+        if entry[0] <= 0:
+            del self._tool_counts[name]
 
     @property
     def version(self) -> int:
-        """Counts the turns recorded: a page that saw this version is up to date."""
+        """Counts the turns recorded."""
         return self._version
-
-    async def changed(self, timeout: float, seen: int | None = None) -> None:
-        """Return at the next record() or after ``timeout`` seconds; at once if a turn
-        was recorded after version ``seen`` (while the caller was busy elsewhere)."""
-        if seen is not None and seen != self._version:
-            return
-        waits = {
-            asyncio.ensure_future(self._changed.wait()),
-            asyncio.ensure_future(self.closing.wait()),
-        }
-        try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
 
     # -- snapshots ----------------------------------------------------------------
     def _shown(self, a: Activity) -> dict[str, Any]:
@@ -216,57 +280,61 @@ class Monitor:
         """Tool name -> {"calls", "errors"} over the last hour, busiest first."""
         cutoff = time.time() - SERIES_WINDOW_S
         while self.tool_calls and self.tool_calls[0][0] < cutoff:
-            self.tool_calls.popleft()
-        stats: dict[str, dict[str, int]] = {}
-        for _, name, ok in self.tool_calls:
-            entry = stats.setdefault(name, {"calls": 0, "errors": 0})
-            entry["calls"] += 1
-            entry["errors"] += 0 if ok else 1
-        return dict(sorted(stats.items(), key=lambda kv: (-kv[1]["calls"], kv[0])))
+            self._forget_tool_call()
+        ranked = sorted(self._tool_counts.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        return {name: {"calls": calls, "errors": errors} for name, (calls, errors) in ranked}
 
     async def live_snapshot(self) -> dict[str, Any]:
         """The page's facts, the recent turns and the probe's (not the chart series: see series()).
-        Shared by every open page: computed once per half tick, or again after a
-        turn was recorded, however many pages ask."""
+        Shared by every caller: built again only after a turn was recorded or when
+        half a tick old, and at most once per SNAPSHOT_REUSE_S."""
         return (await self.live())[0]
 
     async def live(self) -> tuple[dict[str, Any], str, str]:
         """(snapshot, its JSON, a change key: its JSON without the uptime), cached."""
         async with self._lock:
-            now = time.monotonic()
             if self._cached is not None:
-                age = now - self._cached[1]
-                if self._cached[0] == self._version and age < self.interval_s / 2:
+                age = time.monotonic() - self._cached[1]
+                if age < SNAPSHOT_REUSE_S or (
+                    self._cached[0] == self._version and age < self.interval_s / 2
+                ):
                     return self._cached[2]
-                if age < REFRESH_S:
-                    # Turns arrive faster than anyone can read: every page gets this
-                    # one, and the next (holding the turns since) REFRESH_S after it.
-                    # A page knows it is behind: see ``cached_version``.
-                    return self._cached[2]
-            version = self._version
-            rows = list(reversed(self._rows))
-            facts: dict[str, Any] = {
-                "actions": sorted(self.actions),
-                **self.state(),
-                "tool_stats": self.tool_stats(),
-            }
-            if self.probe is not None:
-                if self._probed is None or now - self._probed[0] >= self.interval_s:
-                    self._probed = (now, await self._probe())
-                facts.update(self._probed[1])
-            uptime = round(time.time() - self.started_at, 1)
-            # The rows' JSON was made at record(): joined here, not encoded again.
-            key = (
-                json.dumps(facts)[:-1] + ', "recent": [' + ",".join(text for _, text in rows) + "]}"
-            )
-            body = f'{key[:-1]}, "uptime_s": {json.dumps(uptime)}}}'
-            snap = {**facts, "recent": [row for row, _ in rows], "uptime_s": uptime}
-            self._cached = (version, now, (snap, body, key))
-            return snap, body, key
+            return await self._build()
+
+    async def _build(self) -> tuple[dict[str, Any], str, str]:
+        """A fresh snapshot (the caller holds ``_lock``), cached for live()."""
+        now = time.monotonic()
+        version = self._version
+        facts: dict[str, Any] = {
+            "actions": sorted(self.actions),
+            **self.state(),
+            "tool_stats": self.tool_stats(),
+        }
+        if self.probe is not None:
+            if self._probed is None or now - self._probed[0] >= self.interval_s:
+                self._probed = (now, await self._probe())
+            facts.update(self._probed[1])
+        rows, texts = [], []
+        for entry in reversed(self._rows):
+            if entry[1] is None:  # first shown: made once for every later snapshot
+                entry[1] = self._shown(entry[0])
+                entry[2] = json.dumps(entry[1])
+            rows.append(entry[1])
+            texts.append(entry[2])
+        uptime = round(time.time() - self.started_at, 1)
+        # The rows' JSON was made once per turn: joined here, not encoded again.
+        key = json.dumps(facts)[:-1] + ', "recent": [' + ",".join(texts) + "]}"
+        body = f'{key[:-1]}, "uptime_s": {json.dumps(uptime)}}}'
+        snap = {**facts, "recent": rows, "uptime_s": uptime}
+        self._cached = (version, now, (snap, body, key))
+        return snap, body, key
+
+    def _recent_channels(self) -> list[int]:
+        return list(dict.fromkeys(e[0].channel_id for e in self._rows if e[0].channel_id))
 
     async def _probe(self) -> dict[str, Any]:
         assert self.probe is not None
-        channels = list(dict.fromkeys(r["channel_id"] for r, _ in self._rows if r["channel_id"]))
+        channels = self._recent_channels()
         try:
             extra = await asyncio.wait_for(self.probe(channels[-20:]), self.interval_s)
         except Exception as exc:  # a slow or failing store must not stop the page
@@ -279,6 +347,7 @@ class Monitor:
             # One point per mood_sample_s: an hour of chart in a few hundred points.
             if not series or at - series[-1][0] >= self.mood_sample_s:
                 series.append((at, levels))
+                self._mood_newest = max(self._mood_newest, at)
         while len(self.moods) > MOOD_CHANNELS:  # channels silent the longest go first
             del self.moods[next(iter(self.moods))]
         return extra
@@ -291,18 +360,20 @@ class Monitor:
                 await asyncio.wait_for(self.closing.wait(), self.mood_background_s)
             if self.closing.is_set():
                 return
-            if any(r["channel_id"] for r, _ in self._rows):
+            if self._recent_channels():
                 await self._probe()  # never raises: a failing store is reported, not fatal
 
-    def series(self, since_turn: float = 0.0, since_mood: float = 0.0) -> dict[str, Any]:
-        """The chart points after the times given (0: the last hour).  A page gets the
-        whole hour once, then only what is new: an hour of turns is re-sent to nobody."""
+    def _expire_series(self) -> None:
         cutoff = time.time() - SERIES_WINDOW_S
         while self.turns and self.turns[0][0] < cutoff:
             self.turns.popleft()
         for points in self.moods.values():
             while points and points[0][0] < cutoff:
                 points.popleft()
+
+    def series(self, since_turn: float = 0.0, since_mood: float = 0.0) -> dict[str, Any]:
+        """The chart points after the times given (0: the last hour)."""
+        self._expire_series()
         return {
             "turns": _after(self.turns, since_turn),
             "mood": {
@@ -311,6 +382,90 @@ class Monitor:
                 if p and p[-1][0] > since_mood
             },
         }
+
+    def _series_for(self, turns_seen: int, mood_seen: float) -> dict[str, Any]:
+        """The chart points a page that has ``turns_seen`` turns and the mood up to
+        ``mood_seen`` lacks: a page gets the whole hour once, then only what is new."""
+        self._expire_series()
+        new = min(self._turns_added - turns_seen, len(self.turns))
+        turns = list(itertools.islice(self.turns, len(self.turns) - new, None)) if new else []
+        mood = {}
+        if self._mood_newest > mood_seen:
+            mood = {
+                c: _after(p, mood_seen) for c, p in self.moods.items() if p and p[-1][0] > mood_seen
+            }
+        return {"turns": turns, "mood": mood}
+
+    # -- live pages ---------------------------------------------------------------
+    async def open_page(self) -> tuple[PageFeed, bytes]:
+        """A new live page: its feed and its first event (the snapshot and the whole
+        hour of chart points); the feed then gets the updates every page gets."""
+        async with self._lock:
+            _, body, key = await self._build()
+            series = self.series()
+            feed = PageFeed(self._turns_added, self._mood_newest, key)
+            self._pages.add(feed)
+        self._wake.set()  # the feeder starts ticking (it sleeps while no page is open)
+        return feed, _event(body, "series", series)
+
+    def close_page(self, feed: PageFeed) -> None:
+        self._pages.discard(feed)
+
+    async def _feed_pages(self) -> None:
+        """The one task that updates every open page: on a new turn (at once after a
+        quiet second, else REFRESH_S after the last update) and every interval_s
+        (connection, queue, mood...), one snapshot and one encoding for all pages
+        that are at the same point; a comment line now and then while nothing changes."""
+        loop = asyncio.get_running_loop()
+        last_sent = last_write = -math.inf
+        while not self.closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval_s if self._pages else None):
+                    await self._wake.wait()
+            if self.closing.is_set() or not self._pages:
+                self._wake.clear()
+                continue
+            wait = last_sent + REFRESH_S - loop.time()
+            if wait > 0:  # turns arrive faster than anyone can read: one update for them all
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.closing.wait(), wait)
+                if self.closing.is_set():
+                    break
+            self._wake.clear()  # what is recorded from here on wakes the next round
+            try:
+                updated = await self._update_pages()
+            except Exception:  # a bad fact (a state() that raised) costs one update, not the feed
+                log.exception("monitor: updating the live pages failed")
+                updated, last_sent = False, loop.time()
+            if updated:
+                last_sent = last_write = loop.time()
+            elif loop.time() - last_write >= KEEPALIVE_S:
+                for feed in list(self._pages):
+                    if not feed.push(_KEEPALIVE):
+                        self._pages.discard(feed)
+                last_write = loop.time()
+
+    async def _update_pages(self) -> bool:
+        """Send what changed to every page; True if anything was sent."""
+        sent = False
+        async with self._lock:
+            _, body, key = await self._build()
+            turns, mood = self._turns_added, self._mood_newest
+            shared: dict[tuple[int, float], bytes] = {}
+            for feed in list(self._pages):
+                point = (feed.turns_seen, feed.mood_seen)
+                if feed.key == key and point == (turns, mood):
+                    continue  # nothing new for this page
+                data = shared.get(point)
+                if data is None:
+                    data = shared[point] = _event(body, "series_append", self._series_for(*point))
+                if feed.push(data):
+                    feed.key, feed.turns_seen, feed.mood_seen = key, turns, mood
+                    sent = True
+                else:
+                    self._pages.discard(feed)
+                    log.info("monitor: a live page stopped reading; its stream ends")
+        return sent
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, body): connected to Discord and storage answering."""
@@ -345,6 +500,7 @@ class Monitor:
         if sockets:
             self.port = sockets[0].getsockname()[1]  # when 0 was asked for
         log.info("monitor listening on http://%s:%s/", self.host, self.port)
+        self._feeder = asyncio.create_task(self._feed_pages(), name="monitor-pages")
         if self.probe is not None:
             self._sampler = asyncio.create_task(self._sample_moods(), name="monitor-mood")
         if self.token:
@@ -356,11 +512,17 @@ class Monitor:
 
     async def stop(self) -> None:
         self.closing.set()
-        if self._sampler is not None:
-            sampler, self._sampler = self._sampler, None
-            sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
+        self._wake.set()
+        for feed in self._pages:
+            feed.end()  # each open event stream ends (the page's EventSource retries)
+        self._pages.clear()
+        for name in ("_sampler", "_feeder"):
+            task: asyncio.Task[None] | None = getattr(self, name)
+            if task is not None:
+                setattr(self, name, None)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

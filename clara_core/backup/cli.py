@@ -2,7 +2,8 @@
 
 Exit codes as for the rest of the CLI: 0 done (also: a run skipped by respawn
 protection), 1 the work failed (after the retries), 2 refused as asked (a restore
-over data, no confirmation, an unknown backup) or bad configuration.  Messages go
+over data, no confirmation, an unknown backup) or bad configuration (among it a
+database server newer than the pg_dump in BACKUP_PG_BIN_DIR).  Messages go
 through the log redactor: no password or key is ever printed.
 
 The parser part stays light (no boto3, no SQLAlchemy): it is built on every
@@ -97,7 +98,7 @@ def make_backups(settings: Settings) -> Backups:
 async def run(settings: Settings, args: argparse.Namespace, redact: Callable[[str], str]) -> int:
     from clara_core.errors import ClaraError, ConfigError
 
-    from .errors import RestoreRefused
+    from .errors import PgDumpTooOld, RestoreRefused
 
     def say(text: str, *, err: bool = False) -> None:
         print(redact(text), file=sys.stderr if err else sys.stdout, flush=True)
@@ -113,6 +114,9 @@ async def run(settings: Settings, args: argparse.Namespace, redact: Callable[[st
         return await _run(settings, backups, force=force, say=say)
     except RestoreRefused as exc:
         say(f"restore refused: {exc}", err=True)
+        return EXIT_REFUSED
+    except PgDumpTooOld as exc:
+        say(f"backup {action} refused: {exc}", err=True)
         return EXIT_REFUSED
     except ConfigError as exc:
         say(exc.render(), err=True)

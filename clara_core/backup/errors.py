@@ -15,3 +15,8 @@ class BackupError(ClaraError):
 
 class RestoreRefused(BackupError):
     """Restore will not run as asked (data in the database, no confirmation): exit 2."""
+
+
+class PgDumpTooOld(BackupError):
+    """The database server is newer than the pg_dump configured, which would refuse
+    to dump it: a setting to change (BACKUP_PG_BIN_DIR), not an outage: exit 2."""

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from storage.job_claims import JobClaims
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -46,6 +48,8 @@ class BackupSchedule:
         self.first_delay = first_delay
         self.scheduler: AsyncIOScheduler | None = None
         self._task: asyncio.Task | None = None
+        # Several Clara processes on one database: one of them backs up per interval.
+        self.claims = JobClaims(engine)
 
     def start(self) -> None:
         """Schedule the job on the running event loop (call from async code)."""
@@ -69,7 +73,10 @@ class BackupSchedule:
     async def run_once(self) -> None:
         self._task = asyncio.current_task()
         try:
-            result = await self.backups.run(self.database_url, self.engine, force=False)
+            async with self.claims.slot(JOB_ID, self.interval) as mine:
+                if not mine:
+                    return
+                result = await self.backups.run(self.database_url, self.engine, force=False)
         except Exception as exc:  # e.g. S3 down after the retries: the next tick tries again
             log.error("scheduled backup failed: %s", exc)
             return

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from storage import backup_checks, migrations
 
-from .errors import BackupError, RestoreRefused
+from .errors import BackupError, PgDumpTooOld, RestoreRefused
 from .names import BackupEntry, backup_name, expired, human_age, newest, parse_name
 from .pgtools import PgTools, pg_target
 from .stores import PARTIAL_SUFFIX, BackupStore
@@ -137,7 +137,9 @@ class Backups:
         entry = await self._dump_and_store(database_url, name)
         result = RunResult(entry=entry)
         try:
-            result.deleted = await self._apply_retention(now)
+            # The listing from the start of the run plus the backup just made: listing
+            # the store again (a paginated S3 listing) would tell nothing new.
+            result.deleted = await self._apply_retention([*existing, entry], now)
         except BackupError as exc:
             # Still a failure (old backups pile up), but the operator must know this
             # run's backup exists.
@@ -153,7 +155,7 @@ class Backups:
         server_major = server // 10000
         tools_major = await self.tools.major_version()
         if server_major > tools_major:
-            raise BackupError(
+            raise PgDumpTooOld(
                 f"the database server is PostgreSQL {server_major}, newer than the pg_dump "
                 f"{tools_major} in {self.tools.bin_dir}, which cannot dump it. Install "
                 f"PostgreSQL {server_major}'s client tools and set BACKUP_PG_BIN_DIR to their "
@@ -178,8 +180,9 @@ class Backups:
         finally:
             await asyncio.to_thread(partial.unlink, True)
 
-    async def _apply_retention(self, now: datetime) -> list[BackupEntry]:
-        entries = await self.list()
+    async def _apply_retention(
+        self, entries: list[BackupEntry], now: datetime
+    ) -> list[BackupEntry]:
         doomed = expired(entries, now, self.retention_days)
         for entry in doomed:
             await self._retrying(

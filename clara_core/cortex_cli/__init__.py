@@ -49,10 +49,16 @@ comparison reports that column, which is expected for an operator-chosen size.""
 
 BOOTSTRAP_HELP = """\
 Seed a user's memory from a profile written as text (who they are, people in their
-life, preferences, plans).  The file is read in parts by the LLM through the same
-fact extraction conversation uses; without --apply the facts are only printed (no
-database needed).  --apply stores them through Cortex's normal write path; facts
-Clara already knows are skipped, so running it twice stores nothing new."""
+life, preferences, plans), in two steps:
+  1. cortex bootstrap --user ID profile.txt
+     The LLM reads the file in parts (the fact extraction conversation uses); the
+     facts are printed and written to profile.facts.json (or --out PATH).  Nothing
+     is stored and no database is needed.
+  2. cortex bootstrap --user ID --apply profile.facts.json
+     Stores exactly the facts in that file, after you reviewed (and maybe edited)
+     it: no LLM call.  The file is checked first.
+Facts Clara already knows are skipped, so applying twice stores nothing new.
+--apply profile.txt reads and stores in one step, without a review."""
 
 CLEAR_HELP = """\
 Delete everything Clara stores about one user (--user ID: what /clara forget
@@ -138,9 +144,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     boot.add_argument("--user", required=True, help="the Clara user id (on Discord: the user's id)")
-    boot.add_argument("file", type=Path, help="the profile (UTF-8 text)")
-    boot.add_argument("--apply", action="store_true", help="store the facts (default: dry run)")
+    boot.add_argument(
+        "file", type=Path, help="the profile (UTF-8 text), or with --apply the reviewed .json"
+    )
+    boot.add_argument(
+        "--apply", action="store_true", help="store the facts of FILE (default: dry run)"
+    )
     boot.add_argument("--json", action="store_true", help="dry run: print the facts as JSON")
+    boot.add_argument(
+        "--out",
+        type=Path,
+        help="dry run: where to write the facts (default: beside FILE, NAME.facts.json)",
+    )
     boot.add_argument(
         "--chunk-chars", type=_positive, default=3000, help="characters per model call (3000)"
     )

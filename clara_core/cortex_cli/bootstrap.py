@@ -1,4 +1,17 @@
-"""``cortex bootstrap --user ID FILE [--apply]``: seed a user's memory from a text file.
+"""``cortex bootstrap --user ID FILE``: seed a user's memory from a text file, review first.
+
+Two steps, so what is stored is exactly what the operator reviewed (a second
+reading by the model could differ):
+
+1. ``cortex bootstrap --user ID profile.txt`` reads the profile with the model,
+   prints the facts and writes them to ``profile.facts.json`` (or ``--out PATH``);
+2. after reading (and, if need be, editing) that file,
+   ``cortex bootstrap --user ID --apply profile.facts.json`` stores exactly its
+   facts: no model call, no LLM key needed.  The file is validated first (exit 2
+   naming what is wrong).
+
+``--apply profile.txt`` still reads and stores in one step, without a review; it
+says so.
 
 The file (a profile the user or the operator wrote: who they are, people in
 their life, preferences, plans) is cut into chunks at paragraph and line
@@ -17,8 +30,8 @@ prose in the first person and what makes the stored facts useful (third person,
 typed, identity keys) is the model's reading.  Without an LLM key the command
 says which setting to set (exit 2), like ``cortex consolidate``.
 
-The dry run (default) needs no database: it prints the facts the model read,
-or with ``--json`` a document of them, and writes nothing.
+The dry run (default) needs no database: it prints the facts the model read
+(with ``--json``: the document instead), writes the facts file, and stores nothing.
 """
 
 from __future__ import annotations
@@ -66,7 +79,114 @@ Return {{"facts": []}} when there is nothing worth remembering."""
 
 
 class BootstrapFileError(ClaraError):
-    """The profile file can't be used (missing, empty, too large, not text): exit 2."""
+    """The profile or facts file can't be used (missing, empty, too large, not text,
+    not a valid facts file): exit 2."""
+
+
+#: The facts file's "format" field: a file from something else is refused by name.
+FACTS_FORMAT = "clara-bootstrap-facts/1"
+_FACT_TYPES = {t.value: t for t in (MemoryType.IDENTITY, MemoryType.SEMANTIC, MemoryType.EPISODIC)}
+_FACT_FIELDS = ("content", "type", "key", "value", "emotion")
+
+
+def facts_path(profile: Path) -> Path:
+    """Where the dry run writes the facts of ``profile`` by default: beside it."""
+    return profile.with_name(f"{profile.stem}.facts.json")
+
+
+def is_facts_file(path: Path) -> bool:
+    return path.suffix.lower() == ".json"
+
+
+def _facts_error(path: Path, where: str, problem: str) -> BootstrapFileError:
+    return BootstrapFileError(
+        f"{path}: {where}: {problem}; fix the file (or run the dry run again to rewrite it)"
+    )
+
+
+def parse_facts_file(path: Path, raw: bytes, user: str) -> list[ExtractedFact]:
+    """The facts of a reviewed facts file, exactly as written there; a
+    ``BootstrapFileError`` naming the first thing wrong."""
+    try:
+        doc = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise BootstrapFileError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise BootstrapFileError(
+            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("facts"), list):
+        raise BootstrapFileError(
+            f'{path}: not a bootstrap facts file: expected an object with a "facts" list '
+            "(what the dry run writes)"
+        )
+    if doc.get("format", FACTS_FORMAT) != FACTS_FORMAT:
+        raise _facts_error(path, "format", f"{doc['format']!r} is not {FACTS_FORMAT!r}")
+    if doc.get("user") is not None and str(doc["user"]) != user:
+        raise BootstrapFileError(
+            f"{path}: the facts are about user {doc['user']}, not {user}: "
+            f'apply them with --user {doc["user"]}, or fix the file\'s "user"'
+        )
+    facts = []
+    for n, item in enumerate(doc["facts"]):
+        where = f"facts[{n}]"
+        if not isinstance(item, dict):
+            raise _facts_error(path, where, "each fact must be an object")
+        unknown = sorted(set(item) - set(_FACT_FIELDS))
+        if unknown:
+            raise _facts_error(
+                path,
+                where,
+                f"unknown field(s) {', '.join(unknown)} (known: {', '.join(_FACT_FIELDS)})",
+            )
+        content = item.get("content")
+        if not isinstance(content, str) or not content.strip():
+            raise _facts_error(path, f"{where}.content", "must be a non-empty string")
+        kind = _FACT_TYPES.get(item.get("type"))  # type: ignore[arg-type]
+        if kind is None:
+            raise _facts_error(
+                path,
+                f"{where}.type",
+                f"{item.get('type')!r} is not one of {', '.join(_FACT_TYPES)}",
+            )
+        key, value = item.get("key"), item.get("value")
+        for name, v in (("key", key), ("value", value)):
+            if v is not None and not isinstance(v, str):
+                raise _facts_error(path, f"{where}.{name}", "must be a string or null")
+        if kind is MemoryType.IDENTITY and not (key and key.strip()):
+            raise _facts_error(
+                path,
+                f"{where}.key",
+                'an identity fact needs a key (e.g. "name"), or make it "semantic"',
+            )
+        emotion = item.get("emotion")
+        if emotion is not None and (
+            isinstance(emotion, bool)
+            or not isinstance(emotion, int | float)
+            or not 0 <= emotion <= 1
+        ):
+            raise _facts_error(path, f"{where}.emotion", "must be a number from 0 to 1, or null")
+        facts.append(
+            ExtractedFact(
+                content=content.strip(),
+                memory_type=kind,
+                key=key.strip() if kind is MemoryType.IDENTITY and key else None,
+                value=value if kind is MemoryType.IDENTITY else None,
+                emotion=float(emotion) if emotion is not None else None,
+            )
+        )
+    return facts
+
+
+def read_facts_file(path: Path, user: str) -> list[ExtractedFact]:
+    """``parse_facts_file`` of the file at ``path`` (blocking: call in a thread)."""
+    if not path.is_file():
+        raise BootstrapFileError(
+            f"{path}: no such file" if not path.exists() else f"{path}: not a file"
+        )
+    return parse_facts_file(path, path.read_bytes(), user)
 
 
 def read_profile(path: Path) -> str:
@@ -203,6 +323,19 @@ def _fact_json(fact: ExtractedFact) -> dict[str, Any]:
 
 
 async def bootstrap_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    if args.apply and is_facts_file(args.file):
+        # The reviewed facts: stored as written, without the model.
+        facts = await asyncio.to_thread(read_facts_file, args.file, args.user)
+        session = await CortexSession.open(settings)
+        try:
+            return await _store(session, facts, args, source=f"{args.file}: {len(facts)} fact(s)")
+        finally:
+            await session.close()
+    if is_facts_file(args.file):
+        raise BootstrapFileError(
+            f"{args.file} is a facts file: add --apply to store its facts "
+            "(the dry run reads a profile written as text)"
+        )
     text = await asyncio.to_thread(read_profile, args.file)
     problems = settings.missing_llm_keys()
     if problems:
@@ -217,7 +350,10 @@ async def bootstrap_cmd(settings: Settings, args: argparse.Namespace) -> int:
             extraction = await extract_profile(
                 model, text, user=args.user, known={}, chunk_chars=args.chunk_chars
             )
-            _print_dry_run(args, extraction)
+            out = args.out or facts_path(args.file)
+            doc = _facts_doc(args, extraction)
+            await asyncio.to_thread(_write_facts, out, doc)
+            _print_dry_run(args, extraction, doc, out)
             return 0
         session = await CortexSession.open(settings)
         try:
@@ -228,15 +364,36 @@ async def bootstrap_cmd(settings: Settings, args: argparse.Namespace) -> int:
         await llm.aclose()
 
 
-def _print_dry_run(args: argparse.Namespace, extraction: Extraction) -> None:
+def _facts_doc(args: argparse.Namespace, extraction: Extraction) -> dict[str, Any]:
+    return {
+        "format": FACTS_FORMAT,
+        "user": args.user,
+        "file": str(args.file),
+        "chunks": extraction.chunks,
+        "facts": [_fact_json(f) for f in extraction.facts],
+    }
+
+
+def _write_facts(path: Path, doc: dict[str, Any]) -> None:
+    """Written whole or not at all (a half-written file would be applied as reviewed)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BootstrapFileError(
+            f"cannot write the facts to {path}: {exc.strerror or exc}; choose another place with --out"
+        ) from None
+
+
+def _print_dry_run(
+    args: argparse.Namespace, extraction: Extraction, doc: dict[str, Any], out: Path
+) -> None:
+    apply = f"python discord_bot.py cortex bootstrap --user {args.user} --apply {out}"
     if args.json:
-        doc = {
-            "user": args.user,
-            "file": str(args.file),
-            "chunks": extraction.chunks,
-            "facts": [_fact_json(f) for f in extraction.facts],
-        }
         print(json.dumps(doc, indent=2, ensure_ascii=False))
+        print(f"facts written to {out}; to store them: {apply}", file=sys.stderr)
         return
     print(
         f"{args.file}: {extraction.chunks} part(s) read, {len(extraction.facts)} fact(s) "
@@ -245,24 +402,46 @@ def _print_dry_run(args: argparse.Namespace, extraction: Extraction) -> None:
     for fact in extraction.facts:
         print(f"  {fact.memory_type.value:<9} {_label(fact)}")
     print(
-        "\ndry run: nothing was written; run again with --apply to store them "
-        "(facts Clara already knows are skipped)"
+        f"\ndry run: nothing was stored. The facts are in {out}: review them (edit or delete "
+        f"any), then store exactly those with:\n  {apply}\n"
+        "(facts Clara already knows are skipped, so applying twice stores nothing new)"
     )
 
 
 async def _apply(
     session: CortexSession, model: TextModel, text: str, args: argparse.Namespace
 ) -> int:
+    """The one-step path: read the profile with the model and store what it read."""
+    known = await session.memory.get_identity(args.user)
+    extraction = await extract_profile(
+        model, text, user=args.user, known=known, chunk_chars=args.chunk_chars
+    )
+    print(
+        "read and stored in one step, without a review (the dry run writes the facts to a "
+        "file to review and apply instead)"
+    )
+    source = f"{args.file}: {extraction.chunks} part(s) read, {len(extraction.facts)} fact(s)"
+    return await _store(session, extraction.facts, args, source=source)
+
+
+class _NoModel:
+    """The model port for storing given facts: MemoryExtractor.apply embeds and
+    stores, it never asks the model; a call here would be a bug, said plainly."""
+
+    async def complete_text(self, prompt: str, **kwargs: Any) -> str:
+        raise ClaraError("storing reviewed facts asked the model; this is a bug: please report it")
+
+
+async def _store(
+    session: CortexSession, facts: list[ExtractedFact], args: argparse.Namespace, *, source: str
+) -> int:
     memory = session.memory
     user = args.user
     known = await memory.get_identity(user)
-    extraction = await extract_profile(
-        model, text, user=user, known=known, chunk_chars=args.chunk_chars
-    )
-    extractor = MemoryExtractor(memory, model)
+    extractor = MemoryExtractor(memory, _NoModel())
     new = known_count = 0
-    print(f"{args.file}: {extraction.chunks} part(s) read, {len(extraction.facts)} fact(s):")
-    for fact in extraction.facts:
+    print(f"{source}:")
+    for fact in facts:
         if (
             fact.memory_type is MemoryType.IDENTITY
             and fact.key in known
@@ -275,6 +454,8 @@ async def _apply(
         if stored:
             new += 1
             print(f"  stored    {_label(fact)}")
+            if fact.memory_type is MemoryType.IDENTITY and fact.key:
+                known[fact.key] = _identity_value(fact)
         else:
             known_count += 1
             print(f"  known     {_label(fact)}")

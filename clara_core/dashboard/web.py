@@ -2,14 +2,14 @@
 
 The page is rendered on the server (jinja2) with the snapshot of the moment, so it
 shows something useful before any script runs; /events then pushes a fresh snapshot
-(server-sent events) every tick or at once when a turn is recorded, and the page's
+(server-sent events) every tick or when a turn is recorded (at most one update a
+second: see monitor.REFRESH_S), and the page's
 script (static/dashboard.js) redraws in place.  Charts are uPlot, served from
 static/ (no CDN: the page works on a machine without internet).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -23,7 +23,7 @@ import jinja2
 from aiohttp import web
 
 from clara_core.config.discord_settings import is_loopback
-from clara_core.monitor import REFRESH_S, ActionRefused
+from clara_core.monitor import ActionRefused
 
 if TYPE_CHECKING:
     from clara_core.monitor import Monitor
@@ -32,11 +32,6 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 COOKIE = "clara_monitor"
-#: A comment line this often keeps proxies (and the browser) from thinking the
-#: stream died while nothing changes.
-KEEPALIVE_S = 15.0
-#: At most one update per page this often: 20 turns a second would otherwise be
-#: 20 snapshots a second to every page, which no one can read anyway.
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -148,40 +143,17 @@ def build_app(monitor: Monitor) -> web.Application:
             }
         )
         await response.prepare(request)
-        last_key, last_sent = "", 0.0
-        since_turn = since_mood = 0.0  # the newest chart points this page has
+        # The snapshot and the whole hour of chart points first; then what the
+        # monitor's one feeder sends every page (built once for all of them).
+        feed, first = await monitor.open_page()
         try:
-            while not monitor.closing.is_set():
-                _, body, key = await monitor.live()
-                # The turns this snapshot holds: a later one wakes the loop at once.
-                seen = monitor.cached_version
-                series = monitor.series(since_turn, since_mood)
-                fresh = bool(series["turns"] or series["mood"])
-                now = time.monotonic()
-                if key != last_key or fresh:
-                    # The snapshot's JSON is shared by every page; only the chart
-                    # points (the whole hour first, then what is new) are per page.
-                    field = "series_append" if last_sent else "series"
-                    data = f'{body[:-1]}, "{field}": {json.dumps(series)}}}'
-                    await response.write(f"event: snapshot\ndata: {data}\n\n".encode())
-                    last_key, last_sent = key, now
-                    for at, *_ in series["turns"][-1:]:
-                        since_turn = at
-                    for points in series["mood"].values():
-                        since_mood = max(since_mood, points[-1][0])
-                    # A burst of turns becomes one update per REFRESH_S per page.
-                    await asyncio.sleep(REFRESH_S)
-                else:
-                    if now - last_sent > KEEPALIVE_S:
-                        await response.write(b": keep-alive\n\n")
-                        last_sent = now
-                    if seen != monitor.version:
-                        # This page has the shared snapshot, which is behind: the
-                        # next one is due within REFRESH_S (no busy loop till then).
-                        await asyncio.sleep(REFRESH_S)
-                await monitor.changed(monitor.interval_s, seen)
+            await response.write(first)
+            while (data := await feed.queue.get()) is not None:
+                await response.write(data)
         except (ConnectionResetError, ConnectionError):
             pass  # the page was closed
+        finally:
+            monitor.close_page(feed)
         return response
 
     async def action(request: web.Request) -> web.Response:

@@ -206,7 +206,8 @@ async def test_bootstrap_dry_run_apply_and_idempotence(
         out = _ok(await clara("bootstrap", "--user", SAM, "sam.txt", "--chunk-chars", "60"))
         assert "2 part(s) read, 4 fact(s) for user 111" in out
         assert "identity  name=Sam" in out and "semantic  They have a grey cat called Miso" in out
-        assert "dry run: nothing was written" in out
+        assert "dry run: nothing was stored" in out
+        assert (tmp_path / "sam.facts.json").is_file()  # the facts to review and apply
         assert len(fake.requests) == 2
         fmt = fake.requests[0].body["response_format"]  # the extraction's structured output
         assert fmt["type"] == "json_schema" and fmt["json_schema"]["name"] == FACTS_ANSWER.name
@@ -220,11 +221,13 @@ async def test_bootstrap_dry_run_apply_and_idempotence(
         assert {f["content"] for f in doc["facts"]} >= {"They go climbing every weekend"}
         assert doc["user"] == SAM and len(doc["facts"]) == 4
 
-        # --apply: stored through Cortex (warm rows + the identity in Redis).
+        # --apply with the profile: read and stored in one step (said), through Cortex
+        # (warm rows + the identity in Redis).
         out = _ok(
             await clara("bootstrap", "--user", SAM, "sam.txt", "--apply", "--chunk-chars", "60")
         )
         assert "stored 4 new fact(s) for user 111; 0 already known" in out
+        assert "read and stored in one step, without a review" in out
         async with engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -381,3 +384,108 @@ async def test_bootstrap_says_when_the_model_fails(tmp_path):
     assert result.returncode == 1
     assert "cortex bootstrap failed: reading part 1 of 1 failed:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def _memories(engine, user: str) -> list[tuple[str, str]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(MemoryRecord.content, MemoryRecord.memory_type)
+            .where(MemoryRecord.user_id == user, MemoryRecord.status == "active")
+            .order_by(MemoryRecord.content)
+        )
+        return [(c, t) for c, t in rows.all()]
+
+
+async def test_bootstrap_applies_exactly_the_reviewed_facts(
+    tmp_path, database_url, redis_url, engine, redis
+):
+    """Review, then apply: the dry run writes the facts the model read to a file; the
+    operator edits it; --apply FILE.json stores exactly what the file says, without
+    asking the model, once (a second apply stores nothing new)."""
+    (tmp_path / "sam.txt").write_text(SAM_PROFILE)
+    async with FakeLLM(api_keys={"k"}) as fake:
+        fake.default = extraction_answer
+        llm_env = {
+            "LLM_PROVIDER": "openai",
+            "CUSTOM_OPENAI_API_KEY": "k",
+            "CUSTOM_OPENAI_BASE_URL": fake.openai_base_url,
+        }
+        storage_env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        with_llm = clara_env(tmp_path, **llm_env)
+        # Applying reviewed facts needs storage, not a model: no LLM key at all.
+        without_llm = clara_env(tmp_path, **storage_env)
+
+        async def clara(*args: str, env: dict[str, str]):
+            return await asyncio.to_thread(run, *args, env=env, cwd=tmp_path)
+
+        out = _ok(await clara("bootstrap", "--user", SAM, "sam.txt", env=with_llm))
+        facts_file = tmp_path / "sam.facts.json"  # beside the profile
+        assert "The facts are in sam.facts.json" in out
+        assert f"cortex bootstrap --user {SAM} --apply sam.facts.json" in out
+        calls = len(fake.requests)
+        doc = json.loads(facts_file.read_text())
+        assert doc["user"] == SAM and len(doc["facts"]) == 4
+
+        # The operator's review: one fact dropped, one reworded, an identity
+        # corrected, one added.
+        by_content = {f["content"]: f for f in doc["facts"]}
+        del by_content["They go climbing every weekend"]
+        by_content["They have a grey cat called Miso"]["content"] = "Their grey cat Miso is 3"
+        by_content["They live in Amsterdam"].update(content="They live in Utrecht", value="Utrecht")
+        edited = [
+            *by_content.values(),
+            {"content": "They are vegetarian", "type": "semantic", "key": None, "value": None},
+        ]
+        facts_file.write_text(json.dumps({**doc, "facts": edited}, indent=2))
+
+        out = _ok(
+            await clara("bootstrap", "--user", SAM, "--apply", str(facts_file), env=without_llm)
+        )
+        assert "stored 4 new fact(s) for user 111; 0 already known" in out
+        assert len(fake.requests) == calls, "applying reviewed facts asked the model"
+        assert await _memories(engine, SAM) == [
+            ("Their grey cat Miso is 3", "semantic"),
+            ("They are vegetarian", "semantic"),
+            ("location: Utrecht", "identity"),
+            ("name: Sam", "identity"),
+        ]
+
+        # Applied twice: nothing new.
+        out = _ok(
+            await clara("bootstrap", "--user", SAM, "--apply", str(facts_file), env=without_llm)
+        )
+        assert "stored 0 new fact(s) for user 111; 4 already known" in out
+        assert (await count_rows(engine, SAM))["memories.user_id"] == 4
+
+        # A broken file is refused before anything is stored, naming what is wrong.
+        bad = tmp_path / "bad.json"
+        for content, message in (
+            ('{"facts": [{"content": "x", "type": "semantic"},]}', "bad.json: not valid JSON:"),
+            ('[{"content": "x"}]', 'expected an object with a "facts" list'),
+            (
+                json.dumps(
+                    {
+                        "facts": [
+                            {"content": "a", "type": "semantic"},
+                            {"content": "b", "type": "opinion"},
+                        ]
+                    }
+                ),
+                "facts[1].type: 'opinion' is not one of identity, semantic, episodic",
+            ),
+            (
+                json.dumps({"facts": [{"content": "Name is Sam", "type": "identity"}]}),
+                "facts[0].key: an identity fact needs a key",
+            ),
+            (
+                json.dumps({"user": KIM, "facts": [{"content": "x", "type": "semantic"}]}),
+                f"the facts are about user {KIM}, not {SAM}",
+            ),
+        ):
+            bad.write_text(content)
+            result = await clara("bootstrap", "--user", SAM, "--apply", str(bad), env=without_llm)
+            assert result.returncode == 2, (content, result.stdout + result.stderr)
+            assert message in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr
+        assert (await count_rows(engine, SAM))["memories.user_id"] == 4
+        assert len(fake.requests) == calls

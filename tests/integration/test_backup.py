@@ -490,3 +490,98 @@ async def test_cli_restore_asks_on_a_terminal_and_no_means_nothing_changes(datab
     accepted = restore_answering(b"y\n")
     assert accepted.returncode == 0, accepted.stderr
     assert await _counts(database_url) == before
+
+
+# -- a pg_dump older than the server ---------------------------------------------------
+
+
+def _pg_dump_major(bin_dir: Path) -> int | None:
+    import re
+    import subprocess
+
+    pg_dump = bin_dir / "pg_dump"
+    if not pg_dump.is_file():
+        return None
+    out = subprocess.run([str(pg_dump), "--version"], capture_output=True, text=True, timeout=30)
+    m = re.search(r"\(PostgreSQL\) (\d+)", out.stdout)
+    return int(m.group(1)) if m else None
+
+
+def _older_pg_dump_dir(than: int) -> Path | None:
+    """The bin directory of a real PostgreSQL client older than major ``than`` (Debian
+    installs them as /usr/lib/postgresql/N/bin), the newest such."""
+    found = []
+    for bin_dir in Path("/usr/lib/postgresql").glob("*/bin"):
+        major = _pg_dump_major(bin_dir)
+        if major is not None and major < than:
+            found.append((major, bin_dir))
+    return max(found)[1] if found else None
+
+
+def test_cli_refuses_a_server_newer_than_its_pg_dump(tmp_path):
+    """A real pg_dump older than the server (Debian's postgresql-client-15) pointed at
+    by BACKUP_PG_BIN_DIR, and a real newer server (the embedded PostgreSQL 18): the
+    backup is refused before pg_dump runs, with the setting to change; exit 2."""
+    from storage.embedded import postgres_bin_dir
+
+    server_major = _pg_dump_major(postgres_bin_dir())  # the embedded server's own version
+    assert server_major is not None
+    old_bin = _older_pg_dump_dir(server_major)
+    if old_bin is None:
+        pytest.skip(
+            f"no pg_dump older than PostgreSQL {server_major} in /usr/lib/postgresql "
+            "(apt-get install postgresql-client-15; .ci/services.sh installs it)"
+        )
+    old_major = _pg_dump_major(old_bin)
+    env = clara_env(tmp_path, DB_RETRY_DELAY="0.01", BACKUP_PG_BIN_DIR=str(old_bin))
+    out = run_clara("backup", "run", env=env, cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    assert f"the database server is PostgreSQL {server_major}, newer than the pg_dump " in (
+        out.stderr
+    )
+    assert f"pg_dump {old_major} in {old_bin}" in out.stderr
+    # What to do: the client tools of the server's version, and the setting naming them.
+    assert f"Install PostgreSQL {server_major}'s client tools and set BACKUP_PG_BIN_DIR" in (
+        out.stderr
+    )
+    assert not list((tmp_path / "data" / "backups").glob("clara_*")), "a backup was stored"
+
+
+class _CountingStore:
+    """The real LocalStore, counting the listings the service asks for."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.description = inner.description
+        self.listings = 0
+
+    def list(self):
+        self.listings += 1
+        return self.inner.list()
+
+    def put(self, local, name):
+        return self.inner.put(local, name)
+
+    def fetch(self, name, dest):
+        return self.inner.fetch(name, dest)
+
+    def delete(self, name):
+        return self.inner.delete(name)
+
+
+async def test_a_run_lists_the_store_once_and_retention_still_applies(database_url, tmp_path):
+    from clara_core.backup.stores import LocalStore
+
+    backups = _backups(database_url, tmp_path, [T0], backup_retention_days=7)
+    directory = tmp_path / "backups"
+    directory.mkdir()
+    old, young = backup_name(T0 - timedelta(days=8)), backup_name(T0 - timedelta(days=2))
+    for name in (old, young):
+        (directory / name).write_bytes(b"PGDMP old")
+    store = _CountingStore(LocalStore(directory))
+    backups.store = store
+    result = await _run(backups, database_url, force=True)
+    assert store.listings == 1
+    assert [e.name for e in result.deleted] == [old]
+    assert sorted(p.name for p in directory.iterdir()) == sorted([young, result.entry.name])

@@ -563,3 +563,68 @@ async def test_a_flood_of_turns_builds_few_snapshots_for_many_pages():
         assert asked - asked0 <= took / 1.0 + 2, (asked - asked0, took)
     finally:
         await monitor.stop()
+
+
+async def test_pages_at_the_same_point_get_the_same_update_and_no_point_twice():
+    # One update built for every page that has the same chart points; a page opened
+    # between two updates gets the hour up to its opening, then only what is newer.
+    monitor = await _started(interval_s=30.0)
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{monitor.port}/events"
+            async with http.get(url) as a_resp:
+                a = _events(a_resp)
+                await asyncio.wait_for(anext(a), 5)
+                first = _turn(user="first")
+                monitor.record(first)
+                a_first = await asyncio.wait_for(anext(a), 5)
+                assert a_first["series_append"]["turns"] == [[first.at, 1.25, True]]
+                async with http.get(url) as b_resp:
+                    b = _events(b_resp)
+                    b_open = await asyncio.wait_for(anext(b), 5)
+                    assert b_open["series"]["turns"] == [[first.at, 1.25, True]]
+                    second = _turn(user="second")
+                    monitor.record(second)
+                    a_next = await asyncio.wait_for(anext(a), 5)
+                    b_next = await asyncio.wait_for(anext(b), 5)
+        assert a_next["series_append"]["turns"] == [[second.at, 1.25, True]]
+        assert a_next == b_next  # the same update, built once
+        assert [r["user"] for r in b_next["recent"]] == [user_tag("second"), user_tag("first")]
+    finally:
+        await monitor.stop()
+
+
+def test_tool_counts_follow_the_calls_without_recounting():
+    monitor = Monitor(host="127.0.0.1", port=0)
+    now = time.time()
+    monitor.record(Activity(now - 4000, "#c", "u", "m", 1.0, True, tools=("old",)))
+    for i in range(30):
+        monitor.record(
+            Activity(
+                now,
+                "#c",
+                "u",
+                "m",
+                1.0,
+                True,
+                tools=("web_search", "execute_python"),
+                failed_tools=("web_search",) if i % 3 == 0 else (),
+            )
+        )
+    expected: dict[str, dict[str, int]] = {}
+    for at, name, ok in monitor.tool_calls:
+        if at >= now - 3600:
+            entry = expected.setdefault(name, {"calls": 0, "errors": 0})
+            entry["calls"] += 1
+            entry["errors"] += 0 if ok else 1
+    stats = monitor.tool_stats()
+    assert (
+        stats
+        == expected
+        == {
+            "execute_python": {"calls": 30, "errors": 0},
+            "web_search": {"calls": 30, "errors": 10},
+        }
+    )
+    assert list(stats) == ["execute_python", "web_search"]  # busiest first, then by name
+    assert [c[1] for c in monitor.tool_calls].count("old") == 0  # fell out of the hour

@@ -19,6 +19,15 @@ than inventing unrelated roots, so a caller can always ``except ClaraError``.
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """An error for an operator's log line: its type and the first line of its
+    message (at most 200 characters), the first error of an ExceptionGroup."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
 class ClaraError(Exception):
     """Root of every error Clara raises on purpose."""
 

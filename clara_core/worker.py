@@ -24,7 +24,7 @@ import logging
 import signal
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 
 if TYPE_CHECKING:
     from taskiq_redis import RedisStreamBroker
@@ -45,9 +45,8 @@ REDELIVER_AFTER_S = 900.0
 class WorkQueue:
     """The producer side, owned by a Clara process: queue one user's job."""
 
-    def __init__(self, broker: RedisStreamBroker, redis_url: str) -> None:
+    def __init__(self, broker: RedisStreamBroker) -> None:
         self.broker = broker
-        self.redis_url = redis_url
         self._started = False
 
     @classmethod
@@ -56,7 +55,7 @@ class WorkQueue:
         the first job creates the stream and the group."""
         from storage.work_queue import build_broker
 
-        return cls(build_broker(redis_url, redeliver_after_s=REDELIVER_AFTER_S), redis_url)
+        return cls(build_broker(redis_url, redeliver_after_s=REDELIVER_AFTER_S))
 
     async def _put(self, task: str, **kwargs: Any) -> None:
         from storage.work_queue import enqueue
@@ -71,11 +70,6 @@ class WorkQueue:
 
     async def compact(self, user_id: str, *, run_id: str) -> None:
         await self._put(TASK_COMPACT, user_id=user_id, run_id=run_id)
-
-    async def backlog(self) -> dict[str, int]:
-        from storage.work_queue import backlog
-
-        return await backlog(self.redis_url)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -123,7 +117,7 @@ async def _receive(broker: RedisStreamBroker, at_once: int, stop: asyncio.Event)
                     log.warning(
                         "worker: the queue's Redis does not answer (%s); retrying every "
                         "%.0f-%.0f s",
-                        _first_line(exc),
+                        one_line(exc),
                         RETRY_DELAYS_S[0],
                         RETRY_DELAYS_S[-1],
                     )
@@ -132,13 +126,6 @@ async def _receive(broker: RedisStreamBroker, at_once: int, stop: asyncio.Event)
             failures += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-
-
-def _first_line(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def register_jobs(broker: RedisStreamBroker, runner: ConsolidationRunner) -> None:

@@ -32,6 +32,8 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from clara_core.errors import one_line
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "clara:forget"
@@ -40,11 +42,6 @@ RETRY_INTERVAL = 2.0
 _DOWN = (RedisError, OSError, TimeoutError)
 
 Handler = Callable[[str], Awaitable[object]]
-
-
-def _short(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class ForgetSignal:
@@ -94,7 +91,7 @@ class ForgetSignal:
             log.warning(
                 "forget: Redis is unreachable (%s); other Clara processes drop their "
                 "copies of the user's data when these expire, not at once",
-                _short(exc),
+                one_line(exc),
             )
             raise
         return max(0, heard - (1 if self.listening.is_set() else 0))
@@ -121,7 +118,7 @@ class ForgetSignal:
                     log.warning(
                         "forget signal: Redis is unreachable (%s); forgets in other processes "
                         "reach this one's caches only when they expire until it returns",
-                        _short(exc),
+                        one_line(exc),
                     )
                     down = True
                 await asyncio.sleep(self.retry_interval)

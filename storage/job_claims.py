@@ -42,6 +42,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from clara_core.errors import one_line
+
 log = logging.getLogger(__name__)
 
 #: A slot is free once the last start is this share of the interval old.
@@ -67,11 +69,6 @@ _CLAIM = text(
     """
 )
 _FINISH = text("UPDATE scheduled_job_runs SET last_finished_at = now() WHERE job = :job")
-
-
-def _short(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def default_holder() -> str:
@@ -139,7 +136,7 @@ class JobClaims:
                     "scheduled job %s skipped: PostgreSQL is unreachable (%s); "
                     "the next tick tries again",
                     job,
-                    _short(exc),
+                    one_line(exc),
                 )
                 return None
             raise
@@ -157,4 +154,4 @@ class JobClaims:
                 await conn.invalidate()
             if not isinstance(exc, Exception):
                 raise
-            log.warning("scheduled job %s: could not record its end (%s)", job, _short(exc))
+            log.warning("scheduled job %s: could not record its end (%s)", job, one_line(exc))

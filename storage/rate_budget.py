@@ -34,14 +34,20 @@ from redis.commands.core import AsyncScript
 
 log = logging.getLogger(__name__)
 
+# Every script's "now" in ms: the caller's ``now_ms`` (tests), else Redis's own clock.
+_CLOCK = """
+local function clock(given)
+  local now = tonumber(given)
+  if now then return now end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
 # KEYS: inflight, finished.  ARGV: limit, window_ms, lease_ms, token, now_ms ('' = Redis TIME).
 # Returns {granted (0/1), retry_after_ms, places in use after the call}.
-_ACQUIRE = """
-local now = tonumber(ARGV[5])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+_ACQUIRE = _CLOCK + """
+local now = clock(ARGV[5])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
@@ -69,12 +75,8 @@ return {0, math.max(1, retry), used}
 # KEYS: inflight, finished.  ARGV: token, window_ms, age_ms, now_ms ('' = Redis TIME).
 # The place counts as answered ``age_ms`` ago (a place a process held while Redis
 # was away, handed over when it answers again).
-_RELEASE = """
-local now = tonumber(ARGV[4])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+_RELEASE = _CLOCK + """
+local now = clock(ARGV[4])
 local window = tonumber(ARGV[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], now - tonumber(ARGV[3]), ARGV[1])
@@ -84,12 +86,8 @@ return 1
 
 # KEYS: processes.  ARGV: member, ttl_ms, now_ms ('' = Redis TIME).  Returns how
 # many processes on this token were seen within the ttl, this one included.
-_HEARTBEAT = """
-local now = tonumber(ARGV[3])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+_HEARTBEAT = _CLOCK + """
+local now = clock(ARGV[3])
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
@@ -110,12 +108,8 @@ return redis.call('ZCARD', KEYS[1])
 # TAKE: KEYS: route map.  ARGV: key prefix, major, now_ms, route, probe_ms.
 # Returns 0 (go: a place was taken, or this request finds the bucket out) or the
 # ms to wait.
-_ROUTE_TAKE = """
-local now = tonumber(ARGV[3])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+_ROUTE_TAKE = _CLOCK + """
+local now = clock(ARGV[3])
 local hash = redis.call('GET', KEYS[1])
 if hash == '-' then return 0 end
 local st = {false}
@@ -151,12 +145,8 @@ return math.max(1, reset_at - now)
 # no bucket (the route has none; an error page without headers says nothing).  A response's headers: within the
 # window we know, the smaller count wins (places taken for requests still in
 # flight are not in the header yet); a later reset means a new window.
-_ROUTE_SEEN = """
-local now = tonumber(ARGV[7])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+_ROUTE_SEEN = _CLOCK + """
+local now = clock(ARGV[7])
 redis.call('DEL', ARGV[1] .. ':probe:' .. ARGV[8] .. ':' .. ARGV[2])
 if ARGV[3] == '' then
   if ARGV[9] == '1' then redis.call('SET', KEYS[1], '-', 'PX', 86400000) end

@@ -36,16 +36,14 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def build_broker(
-    redis_url: str, *, consumer: str | None = None, redeliver_after_s: float = 600.0
-) -> RedisStreamBroker:
+def build_broker(redis_url: str, *, redeliver_after_s: float = 600.0) -> RedisStreamBroker:
     # consumer_id "0": a group created after jobs were queued still sees them
     # (taskiq's default "$" would skip everything queued before the first worker).
     return RedisStreamBroker(
         redis_url,
         queue_name=STREAM,
         consumer_group_name=GROUP,
-        consumer_name=consumer or consumer_name(),
+        consumer_name=consumer_name(),
         consumer_id="0",
         xread_block=1000,
         maxlen=MAX_STREAM_LENGTH,
@@ -59,7 +57,7 @@ def is_outage(exc: BaseException) -> bool:
     answer: the worker says so itself, once, instead of a traceback per retry."""
     if isinstance(exc, BaseExceptionGroup):
         return all(is_outage(e) for e in exc.exceptions)
-    return isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionError | OSError)
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
 
 
 class QuietOutages(logging.Filter):

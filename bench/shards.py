@@ -42,7 +42,6 @@ import contextlib
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # also when run directly: python bench/shards.py
 ENTRY = ROOT / "discord_bot.py"
 EXPECTED = "Hi! Nice to meet you."  # bench/_fake_llm_server.py instant
 LAG_INTERVAL = 0.010
@@ -228,14 +228,10 @@ class ShardProcess:
         return [lag for at, lag in main if start <= at <= end]
 
     async def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(self.proc.wait, 30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            await asyncio.to_thread(self.proc.wait, 10)
+        from tests.support.clara_process import stop_process
+
+        if self.proc is not None:
+            await stop_process(self.proc)
 
 
 @dataclass

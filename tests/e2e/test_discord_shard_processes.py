@@ -27,7 +27,7 @@ import pytest
 
 from tests.fakes.fake_discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
-from tests.support.clara_process import ENTRY, clara_env
+from tests.support.clara_process import ENTRY, clara_env, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.storage]
 
@@ -84,14 +84,8 @@ class ShardProcess:
         self.proc.wait(10)
 
     async def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(self.proc.wait, 30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            await asyncio.to_thread(self.proc.wait, 10)
+        if self.proc is not None:
+            await stop_process(self.proc)
 
 
 @asynccontextmanager

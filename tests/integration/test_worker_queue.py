@@ -8,6 +8,7 @@ import asyncio
 import signal
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -37,6 +38,81 @@ async def _logged(engine, run_id: str) -> list[tuple[str, str]]:
         return sorted((r.user_id, r.job) for r in rows)
 
 
+def _worker_env(tmp_path: Path, fake: FakeLLM, **settings: str) -> dict[str, str]:
+    """A worker's environment: the fake LLM, and ``settings`` (where its servers are)."""
+    return clara_env(
+        tmp_path,
+        LLM_PROVIDER="openai",
+        CUSTOM_OPENAI_API_KEY=KEY,
+        CUSTOM_OPENAI_BASE_URL=fake.openai_base_url,
+        **settings,
+    )
+
+
+async def _queue_one(redis_url: str, user_id: str) -> str:
+    """Queue one consolidation as a Clara process would; returns its run id."""
+    run_id = str(uuid.uuid4())
+    queue = await WorkQueue.open(redis_url)
+    try:
+        await queue.consolidate(user_id, run_id=run_id, compact=None)
+    finally:
+        await queue.close()
+    return run_id
+
+
+class WorkerProcess:
+    """A real ``python discord_bot.py worker``, its log (stderr) read line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+
+    @classmethod
+    async def start(cls, env: dict[str, str], cwd: Path) -> WorkerProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(ENTRY), "worker", env=env, cwd=cwd, stderr=asyncio.subprocess.PIPE
+        )
+        return cls(proc)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    async def read_for(self, seconds: float) -> None:
+        assert self.proc.stderr is not None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0:
+            try:
+                line = await asyncio.wait_for(self.proc.stderr.readline(), left)
+            except TimeoutError:
+                return
+            if not line:
+                return
+            self.lines.append(line.decode())
+
+    async def ready(self, timeout: float = 60) -> None:
+        """Until it logs "worker ready" (it loads the embedder first, ~2 s)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not any("worker ready" in line for line in self.lines):
+            assert loop.time() < end and self.proc.returncode is None, self.log
+            await self.read_for(1)
+
+    async def stop(self) -> None:
+        """SIGTERM, as an operator stops it; the rest of its log is read."""
+        assert self.proc.stderr is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rest = await asyncio.wait_for(self.proc.stderr.read(), 30)
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except TimeoutError:
+            self.proc.kill()
+            raise
+        self.lines.append(rest.decode())
+
+
 async def test_a_sweep_is_queued_and_a_worker_process_runs_it(
     engine, database_url, redis, redis_url, tmp_path
 ):
@@ -64,22 +140,8 @@ async def test_a_sweep_is_queued_and_a_worker_process_runs_it(
         assert await _logged(engine, summary.run_id) == []
         assert await backlog(redis_url) == {"waiting": 3, "running": 0}
 
-        env = clara_env(
-            tmp_path,
-            DATABASE_URL=database_url,
-            REDIS_URL=redis_url,
-            LLM_PROVIDER="openai",
-            CUSTOM_OPENAI_API_KEY=KEY,
-            CUSTOM_OPENAI_BASE_URL=fake.openai_base_url,
-        )
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ENTRY),
-            "worker",
-            env=env,
-            cwd=tmp_path,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        env = _worker_env(tmp_path, fake, DATABASE_URL=database_url, REDIS_URL=redis_url)
+        worker = await WorkerProcess.start(env, tmp_path)
         try:
 
             async def all_ran() -> bool:
@@ -90,26 +152,19 @@ async def test_a_sweep_is_queued_and_a_worker_process_runs_it(
                 )
 
             for _ in range(600):  # the worker loads the embedder first (~2 s)
-                if await all_ran() or worker.returncode is not None:
+                if await all_ran() or worker.proc.returncode is not None:
                     break
                 await asyncio.sleep(0.1)
-            assert worker.returncode is None, "the worker exited early"
+            assert worker.proc.returncode is None, "the worker exited early"
             assert await _logged(engine, compaction.run_id) == [("cy", "compaction")]
             assert await all_ran()
             # Acknowledged after it ran: nothing left waiting or held.
             await asyncio.sleep(0.3)
             assert await backlog(redis_url) == {"waiting": 0, "running": 0}
         finally:
-            if worker.returncode is None:
-                worker.send_signal(signal.SIGTERM)
-            try:
-                _, raw = await asyncio.wait_for(worker.communicate(), timeout=30)
-            except TimeoutError:
-                worker.kill()
-                raise
-        err = raw.decode()
-        assert worker.returncode == 0, err
-        assert "worker ready" in err and "Traceback" not in err
+            await worker.stop()
+        assert worker.proc.returncode == 0, worker.log
+        assert "worker ready" in worker.log and "Traceback" not in worker.log
         # Each job ran once: one log row per user, however many times it was listed.
         async with engine.connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(ConsolidationLog))
@@ -139,14 +194,12 @@ async def test_a_worker_attaches_to_the_running_claras_embedded_servers(tmp_path
     from storage.db import create_engine
 
     async with FakeLLM(api_keys={KEY}, default=Reply("[]")) as fake:
-        env = clara_env(
+        env = _worker_env(
             tmp_path,
+            fake,
             DISCORD_BOT_TOKEN="test-token",
             DISCORD_API_BASE="http://127.0.0.1:9/api/v10",
             DISCORD_GATEWAY_URL="ws://127.0.0.1:9/",
-            LLM_PROVIDER="openai",
-            CUSTOM_OPENAI_API_KEY=KEY,
-            CUSTOM_OPENAI_BASE_URL=fake.openai_base_url,
             CORTEX_WORKER_QUEUE="true",
         )
         started = await asyncio.to_thread(run_clara, "--daemon", env=env, cwd=tmp_path)
@@ -155,25 +208,9 @@ async def test_a_worker_attaches_to_the_running_claras_embedded_servers(tmp_path
             assert started.returncode == 0, started.stderr
             running = read_endpoints(tmp_path / "data")
             assert running is not None and running.redis_url and running.database_url
-            worker = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(ENTRY),
-                "worker",
-                env=env,
-                cwd=tmp_path,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            assert worker.stderr is not None
-            lines: list[str] = []
-            while not any("worker ready" in line for line in lines):
-                line = (await asyncio.wait_for(worker.stderr.readline(), 60)).decode()
-                assert line, "the worker exited:\n" + "".join(lines)
-                lines.append(line)
-            queue = await WorkQueue.open(running.redis_url)
-            try:
-                await queue.consolidate("dee", run_id=str(uuid.uuid4()), compact=None)
-            finally:
-                await queue.close()
+            worker = await WorkerProcess.start(env, tmp_path)
+            await worker.ready()
+            await _queue_one(running.redis_url, "dee")
             engine = create_engine(running.database_url, pool_size=1)
             try:
                 for _ in range(300):
@@ -186,11 +223,10 @@ async def test_a_worker_attaches_to_the_running_claras_embedded_servers(tmp_path
                 await engine.dispose()
             assert users == ["dee"]
         finally:
-            if worker is not None and worker.returncode is None:
-                worker.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(worker.wait(), 30)
+            if worker is not None:
+                await worker.stop()
             await asyncio.to_thread(run_clara, "--stop", env=env, cwd=tmp_path)
-        assert worker.returncode == 0
+        assert worker.proc.returncode == 0, worker.log
 
 
 async def test_the_worker_rides_out_a_redis_outage(engine, database_url, tmp_path):
@@ -201,68 +237,29 @@ async def test_the_worker_rides_out_a_redis_outage(engine, database_url, tmp_pat
     rd = EmbeddedRedis(tmp_path / "redis")
     redis_url = await rd.start()
     async with FakeLLM(api_keys={KEY}, default=Reply("[]")) as fake:
-        env = clara_env(
-            tmp_path,
-            DATABASE_URL=database_url,
-            REDIS_URL=redis_url,
-            LLM_PROVIDER="openai",
-            CUSTOM_OPENAI_API_KEY=KEY,
-            CUSTOM_OPENAI_BASE_URL=fake.openai_base_url,
-        )
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ENTRY),
-            "worker",
-            env=env,
-            cwd=tmp_path,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert worker.stderr is not None
-        lines: list[str] = []
-
-        async def read_for(seconds: float) -> None:
-            assert worker.stderr is not None
-            loop = asyncio.get_running_loop()
-            end = loop.time() + seconds
-            while (left := end - loop.time()) > 0:
-                try:
-                    line = await asyncio.wait_for(worker.stderr.readline(), left)
-                except TimeoutError:
-                    return
-                if not line:
-                    return
-                lines.append(line.decode())
-
+        env = _worker_env(tmp_path, fake, DATABASE_URL=database_url, REDIS_URL=redis_url)
+        worker = await WorkerProcess.start(env, tmp_path)
         try:
-            while not any("worker ready" in line for line in lines):
-                await read_for(1)
-                assert worker.returncode is None, "".join(lines)
+            await worker.ready()
             await rd.stop()
-            before = len(lines)
-            await read_for(4)
-            during = lines[before:]
+            before = len(worker.lines)
+            await worker.read_for(4)
+            during = worker.lines[before:]
             assert any("Redis" in line and "retry" in line for line in during), during
             assert len(during) <= 3, "".join(during)  # no busy loop of errors
             assert not any("Traceback" in line for line in during), "".join(during)
 
             await rd.start()
-            queue = await WorkQueue.open(redis_url)
-            run_id = str(uuid.uuid4())
-            try:
-                await queue.consolidate("eve", run_id=run_id, compact=None)
-            finally:
-                await queue.close()
+            run_id = await _queue_one(redis_url, "eve")
             for _ in range(400):
                 if await _logged(engine, run_id):
                     break
                 await asyncio.sleep(0.1)
-            assert await _logged(engine, run_id) == [("eve", "consolidation")], "".join(lines)
+            assert await _logged(engine, run_id) == [("eve", "consolidation")], worker.log
         finally:
-            if worker.returncode is None:
-                worker.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(worker.wait(), 30)
+            await worker.stop()
             await rd.stop()
-        assert worker.returncode == 0
+        assert worker.proc.returncode == 0, worker.log
 
 
 async def test_a_sweep_with_the_queue_away_says_so_and_queues_nothing(engine, redis, caplog):

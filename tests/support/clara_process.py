@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +39,19 @@ def run_clara(
         text=True,
         timeout=timeout,
     )
+
+
+async def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM, as an operator stops Clara, then SIGKILL if it outlives ``timeout``;
+    nothing to do for a process that already ended (or never started)."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.to_thread(proc.wait, timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        await asyncio.to_thread(proc.wait, 10)
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):

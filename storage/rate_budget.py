@@ -46,7 +46,9 @@ end
 
 # KEYS: inflight, finished.  ARGV: limit, window_ms, lease_ms, token, now_ms ('' = Redis TIME).
 # Returns {granted (0/1), retry_after_ms, places in use after the call}.
-_ACQUIRE = _CLOCK + """
+_ACQUIRE = (
+    _CLOCK
+    + """
 local now = clock(ARGV[5])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -71,11 +73,14 @@ if redis.call('ZCARD', KEYS[1]) > 0 then
 end
 return {0, math.max(1, retry), used}
 """
+)
 
 # KEYS: inflight, finished.  ARGV: token, window_ms, age_ms, now_ms ('' = Redis TIME).
 # The place counts as answered ``age_ms`` ago (a place a process held while Redis
 # was away, handed over when it answers again).
-_RELEASE = _CLOCK + """
+_RELEASE = (
+    _CLOCK
+    + """
 local now = clock(ARGV[4])
 local window = tonumber(ARGV[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -83,10 +88,13 @@ redis.call('ZADD', KEYS[2], now - tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[2], window)
 return 1
 """
+)
 
 # KEYS: processes.  ARGV: member, ttl_ms, now_ms ('' = Redis TIME).  Returns how
 # many processes on this token were seen within the ttl, this one included.
-_HEARTBEAT = _CLOCK + """
+_HEARTBEAT = (
+    _CLOCK
+    + """
 local now = clock(ARGV[3])
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -94,6 +102,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
 redis.call('PEXPIRE', KEYS[1], ttl)
 return redis.call('ZCARD', KEYS[1])
 """
+)
 
 # Per-route buckets (the X-RateLimit-* headers), shared the same way.  Discord
 # keys a bucket by its hash (several routes may share one: message create and
@@ -108,7 +117,9 @@ return redis.call('ZCARD', KEYS[1])
 # TAKE: KEYS: route map.  ARGV: key prefix, major, now_ms, route, probe_ms.
 # Returns 0 (go: a place was taken, or this request finds the bucket out) or the
 # ms to wait.
-_ROUTE_TAKE = _CLOCK + """
+_ROUTE_TAKE = (
+    _CLOCK
+    + """
 local now = clock(ARGV[3])
 local hash = redis.call('GET', KEYS[1])
 if hash == '-' then return 0 end
@@ -139,13 +150,16 @@ if remaining > 0 then
 end
 return math.max(1, reset_at - now)
 """
+)
 
 # SEEN: KEYS: route map.  ARGV: key prefix, major, hash ('' = none), limit,
 # remaining, reset_after_ms, now_ms, route, '1' when a successful answer had
 # no bucket (the route has none; an error page without headers says nothing).  A response's headers: within the
 # window we know, the smaller count wins (places taken for requests still in
 # flight are not in the header yet); a later reset means a new window.
-_ROUTE_SEEN = _CLOCK + """
+_ROUTE_SEEN = (
+    _CLOCK
+    + """
 local now = clock(ARGV[7])
 redis.call('DEL', ARGV[1] .. ':probe:' .. ARGV[8] .. ':' .. ARGV[2])
 if ARGV[3] == '' then
@@ -170,6 +184,7 @@ redis.call('HSET', k, 'remaining', remaining, 'reset_at', reset_at, 'limit', ARG
 redis.call('PEXPIRE', k, window + 60000)
 return remaining
 """
+)
 
 #: How long a request that finds a bucket out holds the others back if its
 #: answer never comes (it failed): they go on without the shared state then.

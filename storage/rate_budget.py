@@ -34,7 +34,8 @@ from redis.commands.core import AsyncScript
 
 log = logging.getLogger(__name__)
 
-# Every script's "now" in ms: the caller's ``now_ms`` (tests), else Redis's own clock.
+# Put before every script (at registration): its "now" in ms, the caller's ``now_ms``
+# (tests), else Redis's own clock.
 _CLOCK = """
 local function clock(given)
   local now = tonumber(given)
@@ -46,9 +47,7 @@ end
 
 # KEYS: inflight, finished.  ARGV: limit, window_ms, lease_ms, token, now_ms ('' = Redis TIME).
 # Returns {granted (0/1), retry_after_ms, places in use after the call}.
-_ACQUIRE = (
-    _CLOCK
-    + """
+_ACQUIRE = """
 local now = clock(ARGV[5])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -73,14 +72,11 @@ if redis.call('ZCARD', KEYS[1]) > 0 then
 end
 return {0, math.max(1, retry), used}
 """
-)
 
 # KEYS: inflight, finished.  ARGV: token, window_ms, age_ms, now_ms ('' = Redis TIME).
 # The place counts as answered ``age_ms`` ago (a place a process held while Redis
 # was away, handed over when it answers again).
-_RELEASE = (
-    _CLOCK
-    + """
+_RELEASE = """
 local now = clock(ARGV[4])
 local window = tonumber(ARGV[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -88,13 +84,10 @@ redis.call('ZADD', KEYS[2], now - tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[2], window)
 return 1
 """
-)
 
 # KEYS: processes.  ARGV: member, ttl_ms, now_ms ('' = Redis TIME).  Returns how
 # many processes on this token were seen within the ttl, this one included.
-_HEARTBEAT = (
-    _CLOCK
-    + """
+_HEARTBEAT = """
 local now = clock(ARGV[3])
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -102,7 +95,6 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
 redis.call('PEXPIRE', KEYS[1], ttl)
 return redis.call('ZCARD', KEYS[1])
 """
-)
 
 # Per-route buckets (the X-RateLimit-* headers), shared the same way.  Discord
 # keys a bucket by its hash (several routes may share one: message create and
@@ -117,9 +109,7 @@ return redis.call('ZCARD', KEYS[1])
 # TAKE: KEYS: route map.  ARGV: key prefix, major, now_ms, route, probe_ms.
 # Returns 0 (go: a place was taken, or this request finds the bucket out) or the
 # ms to wait.
-_ROUTE_TAKE = (
-    _CLOCK
-    + """
+_ROUTE_TAKE = """
 local now = clock(ARGV[3])
 local hash = redis.call('GET', KEYS[1])
 if hash == '-' then return 0 end
@@ -150,16 +140,13 @@ if remaining > 0 then
 end
 return math.max(1, reset_at - now)
 """
-)
 
 # SEEN: KEYS: route map.  ARGV: key prefix, major, hash ('' = none), limit,
 # remaining, reset_after_ms, now_ms, route, '1' when a successful answer had
 # no bucket (the route has none; an error page without headers says nothing).  A response's headers: within the
 # window we know, the smaller count wins (places taken for requests still in
 # flight are not in the header yet); a later reset means a new window.
-_ROUTE_SEEN = (
-    _CLOCK
-    + """
+_ROUTE_SEEN = """
 local now = clock(ARGV[7])
 redis.call('DEL', ARGV[1] .. ':probe:' .. ARGV[8] .. ':' .. ARGV[2])
 if ARGV[3] == '' then
@@ -184,7 +171,6 @@ redis.call('HSET', k, 'remaining', remaining, 'reset_at', reset_at, 'limit', ARG
 redis.call('PEXPIRE', k, window + 60000)
 return remaining
 """
-)
 
 #: How long a request that finds a bucket out holds the others back if its
 #: answer never comes (it failed): they go on without the shared state then.
@@ -211,11 +197,11 @@ class RedisRateBudget:
     def __init__(self, redis: Redis, *, timeout: float = 0.05) -> None:
         self.redis = redis
         self.timeout = timeout
-        self._acquire: AsyncScript = redis.register_script(_ACQUIRE)
-        self._release: AsyncScript = redis.register_script(_RELEASE)
-        self._heartbeat: AsyncScript = redis.register_script(_HEARTBEAT)
-        self._route_take: AsyncScript = redis.register_script(_ROUTE_TAKE)
-        self._route_seen: AsyncScript = redis.register_script(_ROUTE_SEEN)
+        self._acquire: AsyncScript = redis.register_script(_CLOCK + _ACQUIRE)
+        self._release: AsyncScript = redis.register_script(_CLOCK + _RELEASE)
+        self._heartbeat: AsyncScript = redis.register_script(_CLOCK + _HEARTBEAT)
+        self._route_take: AsyncScript = redis.register_script(_CLOCK + _ROUTE_TAKE)
+        self._route_seen: AsyncScript = redis.register_script(_CLOCK + _ROUTE_SEEN)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 0.05) -> RedisRateBudget:

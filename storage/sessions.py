@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -210,3 +210,20 @@ class SessionStore:
                 .values(session_summary=summary)
             )
             await db.commit()
+
+    async def recent_context_owners(self, prefix: str, *, since: datetime, limit: int) -> list[str]:
+        """The users with a session in a context starting with ``prefix`` (e.g. their
+        DMs) active since ``since``, the most recently active first."""
+        last = func.max(ConversationSession.last_activity_at)
+        async with self._db() as db:
+            rows = await db.execute(
+                select(ConversationSession.user_id, last)
+                .where(
+                    ConversationSession.context_id.startswith(prefix, autoescape=True),
+                    ConversationSession.last_activity_at >= since,
+                )
+                .group_by(ConversationSession.user_id)
+                .order_by(last.desc())
+                .limit(limit)
+            )
+            return [user_id for user_id, _ in rows]

@@ -57,6 +57,12 @@ class DiscordSettings(ClaraSettingsBase):
     discord_channel_history_limit: int = Field(
         50, ge=0, le=500, description="Most recent channel messages read for context."
     )
+    discord_catchup_minutes: float = Field(
+        10,
+        ge=0,
+        le=1440,
+        description="After a shard connects with a new session (a restart, or a session Discord dropped), answer the mentions and DMs of the last this-many minutes that got no reply while it was away (0: off).",
+    )
     discord_edit_interval_seconds: float = Field(
         1.2,
         ge=0.2,

@@ -43,6 +43,7 @@ from tools.ports import FILE_POSTER_KEY
 from tools.registry import PROGRESS_KEY, REPLY_FILES_KEY, ToolContext
 
 from .attachments import prepare_attachments
+from .catch_up import SeenMessages
 from .chains import History, MessageCache, build_history, strip_mention, to_llm_message
 from .channel_context import ChannelContext
 from .file_poster import DiscordFilePoster
@@ -109,6 +110,18 @@ def is_stop_request(text: str, names: set[str], phrases: list[str]) -> bool:
             if p and (candidate == p or candidate.startswith(p + " ")):
                 return True
     return False
+
+
+def late_note(message: discord.Message) -> str:
+    """What the model is told about a message it answers late (read back after
+    Clara was away, catch_up.py), so the answer can say so instead of acting as
+    if no time had passed."""
+    minutes = max(0, round((discord.utils.utcnow() - message.created_at).total_seconds() / 60))
+    ago = "less than a minute" if minutes < 1 else f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return (
+        f"This message was sent {ago} ago, while you were offline; you are answering it "
+        "only now that you are back."
+    )
 
 
 class _TurnFacts:
@@ -228,6 +241,8 @@ class ConversationHandler:
         self.pacer = ChannelPacer(settings.discord_edit_interval_seconds, budget=budget)
         self.queue = ChannelQueue()
         self.cache = MessageCache()
+        #: Messages received live; a read-back after a new session skips them (catch_up.py).
+        self.seen = SeenMessages()
         #: Followers of every reply (voice channels speak them); see ReplyObserver.
         self.reply_observers: list[ReplyObserver] = []
         # Conversation history, queued on disk while PostgreSQL is down.
@@ -274,6 +289,12 @@ class ConversationHandler:
             return ref.resolved.author.id == me.id
         return False
 
+    def addressed_text(self, message: discord.Message) -> str:
+        """The message's words to Clara: her mention taken out."""
+        me = self.client.user
+        assert me is not None
+        return strip_mention(message.content, me.id)
+
     def is_stop(self, text: str, message: discord.Message | None = None) -> bool:
         """Whether ``text`` (an addressed message, her mention already removed) asks
         Clara to stop.  Her name may be added ("clara stop", "stop, Clara!")."""
@@ -289,6 +310,15 @@ class ConversationHandler:
     # -- events --------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
+        await self._receive(message)
+
+    async def on_missed(self, message: discord.Message) -> None:
+        """A message read back after Clara was away (catch_up.py): answered like a
+        live one, without the "#2 in line" notices (they would only be noise for
+        a backlog handed over at once)."""
+        await self._receive(message, quiet=True)
+
+    async def _receive(self, message: discord.Message, *, quiet: bool = False) -> None:
         me = self.client.user
         if me is None:
             return
@@ -296,27 +326,28 @@ class ConversationHandler:
             self.cache.put(message)
             self.channel_context.observe(message)
             return
+        self.seen.add(message.id)
         if not self.allowed(message):
             return
         self.channel_context.observe(message)
         if message.author.bot or not self.triggered(message):
             return
         self.cache.put(message)
-        text = strip_mention(message.content, me.id)
+        text = self.addressed_text(message)
         if self.is_stop(text, message):
             await self._stop(message)
             return
         ahead = self.queue.submit(
             message.channel.id,
             QueuedJob(
-                run=lambda: self._answer(message, text),
+                run=lambda: self._answer(message, text, late=quiet),
                 on_start=(lambda: self._announce_start(message))
-                if self.queue.busy(message.channel.id)
+                if self.queue.busy(message.channel.id) and not quiet
                 else None,
                 label=str(message.id),
             ),
         )
-        if ahead:
+        if ahead and not quiet:
             await self._notice(
                 message, f"-# You're #{ahead + 1} in line; I'll get to you right after."
             )
@@ -413,7 +444,7 @@ class ConversationHandler:
             )
         return turn, history, session, prepared.user_notice()
 
-    async def _answer(self, message: discord.Message, text: str) -> None:
+    async def _answer(self, message: discord.Message, text: str, *, late: bool = False) -> None:
         me = self.client.user
         assert me is not None
         heard = await self.voice.hear(message)
@@ -423,6 +454,8 @@ class ConversationHandler:
                 return
             text = heard.text_for(text)  # the transcript is the user's words
         turn, history, session, notice = await self._prepare(message, text, me.id)
+        if late:
+            turn.context_notes.append(late_note(message))
         if heard is not None:
             notice = heard.notice() + notice  # "> 🎙️ what she heard" tops the reply
         spoken = self.voice.spoken_reply(message, text)  # also answer with a voice message?

@@ -38,6 +38,7 @@ from clara_core.config import Settings, secret_values
 from clara_core.errors import ConfigError
 from clara_core.logging_setup import Redactor
 
+from .catch_up import CatchUp
 from .endpoints import configure_discord_endpoints
 from .logmirror import LogMirror
 from .pacing import ChannelPacer, GlobalBudget
@@ -209,6 +210,12 @@ class ClaraDiscordClient(discord.AutoShardedClient):
         self.log_mirror: LogMirror | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self.ready_since: float | None = None  # monotonic time of the first on_ready
+        #: What a shard missed while away, read back on each new session (catch_up.py).
+        self.catch_up: CatchUp | None = (
+            CatchUp(self, minutes=settings.discord_catchup_minutes, sessions=sessions)
+            if settings is not None
+            else None
+        )
         if runner is not None and settings is not None:
             self.attach(
                 runner,
@@ -269,6 +276,8 @@ class ClaraDiscordClient(discord.AutoShardedClient):
             budget=self.request_budget,
         )
         self.conversation.activity_sink = activity_sink
+        if self.catch_up is not None:
+            self.catch_up.sessions = sessions
         self.files = self.conversation.files
         # The log mirror shares the conversation's pacer: one global request budget.
         self._build_log_mirror(self.conversation.pacer)
@@ -427,6 +436,8 @@ class ClaraDiscordClient(discord.AutoShardedClient):
             self.log_mirror.event("stopping")
             await self.log_mirror.flush()
             await self.log_mirror.stop()
+        if self.catch_up is not None:
+            await self.catch_up.close()
         if self.conversation is not None:
             await self.conversation.close()
         await super().close()
@@ -447,6 +458,14 @@ class ClaraDiscordClient(discord.AutoShardedClient):
             self._start_log_mirror()
         if self._on_connected is not None:
             self._on_connected()
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        if self.catch_up is not None:
+            self.catch_up.shard_connected(shard_id)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        if self.catch_up is not None:
+            self.catch_up.shard_ready(shard_id)
 
     async def on_resumed(self) -> None:
         log.info("Discord session resumed")

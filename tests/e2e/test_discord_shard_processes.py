@@ -7,7 +7,8 @@ as DATABASE_URL / REDIS_URL (as an operator runs them: no embedded servers).
 The fake Discord routes each guild's events to shard ``(guild_id >> 22) % 2``,
 so each process must answer exactly the mentions in its own guilds.  SIGKILL of
 shard 1's process must leave shard 0 answering; a restarted shard 1 IDENTIFYs
-again and answers its guilds, and no message is ever answered twice.
+again, answers the mentions sent while it was down and then its guilds live,
+and no message is ever answered twice.
 """
 
 from __future__ import annotations
@@ -195,14 +196,19 @@ async def test_two_shard_processes_share_one_database_and_survive_a_kill(
             # Shard 1's process dies without a goodbye: shard 0 keeps answering.
             procs[1].kill()
             await talk.answered(await talk.mention_all(guilds[0]))
+            # Mentions in shard 1's guilds now reach no process.
+            missed = await talk.mention_all(guilds[1])
 
             # Restarted, shard 1 connects again (a new process has no session to
-            # RESUME: it IDENTIFYs) and answers its guilds; shard 0 still does.
+            # RESUME: it IDENTIFYs), answers what was said while it was down
+            # (read back from the channels' history), once, and then its guilds
+            # live; shard 0 still answers its own.
             identifies = fake.identify_count
             procs[1].start()
             await fake.wait_until(
                 procs[1].connected, timeout=READY_TIMEOUT, what="shard 1 restarted"
             )
+            await talk.answered(missed)
             assert fake.identify_count + fake.resume_count > identifies
             identified = [
                 s for s in fake.sessions_on_shard(1) if s.connection is not None

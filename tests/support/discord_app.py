@@ -142,7 +142,12 @@ async def clara_on_discord(
 
 @asynccontextmanager
 async def clara_client_on(
-    discord_fake: FakeDiscord, llm: FakeLLM, *, ready_timeout: float = 15.0, **overrides: Any
+    discord_fake: FakeDiscord,
+    llm: FakeLLM,
+    *,
+    ready_timeout: float = 15.0,
+    sessions: SessionStore | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[ClaraDiscordClient]:
     """One more Clara client (its own pipeline and LLM) on an already running fake
     Discord, e.g. one per shard; the caller points discord.py at the fake
@@ -157,7 +162,9 @@ async def clara_client_on(
         **overrides,
     )
     runner, service = build_runner(settings)
-    client = ClaraDiscordClient(runner=runner, settings=settings, guild_ready_timeout=0.05)
+    client = ClaraDiscordClient(
+        runner=runner, settings=settings, sessions=sessions, guild_ready_timeout=0.05
+    )
     try:
         async with running_client(discord_fake, client, ready_timeout=ready_timeout):
             yield client

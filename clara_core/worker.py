@@ -13,7 +13,8 @@ A worker needs the PostgreSQL and Redis Clara uses: external ones
 (DATABASE_URL and REDIS_URL) or, on one machine, the embedded servers of the
 Clara running on the same CLARA_DATA_DIR, which it attaches to.  Any number of
 workers may run; each job goes to one of them and is acknowledged only after
-it ran, so a worker killed mid-job leaves it to another.
+it ran, so a worker killed mid-job leaves it to another, which takes it over
+after CORTEX_WORKER_REDELIVER_SECONDS (``storage/work_queue.py``).
 """
 
 from __future__ import annotations
@@ -37,10 +38,6 @@ log = logging.getLogger(__name__)
 TASK_CONSOLIDATE = "cortex.consolidate_user"
 TASK_COMPACT = "cortex.compact_user"
 
-#: A job a worker has held this long without finishing is given to another worker
-#: (the first one died).  A consolidation of one user takes seconds to minutes.
-REDELIVER_AFTER_S = 900.0
-
 
 class WorkQueue:
     """The producer side, owned by a Clara process: queue one user's job."""
@@ -55,7 +52,8 @@ class WorkQueue:
         the first job creates the stream and the group."""
         from storage.work_queue import build_broker
 
-        return cls(build_broker(redis_url, redeliver_after_s=REDELIVER_AFTER_S))
+        # Producers never take jobs over: the redelivery time matters to workers only.
+        return cls(build_broker(redis_url))
 
     async def _put(self, task: str, **kwargs: Any) -> None:
         from storage.work_queue import enqueue
@@ -177,9 +175,15 @@ async def run_worker(settings: Settings) -> int:
         runner = ConsolidationRunner(
             memory.warm, memory.hot, memory.ledger, ServiceTextModel(llm), memory.embedder, settings
         )
-        broker = build_broker(session.storage.redis_url, redeliver_after_s=REDELIVER_AFTER_S)
+        broker = build_broker(
+            session.storage.redis_url,
+            redeliver_after_s=settings.cortex_worker_redeliver_seconds,
+        )
         register_jobs(broker, runner)
         await broker.startup()
+        # The jobs this worker holds stay fresh while it lives: only a dead (or hung)
+        # worker's jobs go idle and are taken over by another.
+        keeper = asyncio.create_task(broker.keep_held_fresh(), name="worker-keep-held")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -189,14 +193,20 @@ async def run_worker(settings: Settings) -> int:
             _receive(broker, settings.cortex_max_concurrent_users, stop), name="worker-receiver"
         )
         log.info(
-            "worker ready: consolidation jobs, %d at once", settings.cortex_max_concurrent_users
+            "worker ready: consolidation jobs, %d at once; a stopped worker's jobs are "
+            "taken over after %.0f s (CORTEX_WORKER_REDELIVER_SECONDS)",
+            settings.cortex_max_concurrent_users,
+            settings.cortex_worker_redeliver_seconds,
         )
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({receiver, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         receiver.cancel()
+        keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await receiver
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
         log.info("worker stopped")
         return 0
     finally:

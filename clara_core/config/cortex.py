@@ -164,6 +164,14 @@ class CortexSettings(ClaraSettingsBase):
         "worker` processes instead of running them in this process (they need the same "
         "PostgreSQL and Redis).",
     )
+    cortex_worker_redeliver_seconds: float = Field(
+        900,
+        ge=1,
+        description="Seconds a queued job may stay unacknowledged by a worker that stopped "
+        "(killed, or hung) before another worker takes it over and runs it. A live worker "
+        "keeps its jobs fresh, so a long job is never taken from it; lower it for a faster "
+        "recovery, keep it above a worker's longest event-loop stall.",
+    )
 
     @field_validator("cortex_embedding_dims")
     @classmethod

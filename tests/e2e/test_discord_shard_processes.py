@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,7 +24,7 @@ import pytest
 
 from tests.fakes.fake_discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
-from tests.support.clara_process import ENTRY, clara_env, stop_process
+from tests.support.clara_process import ClaraProcess, clara_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.storage]
 
@@ -45,32 +41,12 @@ def echo(request: RecordedRequest) -> Reply:
     return Reply(f"noted {found[-1] if found else 'nothing'}")
 
 
-class ShardProcess:
-    """One ``discord_bot.py`` running one shard, its stderr in a file."""
+class ShardProcess(ClaraProcess):
+    """One ``discord_bot.py`` running one shard, its output in a file."""
 
     def __init__(self, root: Path, shard: int, env: dict[str, str]) -> None:
+        super().__init__(root, env, name=f"shard{shard}")
         self.shard = shard
-        self.root = root
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log: Path | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        self.log = self.root / f"shard{self.shard}-run{self.starts}.log"
-        with self.log.open("wb") as out:
-            # cwd is the process's own directory: no developer .env is read.
-            self.proc = subprocess.Popen(
-                [sys.executable, str(ENTRY)],
-                env=self.env,
-                cwd=self.root,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
     def connected(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -78,15 +54,6 @@ class ShardProcess:
                 f"shard {self.shard}'s process exited ({self.proc.returncode}):\n{self.output()}"
             )
         return "connected to Discord" in self.output()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    async def stop(self) -> None:
-        if self.proc is not None:
-            await stop_process(self.proc)
 
 
 @asynccontextmanager

@@ -3,8 +3,8 @@
 Each "process" here is a full set of runner objects with an engine and a Redis
 client of its own, in one test process: what they share is exactly what two
 Clara processes share (the database, Redis, the fake Discord), and nothing
-else; starting real Clara processes would add start-up minutes and prove no
-more about the claims, which live in the database.
+else, so the races can be forced here.  The same claim between two real Clara
+OS processes is tested in ``tests/e2e/test_two_process_jobs.py``.
 """
 
 from __future__ import annotations

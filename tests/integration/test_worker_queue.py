@@ -5,10 +5,7 @@ Redis and the fake LLM server."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -21,96 +18,12 @@ from clara_core.worker import WorkQueue
 from storage.models.cortex import ConsolidationLog
 from storage.work_queue import backlog
 from tests.fakes.fake_llm import FakeLLM, Reply
-from tests.support.clara_process import ENTRY, clara_env, run_clara
+from tests.support.clara_process import clara_env, run_clara
 from tests.support.cortex import local_embedder, text_model_for
 from tests.support.llm import KEY
+from tests.support.worker_process import WorkerProcess, logged, queue_one, worker_env
 
 pytestmark = pytest.mark.storage
-
-
-async def _logged(engine, run_id: str) -> list[tuple[str, str]]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(ConsolidationLog.user_id, ConsolidationLog.job).where(
-                ConsolidationLog.run_id == uuid.UUID(run_id)
-            )
-        )
-        return sorted((r.user_id, r.job) for r in rows)
-
-
-def _worker_env(tmp_path: Path, fake: FakeLLM, **settings: str) -> dict[str, str]:
-    """A worker's environment: the fake LLM, and ``settings`` (where its servers are)."""
-    return clara_env(
-        tmp_path,
-        LLM_PROVIDER="openai",
-        CUSTOM_OPENAI_API_KEY=KEY,
-        CUSTOM_OPENAI_BASE_URL=fake.openai_base_url,
-        **settings,
-    )
-
-
-async def _queue_one(redis_url: str, user_id: str) -> str:
-    """Queue one consolidation as a Clara process would; returns its run id."""
-    run_id = str(uuid.uuid4())
-    queue = await WorkQueue.open(redis_url)
-    try:
-        await queue.consolidate(user_id, run_id=run_id, compact=None)
-    finally:
-        await queue.close()
-    return run_id
-
-
-class WorkerProcess:
-    """A real ``python discord_bot.py worker``, its log (stderr) read line by line."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-
-    @classmethod
-    async def start(cls, env: dict[str, str], cwd: Path) -> WorkerProcess:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(ENTRY), "worker", env=env, cwd=cwd, stderr=asyncio.subprocess.PIPE
-        )
-        return cls(proc)
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    async def read_for(self, seconds: float) -> None:
-        assert self.proc.stderr is not None
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while (left := end - loop.time()) > 0:
-            try:
-                line = await asyncio.wait_for(self.proc.stderr.readline(), left)
-            except TimeoutError:
-                return
-            if not line:
-                return
-            self.lines.append(line.decode())
-
-    async def ready(self, timeout: float = 60) -> None:
-        """Until it logs "worker ready" (it loads the embedder first, ~2 s)."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while not any("worker ready" in line for line in self.lines):
-            assert loop.time() < end and self.proc.returncode is None, self.log
-            await self.read_for(1)
-
-    async def stop(self) -> None:
-        """SIGTERM, as an operator stops it; the rest of its log is read."""
-        assert self.proc.stderr is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rest = await asyncio.wait_for(self.proc.stderr.read(), 30)
-            await asyncio.wait_for(self.proc.wait(), 30)
-        except TimeoutError:
-            self.proc.kill()
-            raise
-        self.lines.append(rest.decode())
 
 
 async def test_a_sweep_is_queued_and_a_worker_process_runs_it(
@@ -137,18 +50,18 @@ async def test_a_sweep_is_queued_and_a_worker_process_runs_it(
         # Queued, not run here: no report, no log row, three jobs waiting.
         assert (summary.queued, summary.users, summary.reports) == (2, 0, [])
         assert compaction.queued == 1
-        assert await _logged(engine, summary.run_id) == []
+        assert await logged(engine, summary.run_id) == []
         assert await backlog(redis_url) == {"waiting": 3, "running": 0}
 
-        env = _worker_env(tmp_path, fake, DATABASE_URL=database_url, REDIS_URL=redis_url)
+        env = worker_env(tmp_path, fake, DATABASE_URL=database_url, REDIS_URL=redis_url)
         worker = await WorkerProcess.start(env, tmp_path)
         try:
 
             async def all_ran() -> bool:
                 return (
-                    await _logged(engine, summary.run_id)
+                    await logged(engine, summary.run_id)
                     == [("ana", "consolidation"), ("bo", "consolidation")]
-                    and len(await _logged(engine, compaction.run_id)) == 1
+                    and len(await logged(engine, compaction.run_id)) == 1
                 )
 
             for _ in range(600):  # the worker loads the embedder first (~2 s)
@@ -156,7 +69,7 @@ async def test_a_sweep_is_queued_and_a_worker_process_runs_it(
                     break
                 await asyncio.sleep(0.1)
             assert worker.proc.returncode is None, "the worker exited early"
-            assert await _logged(engine, compaction.run_id) == [("cy", "compaction")]
+            assert await logged(engine, compaction.run_id) == [("cy", "compaction")]
             assert await all_ran()
             # Acknowledged after it ran: nothing left waiting or held.
             await asyncio.sleep(0.3)
@@ -194,7 +107,7 @@ async def test_a_worker_attaches_to_the_running_claras_embedded_servers(tmp_path
     from storage.db import create_engine
 
     async with FakeLLM(api_keys={KEY}, default=Reply("[]")) as fake:
-        env = _worker_env(
+        env = worker_env(
             tmp_path,
             fake,
             DISCORD_BOT_TOKEN="test-token",
@@ -210,7 +123,7 @@ async def test_a_worker_attaches_to_the_running_claras_embedded_servers(tmp_path
             assert running is not None and running.redis_url and running.database_url
             worker = await WorkerProcess.start(env, tmp_path)
             await worker.ready()
-            await _queue_one(running.redis_url, "dee")
+            await queue_one(running.redis_url, "dee")
             engine = create_engine(running.database_url, pool_size=1)
             try:
                 for _ in range(300):
@@ -237,7 +150,7 @@ async def test_the_worker_rides_out_a_redis_outage(engine, database_url, tmp_pat
     rd = EmbeddedRedis(tmp_path / "redis")
     redis_url = await rd.start()
     async with FakeLLM(api_keys={KEY}, default=Reply("[]")) as fake:
-        env = _worker_env(tmp_path, fake, DATABASE_URL=database_url, REDIS_URL=redis_url)
+        env = worker_env(tmp_path, fake, DATABASE_URL=database_url, REDIS_URL=redis_url)
         worker = await WorkerProcess.start(env, tmp_path)
         try:
             await worker.ready()
@@ -250,12 +163,12 @@ async def test_the_worker_rides_out_a_redis_outage(engine, database_url, tmp_pat
             assert not any("Traceback" in line for line in during), "".join(during)
 
             await rd.start()
-            run_id = await _queue_one(redis_url, "eve")
+            run_id = await queue_one(redis_url, "eve")
             for _ in range(400):
-                if await _logged(engine, run_id):
+                if await logged(engine, run_id):
                     break
                 await asyncio.sleep(0.1)
-            assert await _logged(engine, run_id) == [("eve", "consolidation")], worker.log
+            assert await logged(engine, run_id) == [("eve", "consolidation")], worker.log
         finally:
             await worker.stop()
             await rd.stop()
@@ -284,7 +197,7 @@ async def test_a_sweep_with_the_queue_away_says_so_and_queues_nothing(engine, re
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "work queue is unreachable" in warnings[0], warnings
     assert "0 of 2 users queued" in warnings[0]
-    assert await _logged(engine, summary.run_id) == []  # and nothing ran here either
+    assert await logged(engine, summary.run_id) == []  # and nothing ran here either
 
 
 async def test_doctor_shows_the_work_queue(database_url, redis_url, tmp_path):

@@ -17,11 +17,8 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import socket
-import ssl
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from sandbox.base import SandboxUnavailable
 from sandbox.docker import LABEL, docker_client
 from sandbox.manager import build_sandbox_manager
 from sandbox.remote import RemoteBackend
+from tests.support.docker_images import build_test_image
 from tools.registry import ToolContext, ToolRegistry
 from tools.sandbox_tools import register_sandbox_tools
 
@@ -46,76 +44,18 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = "sandbox/service/Dockerfile"
 IMAGE_REPO = "clara-sandbox-service"
 # What the Dockerfile COPYs: a change to any of them is a new image.
-BUILD_INPUTS = [DOCKERFILE, "requirements.lock", "sandbox", "clara_core"]
-
-
-def _extra_ca_certs() -> str:
-    """Certificates this host trusts that pip's own bundle lacks (a TLS-inspecting
-    proxy's CA): the build must reach PyPI the way the host does.  Empty when none."""
-    import certifi  # pip's bundle is a copy of certifi's
-
-    bundle = (
-        os.environ.get("PIP_CERT")
-        or os.environ.get("SSL_CERT_FILE")
-        or ssl.get_default_verify_paths().cafile
-        or "/etc/ssl/certs/ca-certificates.crt"
-    )
-    pem = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
-    try:
-        host = pem.findall(Path(bundle).read_text())
-    except OSError:
-        return ""
-    known = set(pem.findall(Path(certifi.where()).read_text()))
-    return "\n".join(c for c in host if c not in known)
-
-
-def _inputs_hash(base_id: str, buildargs: dict[str, str]) -> str:
-    h = hashlib.sha256(base_id.encode())
-    h.update(json.dumps(buildargs, sort_keys=True).encode())
-    for top in BUILD_INPUTS:
-        path = REPO / top
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        for f in files:
-            if "__pycache__" in f.parts:
-                continue  # .dockerignore leaves them out
-            h.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:16]
+BUILD_INPUTS = ["requirements.lock", "sandbox", "clara_core"]
 
 
 def _build_image(client: Any) -> str:
     """The service image for the current sources, built unless already there."""
-    base = client.images.get(TEST_IMAGE)
-    buildargs = {"BASE_IMAGE": TEST_IMAGE}
-    if extra := _extra_ca_certs():
-        buildargs["EXTRA_CA_CERTS"] = extra
-    tag = f"{IMAGE_REPO}:test-{_inputs_hash(base.id, buildargs)}"
-    with contextlib.suppress(Exception):
-        client.images.get(tag)
-        return tag
-    from docker.errors import BuildError
-
-    t0 = time.monotonic()
-    try:
-        client.images.build(
-            path=str(REPO),
-            dockerfile=DOCKERFILE,
-            tag=tag,
-            buildargs=buildargs,
-            network_mode="host",  # dockerd here has no bridge; apt and PyPI via the host
-            rm=True,
-            forcerm=True,
-        )
-    except BuildError as exc:
-        log = "".join(str(c.get("stream", c.get("error", ""))) for c in exc.build_log)
-        pytest.fail(f"the service image did not build: {exc}\n{log[-3000:]}")
-    print(f"built {tag} in {time.monotonic() - t0:.1f} s")
-    # Older test builds are superseded: untag them (shared layers stay cached).
-    for img in client.images.list(name=IMAGE_REPO):
-        for old in img.tags:
-            if old.startswith(f"{IMAGE_REPO}:test-") and old != tag:
-                with contextlib.suppress(Exception):
-                    client.images.remove(old)
-    return tag
+    return build_test_image(
+        client,
+        dockerfile=DOCKERFILE,
+        repository=IMAGE_REPO,
+        inputs=BUILD_INPUTS,
+        base_image=TEST_IMAGE,
+    )
 
 
 def _docker_socket() -> str:

@@ -62,3 +62,47 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1, what: str = 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class ClaraProcess:
+    """``python discord_bot.py`` (the Discord bot, as each shard process of a deployment
+    runs it) started in ``root`` with ``env``, its output in a file under ``root``."""
+
+    def __init__(self, root: Path, env: dict[str, str], name: str = "clara") -> None:
+        self.root = root
+        self.env = env
+        self.name = name
+        self.log = root / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        """Start (or start again: each later run has its own log, ``NAME-runK.log``)."""
+        self.starts += 1
+        if self.starts > 1:
+            self.log = self.root / f"{self.name}-run{self.starts}.log"
+        with self.log.open("wb") as out:
+            # cwd is the process's own directory: no developer .env is read.
+            self.proc = subprocess.Popen(
+                [sys.executable, str(ENTRY)],
+                env=self.env,
+                cwd=self.root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind, as a crash or the OOM killer ends it."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            await stop_process(self.proc)

@@ -85,6 +85,7 @@ class ClaraStreamBroker(RedisStreamBroker):
                     next_check = time.monotonic() + self.check_every_s
                     async for message in self._take_over_idle(conn):
                         yield message
+                    await self._forget_stopped_workers(conn)
 
     async def _take_over_idle(self, conn: Redis) -> AsyncGenerator[AckableMessage, None]:
         """Entries idle for ``redeliver_after_s``: their worker is gone (killed, or
@@ -114,6 +115,28 @@ class ClaraStreamBroker(RedisStreamBroker):
                 yield self._message(entry_id, fields)
             if cursor in (b"0-0", "0-0"):
                 return
+
+    async def _forget_stopped_workers(self, conn: Redis) -> None:
+        """Drop the consumer names of workers that hold nothing and have not read for
+        ``redeliver_after_s``: every worker process registers its own name (host and
+        pid), so without this a long-lived deployment piles up the names of every
+        worker it ever restarted.  Harmless to a live one caught idle: it holds
+        nothing, and its next read registers it again.  One script, so no job can
+        be delivered to a name between the check and the delete (its entry would
+        leave the pending list with it)."""
+        forgotten = await conn.eval(
+            _FORGET_STOPPED,
+            1,
+            self.queue_name,
+            self.consumer_group_name,
+            self.consumer_name,
+            int(self.idle_timeout),
+        )
+        for name in forgotten or []:
+            log.info(
+                "worker: forgot stopped worker %s (it held no job)",
+                name.decode() if isinstance(name, bytes) else name,
+            )
 
     def _message(self, entry_id: bytes, fields: dict[bytes, bytes]) -> AckableMessage:
         """The job for taskiq's receiver; its ack ends this process's hold on it."""
@@ -154,6 +177,23 @@ class ClaraStreamBroker(RedisStreamBroker):
                 await self.refresh_held()
             except Exception as exc:
                 log.debug("worker: could not refresh held jobs: %r", exc)
+
+
+#: KEYS[1] the stream; ARGV: group, this worker's name, least idle ms.  Deletes the
+#: other consumers with no pending entry idle that long; returns their names.
+_FORGET_STOPPED = """
+local gone = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] ~= ARGV[2] and tonumber(f['pending']) == 0
+     and tonumber(f['idle']) >= tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    table.insert(gone, f['name'])
+  end
+end
+return gone
+"""
 
 
 def build_broker(redis_url: str, *, redeliver_after_s: float = 900.0) -> ClaraStreamBroker:

@@ -40,6 +40,15 @@ def env_for(tmp_path, fake, database_url: str, redis_url: str) -> dict[str, str]
     )
 
 
+async def polled(condition, timeout: float) -> bool:
+    """Whether ``condition()`` came true within ``timeout`` s (asked every 0.2 s)."""
+    for _ in range(max(1, int(timeout / 0.2))):
+        if await condition():
+            return True
+        await asyncio.sleep(0.2)
+    return bool(await condition())
+
+
 async def pending_owners(redis) -> list[str]:
     """The consumer (worker) holding each unacknowledged job."""
     return [p["consumer"] for p in await redis.xpending_range(STREAM, GROUP, "-", "+", 100)]
@@ -173,3 +182,47 @@ async def test_a_busy_worker_leaves_the_next_job_to_an_idle_one(
             release.set()
             for worker in workers:
                 await worker.stop()
+
+
+async def test_a_stopped_workers_name_is_forgotten_once_it_holds_nothing(
+    engine, database_url, redis, redis_url, tmp_path
+):
+    """Every worker process registers its own consumer name; a killed worker that
+    held no job must not stay in the group for ever (a deployment restarts its
+    workers often).  One that holds a job keeps its name until the job is taken."""
+    async with FakeLLM(api_keys={KEY}, default=NO_PATTERNS) as fake:
+        env = env_for(tmp_path, fake, database_url, redis_url)
+        first = await WorkerProcess.start(env, tmp_path)
+        second = None
+        try:
+            await first.ready()
+            await queue_one(redis_url, "nobody")  # creates the group; the worker reads it
+            gone = f"-{first.proc.pid}"
+
+            async def names() -> list[str]:
+                return [c["name"] for c in await redis.xinfo_consumers(STREAM, GROUP)]
+
+            async def registered() -> bool:
+                return any(n.endswith(gone) for n in await names())
+
+            async def holds_nothing() -> bool:
+                return (await redis.xpending(STREAM, GROUP))["pending"] == 0
+
+            assert await polled(registered, 30), await names()
+            assert await polled(holds_nothing, 30)  # its one job done
+            await first.kill()
+
+            second = await WorkerProcess.start(env, tmp_path)
+            await second.ready()
+
+            async def forgotten() -> bool:
+                return not await registered()
+
+            await polled(forgotten, REDELIVER_S * 4)
+            left = await names()
+            assert not any(n.endswith(gone) for n in left), left
+        finally:
+            for worker in (first, second):
+                if worker is not None:
+                    await worker.stop()
+        assert "forgot stopped worker" in second.log, second.log

@@ -173,10 +173,6 @@ async def test_the_image_runs_clara_on_its_embedded_default(client, image):
                     return "connected to Discord" in logs
 
                 await box.wait_for(connected, START_TIMEOUT, "Clara to connect")
-                if run == 0:
-                    # The embedded servers, not a stack's: nothing else was given.
-                    logs = await box.logs()
-                    assert "embedded" in logs.lower(), logs
                 await fake.send_message(channel, alice.id, f"<@{fake.bot.id}> please note {tag}")
                 await fake.wait_until(
                     lambda t=tag: any(
@@ -190,6 +186,11 @@ async def test_the_image_runs_clara_on_its_embedded_default(client, image):
                     return state.get("Health", {}).get("Status") == "healthy"
 
                 await box.wait_for(healthy, 60, "the HEALTHCHECK to pass")
+                # The embedded servers, not a stack's (nothing else was given); the
+                # database is made once and found again on the volume.
+                logs = await box.logs()
+                assert "embedded Redis ready" in logs, logs
+                assert ("initialising embedded PostgreSQL cluster" in logs) == (run == 0), logs
                 assert await box.stop() == 0
                 logs = await box.logs()
                 assert "Traceback" not in logs, logs

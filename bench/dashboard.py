@@ -20,8 +20,13 @@ counted as Clara's CPU):
    the 2 % to be measured, so:
 4. the monitor in isolation: the conversations stopped, the same turns (their
    records, RATE a second) fed to the monitor with the same pages open, against
-   the same feed into nothing.  With nothing else running in the process, the
-   difference is the monitor's own CPU per turn, to a few microseconds.
+   the same feed into nothing.  The difference still drifts with the machine
+   (with no page open, where the monitor does nothing but record(), it reads
+   ~15 µs, rounds from -2 to 43 µs), so the monitor's own CPU is also timed
+   directly: every step of the tasks created while its rounds run (its feeder,
+   its probe, each page's stream, with the sends) and every record() call, in
+   thread CPU time.  That leaves out only what the monitor costs the rest of the
+   process indirectly (caches, the event loop's extra wake-ups).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,11 +78,16 @@ def _state() -> dict:
 
 
 async def _probe(channels: list[int]) -> dict:
-    return {"mood": {str(c): {m: random.random() for m in MOOD} for c in channels}}
+    # Rounded as Clara's own probe rounds them (clara_core/app.py).
+    return {"mood": {str(c): {m: round(random.random(), 3) for m in MOOD} for c in channels}}
 
 
 # -- the pages (a separate process) --------------------------------------------
-async def _pages(port: int, pages: int, seconds: float) -> dict:
+async def _pages(port: int, pages: int, seconds: float, quiet: bool = False) -> dict:
+    """Load the page LOADS times, then keep ``pages`` live pages open for ``seconds``,
+    timing each update.  ``quiet``: no page loads, and the updates read but not
+    parsed (4.: only Clara's side is measured; a reader parsing JSON next to her on
+    a 2-core machine slows her own code down and would be counted as hers)."""
     import aiohttp
 
     base = f"http://127.0.0.1:{port}"
@@ -84,7 +95,7 @@ async def _pages(port: int, pages: int, seconds: float) -> dict:
     firsts: list[float] = []
     latencies: list[float] = []
     async with aiohttp.ClientSession() as http:
-        for _ in range(LOADS):
+        for _ in range(0 if quiet else LOADS):
             t0 = time.perf_counter()
             async with http.get(f"{base}/") as resp:
                 await resp.read()
@@ -99,6 +110,8 @@ async def _pages(port: int, pages: int, seconds: float) -> dict:
                 async for raw in resp.content:
                     if time.monotonic() > deadline:
                         break
+                    if quiet:
+                        continue
                     line = raw.decode()
                     if not line.startswith("data:"):
                         continue
@@ -114,6 +127,28 @@ async def _pages(port: int, pages: int, seconds: float) -> dict:
 
         await asyncio.gather(*(page() for _ in range(pages)))
     return {"loads": loads, "firsts": firsts, "latencies": latencies}
+
+
+async def _open_pages(monitor: Monitor, seconds: float, quiet: bool) -> asyncio.subprocess.Process:
+    """The pages process, once its PAGES live pages are open and their first events
+    (the whole hour each) sent: what it costs to open a page is not a turn's cost."""
+    pages = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--pages",
+        str(monitor.port),
+        str(PAGES),
+        str(seconds),
+        *(["--quiet"] if quiet else []),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while len(monitor.page_backlogs()) < PAGES:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the pages process did not open its pages within 60 s")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # their first events (the hour each) are written
+    return pages
 
 
 # -- Clara's turns and the monitor (this process) -------------------------------
@@ -179,10 +214,64 @@ class Conversations:
         return time.process_time() - cpu0, self.turns - turns0
 
 
-async def _replay(monitor: Monitor | None, seconds: float) -> tuple[float, int]:
+class _TimedSteps(Coroutine):
+    """A task's coroutine whose every step (send/throw) adds its thread CPU time to
+    ``spent[0]``: what the monitor's own tasks cost, without the machine's drift
+    that the difference of two windows carries (see 4.)."""
+
+    __slots__ = ("_coro", "_spent")
+
+    def __init__(self, coro: Coroutine, spent: list[int]) -> None:
+        self._coro, self._spent = coro, spent
+
+    def send(self, value):
+        t0 = time.thread_time_ns()
+        try:
+            return self._coro.send(value)
+        finally:
+            self._spent[0] += time.thread_time_ns() - t0
+
+    def throw(self, *exc):
+        t0 = time.thread_time_ns()
+        try:
+            return self._coro.throw(*exc)
+        finally:
+            self._spent[0] += time.thread_time_ns() - t0
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self):
+        return self
+
+    def __next__(self):
+        return self.send(None)
+
+
+def _timing_tasks(spent: list[int]):
+    """A task factory (loop.set_task_factory): every task created from now on (the
+    monitor's feeder and probe, each page's stream) has its steps timed."""
+
+    def factory(loop, coro, **kwargs):
+        return asyncio.Task(_TimedSteps(coro, spent), loop=loop, **kwargs)
+
+    return factory
+
+
+async def _replay(
+    monitor: Monitor | None, seconds: float, spent: list[int] | None = None
+) -> tuple[float, int]:
     """(CPU seconds, turns) of feeding turn records at RATE a second for ``seconds``
-    to ``monitor`` (None: into nothing), as the conversations would."""
-    sink = monitor.record if monitor is not None else (lambda activity: None)
+    to ``monitor`` (None: into nothing), as the conversations would; the thread CPU
+    time of the record() calls is added to ``spent[0]``."""
+    record = monitor.record if monitor is not None else (lambda activity: None)
+    spent = spent if spent is not None else [0]
+
+    def sink(activity: Activity) -> None:
+        t0 = time.thread_time_ns()
+        record(activity)
+        spent[0] += time.thread_time_ns() - t0
+
     turns = 0
     cpu0 = time.process_time()
     deadline = time.monotonic() + seconds
@@ -227,16 +316,7 @@ async def run() -> None:
         monitor.turns.append((now - 3600 + i, random.uniform(0.5, 4), random.random() > 0.02))
     await monitor.start()
     talk.sink = monitor.record
-    pages = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--pages",
-        str(monitor.port),
-        str(PAGES),
-        str(phase + 2.0),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    await asyncio.sleep(2.0)  # the page loads are done; the streams are open
+    pages = await _open_pages(monitor, phase + 2.0, quiet=False)
     cpu_b, turns_b = await talk.window(phase)
     out, _ = await pages.communicate()
     talk.sink = lambda activity: None
@@ -248,8 +328,11 @@ async def run() -> None:
 
     # 4. The monitor in isolation (see the module's docstring), in rounds that
     # alternate with the same feed into nothing (the machine's drift cancels out).
+    # The monitor's own tasks and record() calls are timed as well (own_ns).
     alone_cpu = fed_cpu = 0.0
     alone_turns = fed_turns = 0
+    own_ns = 0
+    loop = asyncio.get_running_loop()
     for _ in range(ROUNDS):
         cpu, turns = await _replay(None, phase)
         alone_cpu, alone_turns = alone_cpu + cpu, alone_turns + turns
@@ -257,22 +340,19 @@ async def run() -> None:
         now = time.time()
         for i in range(3600):  # an hour of chart already there, as in 2.
             monitor.turns.append((now - 3600 + i, random.uniform(0.5, 4), random.random() > 0.02))
+        spent = [0]
+        loop.set_task_factory(_timing_tasks(spent))
         await monitor.start()
-        pages = await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            "--pages",
-            str(monitor.port),
-            str(PAGES),
-            str(phase + 2.0),
-            stdout=asyncio.subprocess.PIPE,
-        )
-        await asyncio.sleep(2.0)  # the page loads are done; the streams are open
-        cpu, turns = await _replay(monitor, phase)
+        pages = await _open_pages(monitor, phase + 2.0, quiet=True)
+        spent[0] = 0  # opening the pages is not a turn's cost
+        cpu, turns = await _replay(monitor, phase, spent)
+        own_ns += spent[0]
         fed_cpu, fed_turns = fed_cpu + cpu, fed_turns + turns
         await pages.communicate()
         await monitor.stop()
+        loop.set_task_factory(None)
     isolated = fed_cpu / max(fed_turns, 1) - alone_cpu / max(alone_turns, 1)
+    own = own_ns / 1e9 / max(fed_turns, 1)
     await service.aclose()
     llm_proc.terminate()
     llm_proc.wait()
@@ -305,6 +385,10 @@ async def run() -> None:
         f"{isolated / alone * 100:.2f}% of Clara's (goal < 2%; {fed_turns} turns fed, "
         f"{PAGES} pages open, vs {alone_turns} into nothing)"
     )
+    print(
+        f"  monitor CPU per turn, its own tasks and record() timed: {own * 1e6:.1f} µs = "
+        f"{own / alone * 100:.2f}% of Clara's"
+    )
 
 
 def main() -> None:
@@ -312,8 +396,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--pages":
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "--pages":
         port, n, secs = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-        print(json.dumps(asyncio.run(_pages(port, n, secs))))
+        print(json.dumps(asyncio.run(_pages(port, n, secs, quiet=sys.argv[5:] == ["--quiet"]))))
     else:
         main()

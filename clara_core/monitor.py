@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -53,12 +53,15 @@ SNAPSHOT_REUSE_S = 0.25
 #: A comment line this often keeps proxies (and the browser) from thinking the
 #: stream died while nothing changes.
 KEEPALIVE_S = 15.0
-#: Updates a page may have waiting (it stopped reading); beyond, its stream ends
-#: and the browser's EventSource reconnects (getting the whole hour again).
+#: Updates a page may have waiting (it stopped reading: a frozen tab, a client
+#: whose TCP window stays full); one more and its connection is reset, freeing
+#: what it held (see PageFeed).  A browser's EventSource then reconnects by
+#: itself (getting the whole hour again).
 PAGE_BACKLOG = 30
 #: Tool calls kept for the tools table (the last hour's, at most this many).
 TOOL_CALLS_MAX = 20_000
-#: Mood levels drift slowly: one chart point this often (while a page is open).
+#: Mood levels drift slowly: one chart point this often while a page is open, and
+#: the probe (a Redis read per channel) is asked no more often than that.
 MOOD_SAMPLE_S = 10.0
 #: With no page open, the monitor still samples the mood this often, so a page
 #: opened later shows the last hour (at most MOOD_POINTS points per channel).
@@ -110,33 +113,83 @@ _KEEPALIVE = b": keep-alive\n\n"
 class PageFeed:
     """One open live page: the updates waiting for its /events stream (None ends it).
     ``turns_seen``/``mood_seen`` say which chart points it has, ``key`` which
-    snapshot: pages at the same point get the same bytes, built once."""
+    snapshot: pages at the same point get the same bytes, built once.
 
-    __slots__ = ("key", "mood_seen", "queue", "turns_seen")
+    A page that stops reading (a frozen tab, a client whose TCP window is full)
+    leaves its stream's writes waiting; what the feeder pushes meanwhile queues
+    here, at most ``backlog`` updates.  One more and the page is dropped: its
+    queue emptied and ``abort`` called, which cuts the connection at once (see
+    dashboard.web), so neither this queue nor the socket's buffers outlive it."""
 
-    def __init__(self, turns_seen: int, mood_seen: float, key: str) -> None:
+    __slots__ = ("abort", "backlog", "key", "mood_seen", "queue", "turns_seen", "waiting")
+
+    def __init__(
+        self,
+        turns_seen: int,
+        mood_seen: float,
+        key: Any,
+        *,
+        backlog: int = PAGE_BACKLOG,
+        abort: Callable[[], None] | None = None,
+    ) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.turns_seen = turns_seen
         self.mood_seen = mood_seen
         self.key = key
+        self.backlog = backlog
+        self.abort = abort
+        #: Bytes queued and not yet taken by the stream: what this page holds of Clara's memory.
+        self.waiting = 0
 
-    def push(self, data: bytes | None) -> bool:
-        """Queue ``data``; False (and the stream told to end) when the page is too far behind."""
-        if data is not None and self.queue.qsize() >= PAGE_BACKLOG:
-            self.end()
+    def push(self, data: bytes) -> bool:
+        """Queue ``data``; False (and the page dropped) when it is too far behind."""
+        if self.queue.qsize() >= self.backlog:
+            self.drop()
             return False
         self.queue.put_nowait(data)
+        self.waiting += len(data)
         return True
 
+    async def next(self) -> bytes | None:
+        """The next update to write; None: the stream ends."""
+        data = await self.queue.get()
+        if data is not None:
+            self.waiting -= len(data)
+        return data
+
     def end(self) -> None:
+        """The stream ends after what it is writing now (shutdown)."""
         while not self.queue.empty():  # what it has not read is of no use any more
             self.queue.get_nowait()
+        self.waiting = 0
         self.queue.put_nowait(None)
 
+    def drop(self) -> None:
+        """The page fell ``backlog`` updates behind: end it, and cut its connection
+        (its stream is stuck in a write that would never finish)."""
+        self.end()
+        if self.abort is not None:
+            abort, self.abort = self.abort, None
+            abort()
 
-def _event(body: str, field: str, series: dict[str, Any]) -> bytes:
-    """A server-sent event: the snapshot's JSON with the chart points added."""
-    return f'event: snapshot\ndata: {body[:-1]}, "{field}": {json.dumps(series)}}}\n\n'.encode()
+
+def _event(head: bytes, uptime: bytes, field: bytes, series: dict[str, Any]) -> bytes:
+    """A server-sent event: the snapshot's JSON (``head``: all of it but the uptime
+    and the closing brace) with the chart points added, in one join (the same
+    bytes go to every page at this point)."""
+    return b"".join(
+        (
+            b"event: snapshot\ndata: ",
+            head,
+            b', "uptime_s": ',
+            uptime,
+            b', "',
+            field,
+            b'": ',
+            json.dumps(series).encode(),
+            b"}\n\n",
+        )
+    )
 
 
 def _after(points: deque[Any], since: float) -> list[Any]:
@@ -150,11 +203,31 @@ def _after(points: deque[Any], since: float) -> list[Any]:
     return out
 
 
+def _rounded(x: float, per_unit: int) -> float:
+    """``x`` to 1/per_unit (1000: milliseconds).  Not round(x, 3): that goes through
+    a decimal string (dtoa, printf, strtod), ~1 µs when hot, and record() runs once
+    per turn after the loop was idle, when it is 10-20x that (measured: 12 µs of
+    record()'s 20 on this 2-core VM)."""
+    return round(x * per_unit) / per_unit if math.isfinite(x) else x
+
+
 @lru_cache(maxsize=4096)  # the same few users talk again and again: hash each once
 def user_tag(name: str) -> str:
     """A stable stand-in for a user name: the operator can tell users apart without
     the page (or a screenshot of it) naming anyone."""
     return "user-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+
+
+class Snapshot(NamedTuple):
+    """What the pages are shown: ``facts`` (the dict /status and the page render),
+    ``head`` (its JSON without the uptime and the closing brace, as bytes: the
+    events add those and their chart points), ``uptime`` (JSON) and ``key`` (equal
+    for two snapshots that show a page nothing new)."""
+
+    facts: dict[str, Any]
+    head: bytes
+    uptime: bytes
+    key: tuple[int, str]
 
 
 class Monitor:
@@ -173,12 +246,15 @@ class Monitor:
         interval_s: float = 1.0,
         mood_sample_s: float = MOOD_SAMPLE_S,
         mood_background_s: float = MOOD_BACKGROUND_S,
+        refresh_s: float = REFRESH_S,
+        page_backlog: int = PAGE_BACKLOG,
     ) -> None:
         self.host = host
         self.port = port
         # Cheap, synchronous facts (no I/O): connection, queue, MCP, ORS, ...
         self.state = state or (lambda: {})
-        # Facts that need I/O (the mood of the channels given), asked once per tick.
+        # Facts that need I/O (the mood of the channels given), asked once per mood
+        # sample while pages are open (see _build) and now and then otherwise.
         self.probe = probe
         # Raises (with a redacted reason) when PostgreSQL or Redis does not answer.
         self.storage_check = storage_check
@@ -191,6 +267,8 @@ class Monitor:
         self.interval_s = interval_s
         self.mood_sample_s = mood_sample_s
         self.mood_background_s = mood_background_s
+        self.refresh_s = refresh_s
+        self.page_backlog = page_backlog
         self._sampler: asyncio.Task[None] | None = None
         self._feeder: asyncio.Task[None] | None = None
         self.started_at = time.time()
@@ -199,9 +277,13 @@ class Monitor:
         # turn), so record() stays a few appends and costs nothing more while no
         # page is open.
         self._rows: deque[list[Any]] = deque(maxlen=history)
-        # The probe's last answer and when it was asked (monotonic): asked at most
-        # once per interval, however often turns make the snapshot change.
-        self._probed: tuple[float, dict[str, Any]] | None = None
+        # (version, rows, their JSON array): the recent turns as the last snapshot
+        # showed them, joined again only after a turn was recorded.
+        self._recent: tuple[int, list[dict[str, Any]], bytes] | None = None
+        # The probe's last answer, its JSON and when it was asked (monotonic):
+        # asked once per mood sample (or interval, if longer), however often turns
+        # make the snapshot change, and encoded once per answer.
+        self._probed: tuple[float, dict[str, Any], str] | None = None
         # (at, seconds, ok) of every turn in the last hour: the latency/error charts.
         self.turns: deque[tuple[float, float, bool]] = deque(maxlen=20_000)
         # Turns appended to ``turns`` so far: a page that has N of them is sent the
@@ -215,8 +297,8 @@ class Monitor:
         # channel id -> deque of (at, levels): the mood charts.
         self.moods: dict[str, deque[tuple[float, dict[str, float]]]] = {}
         self._mood_newest = 0.0  # the time of the newest mood point
-        # (version, when, (snapshot, its JSON, change key)): see live().
-        self._cached: tuple[int, float, tuple[dict[str, Any], str, str]] | None = None
+        # (version, when, snapshot): see live().
+        self._cached: tuple[int, float, Snapshot] | None = None
         self._lock = asyncio.Lock()
         self._version = 0
         # The open live pages, fed by one task (_feed_pages) that builds each update
@@ -231,7 +313,7 @@ class Monitor:
     def record(self, activity: Activity) -> None:
         """A finished turn.  O(1) and no encoding: this runs on every turn."""
         self._rows.append([activity, None, None])
-        self.turns.append((activity.at, round(activity.seconds, 3), activity.ok))
+        self.turns.append((activity.at, _rounded(activity.seconds, 1000), activity.ok))
         self._turns_added += 1
         if activity.tools:
             self._count_tools(activity)
@@ -288,10 +370,10 @@ class Monitor:
         """The page's facts, the recent turns and the probe's (not the chart series: see series()).
         Shared by every caller: built again only after a turn was recorded or when
         half a tick old, and at most once per SNAPSHOT_REUSE_S."""
-        return (await self.live())[0]
+        return (await self.live()).facts
 
-    async def live(self) -> tuple[dict[str, Any], str, str]:
-        """(snapshot, its JSON, a change key: its JSON without the uptime), cached."""
+    async def live(self) -> Snapshot:
+        """The snapshot (with its JSON and change key), cached."""
         async with self._lock:
             if self._cached is not None:
                 age = time.monotonic() - self._cached[1]
@@ -301,8 +383,13 @@ class Monitor:
                     return self._cached[2]
             return await self._build()
 
-    async def _build(self) -> tuple[dict[str, Any], str, str]:
-        """A fresh snapshot (the caller holds ``_lock``), cached for live()."""
+    async def _build(self) -> Snapshot:
+        """A fresh snapshot (the caller holds ``_lock``), cached for live().
+
+        Built once a second while pages are open, so only what changed is encoded:
+        each turn's row once (when first shown), the probe's answer once per
+        answer, the rest (state(), a few hundred bytes) each time; the parts are
+        then joined as bytes, never parsed or encoded again."""
         now = time.monotonic()
         version = self._version
         facts: dict[str, Any] = {
@@ -310,24 +397,47 @@ class Monitor:
             **self.state(),
             "tool_stats": self.tool_stats(),
         }
+        text = json.dumps(facts)
         if self.probe is not None:
-            if self._probed is None or now - self._probed[0] >= self.interval_s:
-                self._probed = (now, await self._probe())
-            facts.update(self._probed[1])
+            if self._probed is None or now - self._probed[0] >= max(
+                self.interval_s, self.mood_sample_s
+            ):
+                extra = await self._probe()
+                self._probed = (now, extra, json.dumps(extra))
+            _, extra, extra_text = self._probed
+            if extra.keys() & facts.keys():  # the probe overrides a fact: encode them together
+                facts.update(extra)
+                text = json.dumps(facts)
+            elif extra:  # two JSON objects made one: '{"a": 1' + ', ' + '"b": 2}'
+                facts.update(extra)
+                text = f"{text[:-1]}, {extra_text[1:]}"
+        rows, recent = self._recent_rows(version)
+        uptime = _rounded(time.time() - self.started_at, 10)
+        snap = Snapshot(
+            facts={**facts, "recent": rows, "uptime_s": uptime},
+            head=b"".join((text[:-1].encode(), b', "recent": ', recent)),
+            uptime=repr(uptime).encode(),
+            # What a page has seen: the turns (version) and the facts.  The uptime
+            # is left out: it alone is no reason to send an update.
+            key=(version, text),
+        )
+        self._cached = (version, now, snap)
+        return snap
+
+    def _recent_rows(self, version: int) -> tuple[list[dict[str, Any]], bytes]:
+        """The recent turns, newest first, and their JSON array (joined once per version)."""
+        if self._recent is not None and self._recent[0] == version:
+            return self._recent[1], self._recent[2]
         rows, texts = [], []
         for entry in reversed(self._rows):
             if entry[1] is None:  # first shown: made once for every later snapshot
                 entry[1] = self._shown(entry[0])
-                entry[2] = json.dumps(entry[1])
+                entry[2] = json.dumps(entry[1]).encode()
             rows.append(entry[1])
             texts.append(entry[2])
-        uptime = round(time.time() - self.started_at, 1)
-        # The rows' JSON was made once per turn: joined here, not encoded again.
-        key = json.dumps(facts)[:-1] + ', "recent": [' + ",".join(texts) + "]}"
-        body = f'{key[:-1]}, "uptime_s": {json.dumps(uptime)}}}'
-        snap = {**facts, "recent": rows, "uptime_s": uptime}
-        self._cached = (version, now, (snap, body, key))
-        return snap, body, key
+        recent = b"[" + b", ".join(texts) + b"]"
+        self._recent = (version, rows, recent)
+        return rows, recent
 
     def _recent_channels(self) -> list[int]:
         return list(dict.fromkeys(e[0].channel_id for e in self._rows if e[0].channel_id))
@@ -345,7 +455,9 @@ class Monitor:
             # Re-inserted: the dict's order is "least recently sampled first".
             self.moods[str(channel)] = series
             # One point per mood_sample_s: an hour of chart in a few hundred points.
-            if not series or at - series[-1][0] >= self.mood_sample_s:
+            # (A tenth of slack: the pages' probe is asked every mood_sample_s by
+            # the monotonic clock, and a faster answer must not skip a point.)
+            if not series or at - series[-1][0] >= self.mood_sample_s * 0.9:
                 series.append((at, levels))
                 self._mood_newest = max(self._mood_newest, at)
         while len(self.moods) > MOOD_CHANNELS:  # channels silent the longest go first
@@ -388,7 +500,9 @@ class Monitor:
         ``mood_seen`` lacks: a page gets the whole hour once, then only what is new."""
         self._expire_series()
         new = min(self._turns_added - turns_seen, len(self.turns))
-        turns = list(itertools.islice(self.turns, len(self.turns) - new, None)) if new else []
+        # Read from the end: islice from the start would walk the whole hour (thousands
+        # of points) to reach the few new ones, on every update.
+        turns = list(itertools.islice(reversed(self.turns), new))[::-1] if new else []
         mood = {}
         if self._mood_newest > mood_seen:
             mood = {
@@ -397,23 +511,41 @@ class Monitor:
         return {"turns": turns, "mood": mood}
 
     # -- live pages ---------------------------------------------------------------
-    async def open_page(self) -> tuple[PageFeed, bytes]:
+    async def open_page(self, abort: Callable[[], None] | None = None) -> tuple[PageFeed, bytes]:
         """A new live page: its feed and its first event (the snapshot and the whole
-        hour of chart points); the feed then gets the updates every page gets."""
+        hour of chart points); the feed then gets the updates every page gets.
+        ``abort`` cuts the page's connection: called if it falls too far behind."""
         async with self._lock:
-            _, body, key = await self._build()
+            snap = await self._build()
             series = self.series()
-            feed = PageFeed(self._turns_added, self._mood_newest, key)
+            feed = PageFeed(
+                self._turns_added,
+                self._mood_newest,
+                snap.key,
+                backlog=self.page_backlog,
+                abort=abort,
+            )
             self._pages.add(feed)
         self._wake.set()  # the feeder starts ticking (it sleeps while no page is open)
-        return feed, _event(body, "series", series)
+        return feed, _event(snap.head, snap.uptime, b"series", series)
 
     def close_page(self, feed: PageFeed) -> None:
         self._pages.discard(feed)
 
+    def page_backlogs(self) -> list[int]:
+        """Bytes each open page has waiting (not yet taken by its stream)."""
+        return [feed.waiting for feed in self._pages]
+
+    def _drop_page(self, feed: PageFeed) -> None:
+        self._pages.discard(feed)
+        log.info(
+            "monitor: a live page stopped reading (%d updates behind); its connection is closed",
+            feed.backlog,
+        )
+
     async def _feed_pages(self) -> None:
         """The one task that updates every open page: on a new turn (at once after a
-        quiet second, else REFRESH_S after the last update) and every interval_s
+        quiet second, else refresh_s after the last update) and every interval_s
         (connection, queue, mood...), one snapshot and one encoding for all pages
         that are at the same point; a comment line now and then while nothing changes."""
         loop = asyncio.get_running_loop()
@@ -425,10 +557,10 @@ class Monitor:
             if self.closing.is_set() or not self._pages:
                 self._wake.clear()
                 continue
-            wait = last_sent + REFRESH_S - loop.time()
+            wait = last_sent + self.refresh_s - loop.time()
             if wait > 0:  # turns arrive faster than anyone can read: one update for them all
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.closing.wait(), wait)
+                # A plain sleep (stop() cancels this task): no task or event per update.
+                await asyncio.sleep(wait)
                 if self.closing.is_set():
                     break
             self._wake.clear()  # what is recorded from here on wakes the next round
@@ -442,14 +574,15 @@ class Monitor:
             elif loop.time() - last_write >= KEEPALIVE_S:
                 for feed in list(self._pages):
                     if not feed.push(_KEEPALIVE):
-                        self._pages.discard(feed)
+                        self._drop_page(feed)
                 last_write = loop.time()
 
     async def _update_pages(self) -> bool:
         """Send what changed to every page; True if anything was sent."""
         sent = False
         async with self._lock:
-            _, body, key = await self._build()
+            snap = await self._build()
+            key = snap.key
             turns, mood = self._turns_added, self._mood_newest
             shared: dict[tuple[int, float], bytes] = {}
             for feed in list(self._pages):
@@ -458,13 +591,14 @@ class Monitor:
                     continue  # nothing new for this page
                 data = shared.get(point)
                 if data is None:
-                    data = shared[point] = _event(body, "series_append", self._series_for(*point))
+                    data = shared[point] = _event(
+                        snap.head, snap.uptime, b"series_append", self._series_for(*point)
+                    )
                 if feed.push(data):
                     feed.key, feed.turns_seen, feed.mood_seen = key, turns, mood
                     sent = True
                 else:
-                    self._pages.discard(feed)
-                    log.info("monitor: a live page stopped reading; its stream ends")
+                    self._drop_page(feed)
         return sent
 
     async def health(self) -> tuple[bool, dict[str, Any]]:

@@ -10,11 +10,16 @@ static/ (no CDN: the page works on a machine without internet).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
+import socket
+import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -111,6 +116,24 @@ def _auth_middleware(monitor: Monitor) -> Any:
     return check
 
 
+def _cutter(transport: asyncio.Transport | None) -> Callable[[], None]:
+    """What drops a page that stopped reading: its stream's write waits for a
+    client that never reads, so the connection is cut from outside.  With a reset
+    (SO_LINGER 0), not a close: a close would keep what the page never read in
+    the kernel's send buffer until the client's window opened, i.e. maybe never."""
+
+    def cut() -> None:
+        if transport is None or transport.is_closing():
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()  # the stream's pending write then ends, and with it the handler
+
+    return cut
+
+
 def build_app(monitor: Monitor) -> web.Application:
     app = web.Application(middlewares=[_auth_middleware(monitor)])
 
@@ -145,13 +168,13 @@ def build_app(monitor: Monitor) -> web.Application:
         await response.prepare(request)
         # The snapshot and the whole hour of chart points first; then what the
         # monitor's one feeder sends every page (built once for all of them).
-        feed, first = await monitor.open_page()
+        feed, first = await monitor.open_page(abort=_cutter(request.transport))
         try:
             await response.write(first)
-            while (data := await feed.queue.get()) is not None:
+            while (data := await feed.next()) is not None:
                 await response.write(data)
         except (ConnectionResetError, ConnectionError):
-            pass  # the page was closed
+            pass  # the page was closed, or dropped for not reading
         finally:
             monitor.close_page(feed)
         return response

@@ -99,14 +99,15 @@ async def test_event_stream_sends_the_hour_once_then_only_new_points():
 
 
 async def test_event_stream_sends_ticks_and_stop_ends_it_quickly():
-    # The mood comes from the probe, asked each tick for the channels that spoke.
+    # The mood comes from the probe, asked each mood sample (here each tick) for
+    # the channels that spoke.
     asked: list[list[int]] = []
 
     async def probe(channels: list[int]) -> dict:
         asked.append(channels)
         return {"mood": {str(c): {"dopamine": 0.5 + len(asked) / 100} for c in channels}}
 
-    monitor = await _started(interval_s=0.2, probe=probe)
+    monitor = await _started(interval_s=0.2, mood_sample_s=0.2, probe=probe)
     monitor.record(_turn())
     try:
         async with aiohttp.ClientSession() as http:
@@ -628,3 +629,70 @@ def test_tool_counts_follow_the_calls_without_recounting():
     )
     assert list(stats) == ["execute_python", "web_search"]  # busiest first, then by name
     assert [c[1] for c in monitor.tool_calls].count("old") == 0  # fell out of the hour
+
+
+async def test_the_probe_is_asked_at_the_mood_charts_pace_while_pages_are_open():
+    # Each probe is I/O (a Redis read per channel) and a new answer to encode for
+    # the pages: asked once per mood sample, not at every tick or turn.
+    asked = 0
+
+    async def probe(channels: list[int]) -> dict:
+        nonlocal asked
+        asked += 1
+        return {"mood": {str(c): {"dopamine": 0.5} for c in channels}}
+
+    monitor = await _started(
+        probe=probe, interval_s=0.05, refresh_s=0.05, mood_sample_s=0.5, mood_background_s=3600
+    )
+    monitor.record(_turn())
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{monitor.port}/events") as resp,
+        ):
+            stream = _events(resp)
+            first = await asyncio.wait_for(anext(stream), 5)
+            asked0, t0 = asked, time.monotonic()
+            for i in range(30):
+                monitor.record(_turn(user=f"u{i}"))
+                await asyncio.sleep(0.05)
+            took = time.monotonic() - t0
+            while len((last := await asyncio.wait_for(anext(stream), 5))["recent"]) < 31:
+                pass
+        assert 1 <= asked - asked0 <= took / 0.5 + 1, (asked - asked0, took)
+        # Between two answers the pages still show the last one, and the charts
+        # still get a point per sample.
+        assert first["mood"] == last["mood"] == {"42": {"dopamine": 0.5}}
+        assert len(monitor.series()["mood"]["42"]) >= asked - asked0
+    finally:
+        await monitor.stop()
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+async def test_the_events_carry_the_same_snapshot_as_status(overlap: bool):
+    # The events' JSON is joined from parts encoded apart (the facts, the probe's
+    # answer, each turn's row): it must read back as the very snapshot /status has.
+    def state() -> dict:
+        facts = {"discord_connected": True, "provider": 'o"pen\u00e9</script>'}
+        if overlap:
+            facts["mood"] = "replaced by the probe's"
+        return facts
+
+    async def probe(channels: list[int]) -> dict:
+        return {"mood": {str(c): {"dopamine": 0.25} for c in channels}}
+
+    monitor = await _started(state=state, probe=probe, interval_s=30.0)
+    monitor.record(_turn(channel='#"quoted"\n'))
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{monitor.port}/events") as resp,
+        ):
+            first = await asyncio.wait_for(anext(_events(resp)), 5)
+        snap = json.loads(json.dumps(await monitor.live_snapshot()))  # as /status sends it
+        assert first.pop("series")["turns"]
+        assert {**first, "uptime_s": None} == {**snap, "uptime_s": None}
+        assert first["mood"] == {"42": {"dopamine": 0.25}}
+        assert first["recent"][0]["channel"] == '#"quoted"\n'
+    finally:
+        await monitor.stop()

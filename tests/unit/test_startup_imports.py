@@ -72,3 +72,20 @@ def test_an_anthropic_fallback_loads_its_sdk_at_start_up():
         """
     )
     assert {"openai", "anthropic"} <= modules
+
+
+def test_httpx_is_imported_whole_with_the_llm_providers():
+    """The openai SDK looks up ``sys.modules["httpx"]`` on every request; a thread
+    importing httpx at that moment (huggingface_hub, tavily, mcp) left it half
+    initialised and answers right after start-up failed ("partially initialized
+    module 'httpx' has no attribute 'Timeout'", seen when a restarted shard
+    answered what it missed).  The providers import it whole first."""
+    modules = _modules_after(
+        """
+        import sys
+        import clara_core.llm.providers.base
+        httpx = sys.modules["httpx"]  # KeyError: not imported by the providers
+        assert httpx.Timeout and httpx.Response and httpx.Client
+        """
+    )
+    assert {"httpx", "clara_core.llm.providers.base"} <= modules

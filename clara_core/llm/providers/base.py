@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import httpx  # noqa: F401  (imported whole before any request: see below)
 import httpx2
 
 from ..errors import ProviderUnavailable
@@ -16,6 +17,15 @@ from ..types import Completion, CompletionRequest, StreamEvent
 from .burst import REQUEST_GATE
 from .http_errors import provider_failures, translate_error
 from .sse import SSEvent, iter_sse
+
+# Why ``import httpx`` above, though nothing here uses it: the openai SDK checks
+# ``sys.modules.get("httpx")`` on every request (to accept legacy httpx objects).
+# If another thread is importing httpx at that moment (huggingface_hub, tavily
+# and mcp import it, some of them lazily in worker threads), the SDK finds the
+# half-initialised module and the request fails with "partially initialized
+# module 'httpx' has no attribute 'Timeout'".  Seen when answers start right at
+# start-up (the catch-up after a restart).  Imported whole before any request,
+# the module is complete whenever the SDK looks.
 
 
 @dataclass(frozen=True)

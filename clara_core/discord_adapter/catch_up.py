@@ -125,8 +125,6 @@ class CatchUp:
         #: The snowflake of each shard's last READY: what came after arrives live.
         self._connected_at: dict[int, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Messages handed to the conversation by the last sweeps (tests, monitor).
-        self.answered = 0
 
     def shard_connected(self, shard_id: int) -> None:
         """READY arrived (``shard_connect``): note when, before its guilds arrive."""
@@ -249,6 +247,5 @@ class CatchUp:
             if message.id in conversation.seen:
                 continue
             count += 1
-            self.answered += 1
             await conversation.on_missed(message)
         return count

@@ -24,7 +24,7 @@ import pytest
 
 from tests.fakes.fake_discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
-from tests.support.clara_process import ClaraProcess, clara_env
+from tests.support.clara_process import ClaraProcess, shard_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.storage]
 
@@ -64,19 +64,15 @@ async def shard_processes(
     for shard in range(SHARDS):
         root = tmp_path / f"shard{shard}"
         root.mkdir()
-        env = clara_env(
-            root,  # CLARA_DATA_DIR = <root>/data: each process its own
-            DISCORD_BOT_TOKEN=fake.token,
-            DISCORD_API_BASE=fake.api_base,
-            DISCORD_GATEWAY_URL=fake.gateway_url,
-            DISCORD_SHARD_COUNT=str(SHARDS),
-            DISCORD_SHARD_IDS=str(shard),
-            DISCORD_MONITOR_PORT="0",  # two monitors on one host
-            DATABASE_URL=database_url,
-            REDIS_URL=redis_url,
-            LLM_PROVIDER="openai",
-            CUSTOM_OPENAI_API_KEY="k",
-            CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
+        env = shard_env(
+            root,
+            discord=fake,
+            llm=llm,
+            shard=shard,
+            count=SHARDS,
+            api_key="k",
+            database_url=database_url,
+            redis_url=redis_url,
         )
         processes.append(ShardProcess(root, shard, env))
     try:

@@ -17,16 +17,15 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 from typing import Any
 
 import pytest
 
-from sandbox.docker import docker_client
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
 from tests.sandbox.conftest import TEST_IMAGE
-from tests.support.docker_images import build_test_image
+from tests.support.docker_images import build_test_image, docker_client_or_skip
+from tests.support.ports import free_port
 
 # A first build takes ~2.5 min here (PyPI); the embedded servers start cold inside.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -53,21 +52,9 @@ def echo(request: RecordedRequest) -> Reply:
     return Reply(f"noted {found[-1] if found else 'nothing'}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def client() -> Any:
-    try:
-        c = docker_client()
-        c.images.get(TEST_IMAGE)
-    except Exception as exc:
-        pytest.skip(f"no dockerd or base image {TEST_IMAGE} here: {exc} (.ci/sandbox-setup.sh)")
-    return c
+    return docker_client_or_skip(TEST_IMAGE)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +144,7 @@ async def test_the_image_runs_clara_on_its_embedded_default(client, image):
             "CUSTOM_OPENAI_API_KEY": "k",
             "CUSTOM_OPENAI_BASE_URL": llm.openai_base_url,
             # Host network: the monitor (and so the HEALTHCHECK) on a free port.
-            "DISCORD_MONITOR_PORT": str(_free_port()),
+            "DISCORD_MONITOR_PORT": str(free_port()),
         }
         volume = await asyncio.to_thread(
             client.volumes.create, labels={"clara.test": "docker-image"}

@@ -24,7 +24,7 @@ from clara_core.cortex.consolidation.records import JOB_CONSOLIDATION
 from storage.job_claims import SLOT_SHARE
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
-from tests.support.clara_process import ClaraProcess, clara_env
+from tests.support.clara_process import ClaraProcess, shard_env
 from tests.support.cortex import remember_one
 
 pytestmark = [pytest.mark.slow, pytest.mark.storage]
@@ -67,19 +67,15 @@ def envs(tmp_path: Path, fake: FakeDiscord, llm: FakeLLM, database_url: str, red
         root.mkdir()
         yield ClaraProcess(
             root,
-            clara_env(
-                root,  # CLARA_DATA_DIR = <root>/data: each process its own
-                DISCORD_BOT_TOKEN=fake.token,
-                DISCORD_API_BASE=fake.api_base,
-                DISCORD_GATEWAY_URL=fake.gateway_url,
-                DISCORD_SHARD_COUNT="2",
-                DISCORD_SHARD_IDS=str(n),
-                DISCORD_MONITOR_PORT="0",  # two monitors on one host
-                DATABASE_URL=database_url,
-                REDIS_URL=redis_url,
-                LLM_PROVIDER="openai",
-                CUSTOM_OPENAI_API_KEY=key,
-                CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
+            shard_env(
+                root,
+                discord=fake,
+                llm=llm,
+                shard=n,
+                count=2,
+                api_key=key,
+                database_url=database_url,
+                redis_url=redis_url,
                 CORTEX_CONSOLIDATION_INTERVAL_HOURS=str(INTERVAL_S / 3600),
                 CORTEX_PATTERN_MIN_MEMORIES="1",
                 # The claim's "another process has this slot" line is a debug line.

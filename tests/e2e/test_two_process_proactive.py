@@ -48,7 +48,7 @@ from clara_core.pipeline.proactive import DECIDE_TIMEOUT_S
 from storage.proactive import ProactiveStore
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
-from tests.support.clara_process import ClaraProcess, clara_env
+from tests.support.clara_process import ClaraProcess, shard_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.storage]
 
@@ -150,19 +150,15 @@ def envs(tmp_path: Path, fake: FakeDiscord, llm: FakeLLM, database_url: str, red
         root.mkdir()
         yield ClaraProcess(
             root,
-            clara_env(
-                root,  # CLARA_DATA_DIR = <root>/data: each process its own
-                DISCORD_BOT_TOKEN=fake.token,
-                DISCORD_API_BASE=fake.api_base,
-                DISCORD_GATEWAY_URL=fake.gateway_url,
-                DISCORD_SHARD_COUNT="2",
-                DISCORD_SHARD_IDS=str(n),
-                DISCORD_MONITOR_PORT="0",  # two monitors on one host
-                DATABASE_URL=database_url,
-                REDIS_URL=redis_url,
-                LLM_PROVIDER="openai",
-                CUSTOM_OPENAI_API_KEY=key,
-                CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
+            shard_env(
+                root,
+                discord=fake,
+                llm=llm,
+                shard=n,
+                count=2,
+                api_key=key,
+                database_url=database_url,
+                redis_url=redis_url,
                 LOG_LEVEL="INFO",  # APScheduler's "Running job" lines are INFO
                 ORS_ENABLED="true",
                 ORS_BASE_INTERVAL_MINUTES="1",  # the least the setting allows

@@ -5,7 +5,6 @@ streamable HTTP), with the real mcp_servers table."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from clara_core.mcp.secrets import PREFIX
 from storage.mcp_servers import McpServerStore
 from tests.fakes.fake_smithery import FakeSmithery
 from tests.mcp.conftest import LOCAL_SERVER, call
+from tests.support.ports import free_port
 from tools.registry import ToolContext, ToolRegistry
 
 pytestmark = pytest.mark.storage
@@ -28,16 +28,10 @@ KEY = "smithery-test-key-1234"
 CONFIG_SECRET = "weather-secret-9876"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def upstream() -> AsyncIterator[str]:
     """The real MCP server the fake gateway forwards to (SDK, streamable HTTP, loopback)."""
-    port = _free_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(LOCAL_SERVER),

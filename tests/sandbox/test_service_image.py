@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,11 @@ import pytest
 from clara_core.config.tools import ToolSettings
 from clara_core.llm.types import ToolCall
 from sandbox.base import SandboxUnavailable
-from sandbox.docker import LABEL, docker_client
+from sandbox.docker import LABEL
 from sandbox.manager import build_sandbox_manager
 from sandbox.remote import RemoteBackend
-from tests.support.docker_images import build_test_image
+from tests.support.docker_images import build_test_image, docker_client_or_skip
+from tests.support.ports import free_port
 from tools.registry import ToolContext, ToolRegistry
 from tools.sandbox_tools import register_sandbox_tools
 
@@ -63,21 +63,9 @@ def _docker_socket() -> str:
     return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def client() -> Any:
-    try:
-        c = docker_client()
-        c.images.get(TEST_IMAGE)
-    except Exception as exc:
-        pytest.skip(f"no dockerd or base image {TEST_IMAGE} here: {exc} (.ci/sandbox-setup.sh)")
-    return c
+    return docker_client_or_skip(TEST_IMAGE)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +83,7 @@ def root() -> Iterator[Path]:
 @pytest.fixture
 async def service(client: Any, image: str, root: Path) -> AsyncIterator[tuple[str, Any]]:
     """(URL, container) of the service container, answering health; removed after."""
-    port = _free_port()
+    port = free_port()
     container = await asyncio.to_thread(
         client.containers.run,
         image,

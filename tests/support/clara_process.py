@@ -9,9 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clara_core.config import env_names
 from clara_core.proc import pid_alive  # noqa: F401  (re-exported for tests)
+
+if TYPE_CHECKING:
+    from tests.fakes.fake_discord import FakeDiscord
+    from tests.fakes.fake_llm import FakeLLM
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRY = REPO / "discord_bot.py"
@@ -25,6 +30,38 @@ def clara_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(overrides)
     return env
+
+
+def shard_env(
+    root: Path,
+    *,
+    discord: FakeDiscord,
+    llm: FakeLLM,
+    shard: int,
+    count: int,
+    api_key: str,
+    database_url: str,
+    redis_url: str,
+    **overrides: str,
+) -> dict[str, str]:
+    """One shard process of a deployment on shared servers, as an operator runs it:
+    its own CLARA_DATA_DIR (<root>/data), DISCORD_SHARD_IDS, no embedded servers,
+    the monitor on a free port (several processes on one host)."""
+    return clara_env(
+        root,
+        DISCORD_BOT_TOKEN=discord.token,
+        DISCORD_API_BASE=discord.api_base,
+        DISCORD_GATEWAY_URL=discord.gateway_url,
+        DISCORD_SHARD_COUNT=str(count),
+        DISCORD_SHARD_IDS=str(shard),
+        DISCORD_MONITOR_PORT="0",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        LLM_PROVIDER="openai",
+        CUSTOM_OPENAI_API_KEY=api_key,
+        CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
+        **overrides,
+    )
 
 
 def run_clara(

@@ -24,6 +24,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+def docker_client_or_skip(base_image: str) -> Any:
+    """The SDK's client, or the test skipped with the reason when there is no dockerd
+    or no base image here (``bash .ci/sandbox-setup.sh`` makes both)."""
+    from sandbox.docker import docker_client
+
+    try:
+        client = docker_client()
+        client.images.get(base_image)
+    except Exception as exc:
+        pytest.skip(f"no dockerd or base image {base_image} here: {exc} (.ci/sandbox-setup.sh)")
+    return client
+
+
 def extra_ca_certs() -> str:
     """Certificates this host trusts that pip's own bundle lacks (a TLS-inspecting
     proxy's CA): the build must reach PyPI the way the host does.  Empty when none."""

@@ -22,10 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, one_line
+from .worker_health import BEACON_EVERY_S, HEALTH_FILE
 
 if TYPE_CHECKING:
     from taskiq_redis import RedisStreamBroker
@@ -126,6 +130,26 @@ async def _receive(broker: RedisStreamBroker, at_once: int, stop: asyncio.Event)
                 await asyncio.wait_for(stop.wait(), delay)
 
 
+async def _beacon(broker: Any, path: Path) -> None:
+    """Until cancelled: every BEACON_EVERY_S, when the queue's Redis answers, write
+    the time to ``path``.  The container's healthcheck reads it: a worker is healthy
+    while its loop runs and it can take jobs, which a process check cannot tell."""
+    while True:
+        try:
+            await broker.ping()
+        except Exception as exc:
+            log.debug("worker: health beacon: the queue's Redis does not answer: %r", exc)
+        else:
+            await asyncio.to_thread(_write_beacon, path)
+        await asyncio.sleep(BEACON_EVERY_S)
+
+
+def _write_beacon(path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{time.time():.3f}\n")
+    os.replace(tmp, path)  # a reader never sees half a file
+
+
 def register_jobs(broker: RedisStreamBroker, runner: ConsolidationRunner) -> None:
     """The jobs a worker runs, by the names the producers queue them under."""
 
@@ -184,6 +208,11 @@ async def run_worker(settings: Settings) -> int:
         # The jobs this worker holds stay fresh while it lives: only a dead (or hung)
         # worker's jobs go idle and are taken over by another.
         keeper = asyncio.create_task(broker.keep_held_fresh(), name="worker-keep-held")
+        # Unhealthy until this run's first beacon: a file left by an earlier run says
+        # nothing about this one.
+        beacon_path = settings.clara_data_dir / HEALTH_FILE
+        await asyncio.to_thread(beacon_path.unlink, missing_ok=True)
+        beacon = asyncio.create_task(_beacon(broker, beacon_path), name="worker-beacon")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -203,10 +232,14 @@ async def run_worker(settings: Settings) -> int:
         stopping.cancel()
         receiver.cancel()
         keeper.cancel()
+        beacon.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await receiver
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+        for task in (keeper, beacon):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(beacon_path.unlink, missing_ok=True)
         log.info("worker stopped")
         return 0
     finally:

@@ -168,6 +168,11 @@ class ClaraStreamBroker(RedisStreamBroker):
                 )
         return len(ids)
 
+    async def ping(self) -> None:
+        """One PING to the queue's Redis; raises when it does not answer."""
+        async with Redis(connection_pool=self.connection_pool) as conn:
+            await conn.ping()
+
     async def keep_held_fresh(self) -> None:
         """Until cancelled: ``refresh_held`` every ``check_every_s``.  A Redis error
         waits for the next round (the receive loop reports the outage)."""

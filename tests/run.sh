@@ -28,6 +28,9 @@ echo "== sandbox backends (bubblewrap, dockerd, the local sandbox image)"
 # skipped by the sandbox tests with the reason. CI sets CLARA_SANDBOX_REQUIRED=1.
 bash .ci/sandbox-setup.sh
 
+echo "== Docker Compose v2 for the compose tests (skipped with a reason if unavailable)"
+bash .ci/compose-setup.sh
+
 echo "== browser for the dashboard test (Debian's chromium; skipped with a reason if unavailable)"
 bash .ci/browser-setup.sh
 

@@ -24,24 +24,12 @@ import pytest
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
 from tests.sandbox.conftest import TEST_IMAGE
-from tests.support.docker_images import build_test_image, docker_client_or_skip
+from tests.support.docker_images import clara_test_image, docker_client_or_skip
 from tests.support.ports import free_port
 
 # A first build takes ~2.5 min here (PyPI); the embedded servers start cold inside.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-# What the Dockerfile COPYs: a change to any of them is a new image.
-BUILD_INPUTS = [
-    "requirements.lock",
-    "pyproject.toml",
-    "README.md",
-    "discord_bot.py",
-    "clara_core",
-    "storage",
-    "sandbox",
-    "tools",
-    "alembic",
-]
 TAG = re.compile(r"tag-[0-9a-z]+")
 START_TIMEOUT = 240  # embedded PostgreSQL initdb + migrations + the embedder, cold
 
@@ -59,13 +47,7 @@ def client() -> Any:
 
 @pytest.fixture(scope="module")
 def image(client: Any) -> str:
-    return build_test_image(
-        client,
-        dockerfile="Dockerfile",
-        repository="clara",
-        inputs=BUILD_INPUTS,
-        base_image=TEST_IMAGE,
-    )
+    return clara_test_image(client, TEST_IMAGE)
 
 
 class Container:

@@ -15,13 +15,20 @@ from clara_core.cortex.consolidation import ConsolidationLedger, ConsolidationRu
 from clara_core.cortex.hot import HotStore
 from clara_core.cortex.warm import WarmStore
 from clara_core.worker import WorkQueue
+from clara_core.worker_health import BEACON_EVERY_S, HEALTH_FILE
 from storage.models.cortex import ConsolidationLog
 from storage.work_queue import backlog
 from tests.fakes.fake_llm import FakeLLM, Reply
 from tests.support.clara_process import clara_env, run_clara
 from tests.support.cortex import local_embedder, text_model_for
 from tests.support.llm import KEY
-from tests.support.worker_process import WorkerProcess, logged, queue_one, worker_env
+from tests.support.worker_process import (
+    WorkerProcess,
+    logged,
+    queue_one,
+    worker_env,
+    worker_health,
+)
 
 pytestmark = pytest.mark.storage
 
@@ -54,6 +61,9 @@ async def test_a_sweep_is_queued_and_a_worker_process_runs_it(
         assert await backlog(redis_url) == {"waiting": 3, "running": 0}
 
         env = worker_env(tmp_path, fake, DATABASE_URL=database_url, REDIS_URL=redis_url)
+        # Not started: the healthcheck says so.
+        code, out = await worker_health(env)
+        assert code == 1 and "has not started" in out, out
         worker = await WorkerProcess.start(env, tmp_path)
         try:
 
@@ -74,10 +84,16 @@ async def test_a_sweep_is_queued_and_a_worker_process_runs_it(
             # Acknowledged after it ran: nothing left waiting or held.
             await asyncio.sleep(0.3)
             assert await backlog(redis_url) == {"waiting": 0, "running": 0}
+            # Running and its Redis answering: healthy (the first beacon comes at start).
+            code, out = await worker_health(env)
+            assert code == 0 and "healthy" in out, out
         finally:
             await worker.stop()
         assert worker.proc.returncode == 0, worker.log
         assert "worker ready" in worker.log and "Traceback" not in worker.log
+        # Stopped: no beacon left behind to read as healthy.
+        code, out = await worker_health(env)
+        assert code == 1 and "unhealthy" in out, out
         # Each job ran once: one log row per user, however many times it was listed.
         async with engine.connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(ConsolidationLog))
@@ -152,11 +168,20 @@ async def test_the_worker_rides_out_a_redis_outage(engine, database_url, tmp_pat
     async with FakeLLM(api_keys={KEY}, default=Reply("[]")) as fake:
         env = worker_env(tmp_path, fake, DATABASE_URL=database_url, REDIS_URL=redis_url)
         worker = await WorkerProcess.start(env, tmp_path)
+        beacon = tmp_path / "data" / HEALTH_FILE
         try:
             await worker.ready()
+            for _ in range(100):
+                if beacon.exists():
+                    break
+                await asyncio.sleep(0.1)
+            last = beacon.read_text()
             await rd.stop()
             before = len(worker.lines)
-            await worker.read_for(4)
+            # Past the next beacon: a worker that cannot reach its queue's Redis
+            # writes none, so its healthcheck turns unhealthy.
+            await worker.read_for(BEACON_EVERY_S + 1.5)
+            assert beacon.read_text() == last, "a beacon was written with Redis down"
             during = worker.lines[before:]
             assert any("Redis" in line and "retry" in line for line in during), during
             assert len(during) <= 3, "".join(during)  # no busy loop of errors

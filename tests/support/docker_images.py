@@ -24,6 +24,31 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+# What Clara's Dockerfile COPYs: a change to any of them is a new image.
+CLARA_BUILD_INPUTS = [
+    "requirements.lock",
+    "pyproject.toml",
+    "README.md",
+    "discord_bot.py",
+    "clara_core",
+    "storage",
+    "sandbox",
+    "tools",
+    "alembic",
+]
+
+
+def clara_test_image(client: Any, base_image: str) -> str:
+    """Clara's own image for the current sources, built FROM ``base_image``."""
+    return build_test_image(
+        client,
+        dockerfile="Dockerfile",
+        repository="clara",
+        inputs=CLARA_BUILD_INPUTS,
+        base_image=base_image,
+    )
+
+
 def docker_client_or_skip(base_image: str) -> Any:
     """The SDK's client, or the test skipped with the reason when there is no dockerd
     or no base image here (``bash .ci/sandbox-setup.sh`` makes both)."""
@@ -71,10 +96,18 @@ def inputs_hash(base_id: str, buildargs: dict[str, str], inputs: Iterable[str]) 
 
 
 def build_test_image(
-    client: Any, *, dockerfile: str, repository: str, inputs: Iterable[str], base_image: str
+    client: Any,
+    *,
+    dockerfile: str,
+    repository: str,
+    inputs: Iterable[str],
+    base_image: str,
+    context: Path = REPO,
 ) -> str:
     """``repository:test-<hash>`` for the current sources, built unless already there;
-    older test builds of that repository are untagged (shared layers stay cached)."""
+    older test builds of that repository are untagged (shared layers stay cached).
+    ``dockerfile`` and ``inputs`` are relative to the repository, ``context`` is the
+    build's directory (the repository unless given)."""
     base = client.images.get(base_image)
     buildargs = {"BASE_IMAGE": base_image}
     if extra := extra_ca_certs():
@@ -88,8 +121,8 @@ def build_test_image(
     t0 = time.monotonic()
     try:
         client.images.build(
-            path=str(REPO),
-            dockerfile=dockerfile,
+            path=str(context),
+            dockerfile=str(REPO / dockerfile),
             tag=tag,
             buildargs=buildargs,
             network_mode="host",  # dockerd here has no bridge; apt and PyPI via the host

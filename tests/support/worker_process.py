@@ -53,6 +53,20 @@ async def queue_one(redis_url: str, user_id: str) -> str:
     return run_id
 
 
+async def worker_health(env: dict[str, str]) -> tuple[int, str]:
+    """The container's healthcheck command, run as compose runs it: exit code, output."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "clara_core.worker_health",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode or 0, out.decode()
+
+
 class WorkerProcess:
     """A real ``python discord_bot.py worker``, its log (stderr) read line by line."""
 

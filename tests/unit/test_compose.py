@@ -50,8 +50,9 @@ def test_profiles_and_services(compose):
     assert services["sandbox"]["profiles"] == ["sandbox"]
     assert services["postgres"]["profiles"] == ["postgres", "scale"]
     assert services["redis"]["profiles"] == ["postgres", "scale"]
-    assert services["postgres"]["image"].startswith("pgvector/pgvector:")
-    assert services["redis"]["image"].startswith("redis:7")
+    # Registry defaults, each replaceable by name (a mirror, or the tests' stand-ins).
+    assert services["postgres"]["image"] == "${CLARA_POSTGRES_IMAGE:-pgvector/pgvector:pg17}"
+    assert services["redis"]["image"] == "${CLARA_REDIS_IMAGE:-redis:7-alpine}"
     for name in ("postgres", "redis"):
         assert services[name]["healthcheck"]["test"], name
         assert services[name]["volumes"], f"{name} data must live in a volume"
@@ -61,7 +62,9 @@ def test_profiles_and_services(compose):
 
 def test_bot_service(compose):
     clara = compose["services"]["clara"]
-    assert clara["build"] == "." and (ROOT / "Dockerfile").exists()
+    assert clara["build"]["context"] == "." and (ROOT / "Dockerfile").exists()
+    assert clara["build"]["args"]["BASE_IMAGE"] == "${CLARA_BASE_IMAGE:-python:3.11-slim-bookworm}"
+    assert clara["image"] == "${CLARA_IMAGE:-clara:latest}"
     assert clara["init"] is True
     assert "clara-data:/data" in clara["volumes"]
     assert clara["environment"]["CLARA_DATA_DIR"] == "/data"

@@ -49,7 +49,8 @@ def test_scale_profile_is_shards_plus_a_worker_postgres_and_redis(compose):
         assert scale[name]["healthcheck"]["test"], name
     for name, shard in shards.items():
         assert shard["profiles"] == ["scale"], name
-        assert shard["image"] == "clara:latest" and shard["build"] == "."
+        assert shard["image"] == "${CLARA_IMAGE:-clara:latest}"
+        assert shard["build"] == compose["services"]["clara"]["build"], name
         assert shard["depends_on"] == {
             "postgres": {"condition": "service_healthy"},
             "redis": {"condition": "service_healthy"},
@@ -103,8 +104,10 @@ def test_the_worker_runs_the_shards_queued_jobs_on_the_same_servers(compose, mon
         "postgres": {"condition": "service_healthy"},
         "redis": {"condition": "service_healthy"},
     }
-    # The image's HEALTHCHECK asks the monitor, which a worker does not run.
-    assert worker["healthcheck"] == {"disable": True}
+    # The image's HEALTHCHECK asks the monitor, which a worker does not run: its own
+    # beacon instead.  Never `disable` (`up --wait` refuses a service without one).
+    assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "clara_core.worker_health"]
+    assert "disable" not in worker["healthcheck"]
     env = {k: _interpolate(str(v)) for k, v in worker["environment"].items()}
     for name, shard in _shards(compose).items():
         shard_env = {k: _interpolate(str(v)) for k, v in shard["environment"].items()}

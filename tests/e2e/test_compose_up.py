@@ -1,0 +1,331 @@
+"""``docker-compose --profile … up``, taken literally, with a real Compose v2.
+
+The repository's docker-compose.yml, run by Compose itself against the local
+dockerd: its profiles, services, healthchecks, depends_on, environment and
+volumes as an operator gets them.  What differs (no registry is reachable
+here): the images are named through CLARA_IMAGE / CLARA_POSTGRES_IMAGE /
+CLARA_REDIS_IMAGE in the project's ``.env`` (Clara's image built from the
+Dockerfile, and the stand-ins of ``tests/support/standin_images``), and the
+stack joins a network the test made so that the fake Discord and fake LLM can
+listen on its gateway (``tests/support/compose.py``).
+
+- ``--profile scale``: two shard processes, a worker, PostgreSQL and Redis.
+  Each shard IDENTIFYs as its own ``[id, 2]`` and answers exactly the mentions
+  in its guilds; the shards turn healthy through the image's HEALTHCHECK; a
+  consolidation the shards queue runs on the worker (the shards never run it
+  themselves with CORTEX_WORKER_QUEUE on); ``stop`` ends every process with 0.
+- ``--profile discord`` (the embedded default) and ``--profile discord
+  --profile postgres`` (the stack's PostgreSQL and Redis): the bot answers, and
+  uses the servers the profile says it uses.
+
+Skipped with the reason when no dockerd, base image or Compose v2.24+ is here
+(``bash .ci/sandbox-setup.sh``, ``bash .ci/compose-setup.sh``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from clara_core.cortex.consolidation.records import JOB_CONSOLIDATION
+from storage.db import create_engine
+from tests.fakes.fake_discord import FakeDiscord, FakeUser
+from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
+from tests.sandbox.conftest import TEST_IMAGE
+from tests.support.compose import ComposeProject, compose_or_skip, make_network, standin_images
+from tests.support.cortex import remember_one
+from tests.support.docker_images import clara_test_image, docker_client_or_skip
+
+# A cold build of Clara's image takes ~2.5 min here (shared with test_docker_image).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+TAG = re.compile(r"tag-[0-9a-z]+")
+UP_TIMEOUT = 300  # image HEALTHCHECK: first probe 30 s in; cold starts on 2 cores
+CONSOLIDATION_S = 5.0
+SHARDS = 2
+
+
+def answer(request: RecordedRequest) -> Reply:
+    """Pattern extraction (the worker's consolidation) gets an empty report; a chat
+    turn gets the tag of its last user message back."""
+    if "report_patterns" in json.dumps(request.body):
+        return Reply(json.dumps({"patterns": []}))
+    users = [m for m in request.body.get("messages", []) if m.get("role") == "user"]
+    found = TAG.findall(json.dumps(users[-1] if users else {}))
+    return Reply(f"noted {found[-1] if found else 'nothing'}")
+
+
+@pytest.fixture(scope="module")
+def compose_exe() -> str:
+    return compose_or_skip()
+
+
+@pytest.fixture(scope="module")
+def client(compose_exe: str) -> Any:
+    return docker_client_or_skip(TEST_IMAGE)
+
+
+@pytest.fixture(scope="module")
+def images(client: Any) -> dict[str, str]:
+    clara = clara_test_image(client, TEST_IMAGE)
+    return {"CLARA_IMAGE": clara, **standin_images(client, clara, TEST_IMAGE)}
+
+
+@pytest.fixture
+def network(client: Any) -> Any:
+    """(name, gateway) of the stack's network; removed after the test."""
+    net, gateway = make_network(client, f"clara-compose-test-{uuid.uuid4().hex[:8]}")
+    yield net.name, gateway
+    with contextlib.suppress(Exception):
+        net.remove()
+
+
+async def container_ip(client: Any, container_id: str) -> str:
+    box = await asyncio.to_thread(client.containers.get, container_id)
+    [settings] = box.attrs["NetworkSettings"]["Networks"].values()
+    return settings["IPAddress"]
+
+
+async def answered_once(fake: FakeDiscord, expected: dict[int, list[str]]) -> None:
+    def replies(channel: int) -> list[str]:
+        return [m.content for m in fake.bot_messages(channel)]
+
+    await fake.wait_until(
+        lambda: all(replies(c) == want for c, want in expected.items()),
+        timeout=90,
+        what="the whole answer to every mention",
+    )
+    await asyncio.sleep(1.5)  # time for a wrong second answer (or edit) to show up
+    await fake.flush()
+    assert {c: replies(c) for c in expected} == expected
+
+
+def stack_env(fake: FakeDiscord, llm: FakeLLM, images: dict[str, str]) -> dict[str, str]:
+    """The project's .env, as an operator writes it (the images aside)."""
+    return {
+        **images,
+        "DISCORD_BOT_TOKEN": fake.token,
+        "DISCORD_API_BASE": fake.api_base,
+        "DISCORD_GATEWAY_URL": fake.gateway_url,
+        "LLM_PROVIDER": "openai",
+        "CUSTOM_OPENAI_API_KEY": "k",
+        "CUSTOM_OPENAI_BASE_URL": llm.openai_base_url,
+    }
+
+
+async def test_compose_profile_scale_up_runs_two_shards_and_a_worker(
+    tmp_path, client, compose_exe, images, network
+):
+    network_name, gateway = network
+    async with (
+        FakeDiscord(
+            host=gateway,
+            heartbeat_interval_ms=1000,
+            shard_count=SHARDS,
+            identify_max_concurrency=SHARDS,
+        ) as fake,
+        FakeLLM(host=gateway, api_keys={"k"}, default=answer) as llm,
+    ):
+        alice = fake.add_user("alice", global_name="Alice")
+        guilds = {
+            shard: [
+                fake.add_guild(
+                    f"S{shard}-{i}",
+                    guild_id=fake.guild_id_for_shard(shard, SHARDS),
+                    members=[alice.id],
+                )
+                for i in range(2)
+            ]
+            for shard in range(SHARDS)
+        }
+        env = stack_env(fake, llm, images)
+        env["CORTEX_CONSOLIDATION_INTERVAL_HOURS"] = str(CONSOLIDATION_S / 3600)
+        env["CORTEX_PATTERN_MIN_MEMORIES"] = "1"
+        project = ComposeProject(
+            compose_exe,
+            tmp_path / "stack",
+            f"clara-scale-{uuid.uuid4().hex[:6]}",
+            network_name,
+            env,
+        )
+        profiles = ["scale"]
+        try:
+            # What an operator types, with -d/--wait so the test goes on once every
+            # service is up (healthy where it has a healthcheck).
+            await project.run(
+                profiles,
+                "up",
+                "-d",
+                "--wait",
+                "--wait-timeout",
+                str(UP_TIMEOUT),
+                "--no-build",
+                "--pull",
+                "never",
+                timeout=UP_TIMEOUT + 60,
+            )
+            ps = await project.ps(profiles)
+            assert set(ps) == {
+                "clara-shard-0",
+                "clara-shard-1",
+                "clara-worker",
+                "postgres",
+                "redis",
+            }
+            for service, row in ps.items():
+                assert row["State"] == "running", (service, row)
+            # Each through its own check: the shards' monitors (the image's HEALTHCHECK),
+            # the worker's beacon, pg_isready, redis-cli ping.
+            for service, row in ps.items():
+                assert row["Health"] == "healthy", (service, row)
+
+            # Each shard IDENTIFYed as its own [id, 2], once.
+            assert fake.identify_count == SHARDS
+            assert [len(fake.sessions_on_shard(s)) for s in range(SHARDS)] == [1, 1]
+
+            # Every mention answered once, by the shard that owns its guild.
+            expected = await mention(fake, alice, guilds[0] + guilds[1], "r1")
+            await answered_once(fake, expected)
+
+            # A user with a memory in the stack's PostgreSQL: the shards' sweep queues
+            # their consolidation and the worker runs it (a pattern call, a log row).
+            pg_ip = await container_ip(client, ps["postgres"]["ID"])
+            engine = create_engine(f"postgresql://clara:clara@{pg_ip}:5432/clara")
+            try:
+                await remember_one(engine, "ida")
+                await fake.wait_until(
+                    lambda: any("report_patterns" in json.dumps(r.body) for r in llm.requests),
+                    timeout=20 * CONSOLIDATION_S,
+                    what="the worker's consolidation call",
+                )
+
+                async def logged() -> list[str]:
+                    async with engine.connect() as conn:
+                        rows = await conn.execute(
+                            text(
+                                "SELECT user_id FROM consolidation_logs "
+                                "WHERE job = :job AND user_id = 'ida'"
+                            ),
+                            {"job": JOB_CONSOLIDATION},
+                        )
+                        return [r.user_id for r in rows]
+
+                for _ in range(100):
+                    if await logged():
+                        break
+                    await asyncio.sleep(0.2)
+                assert await logged(), "no consolidation log row for ida"
+            finally:
+                await engine.dispose()
+            shard_logs = await project.logs(profiles, "clara-shard-0", "clara-shard-1")
+            assert "users queued for the workers" in shard_logs, shard_logs[-4000:]
+            worker_log = await project.logs(profiles, "clara-worker")
+            assert "worker ready" in worker_log, worker_log[-4000:]
+
+            # `stop`: SIGTERM, and every Clara process ends cleanly.
+            await project.run(profiles, "stop", "--timeout", "60", timeout=180)
+            ps = await project.ps(profiles)
+            for service in ("clara-shard-0", "clara-shard-1", "clara-worker"):
+                assert ps[service]["State"] == "exited", (service, ps[service])
+                assert ps[service]["ExitCode"] == 0, (service, ps[service])
+            logs = await project.logs(profiles)
+            assert "Traceback" not in logs, logs[-6000:]
+            fake.assert_clean()
+        finally:
+            await project.down(profiles)
+
+
+async def mention(
+    fake: FakeDiscord, alice: FakeUser, guilds: list[Any], round_tag: str
+) -> dict[int, list[str]]:
+    expected: dict[int, list[str]] = {}
+    for n, guild in enumerate(guilds):
+        channel = guild.text_channels[0].id
+        tag = f"tag-{round_tag}g{n}"
+        await fake.send_message(channel, alice.id, f"<@{fake.bot.id}> please note {tag}")
+        expected[channel] = [f"noted {tag}"]
+    return expected
+
+
+@pytest.mark.parametrize(
+    "profiles",
+    [["discord"], ["discord", "postgres"]],
+    ids=["embedded-default", "with-postgres-profile"],
+)
+async def test_compose_profile_discord_up_answers(
+    tmp_path, client, compose_exe, images, network, profiles
+):
+    """``docker-compose --profile discord up``: the bot on its embedded servers;
+    with ``--profile postgres`` too, on the stack's PostgreSQL and Redis."""
+    network_name, gateway = network
+    async with (
+        FakeDiscord(host=gateway, heartbeat_interval_ms=1000) as fake,
+        FakeLLM(host=gateway, api_keys={"k"}, default=answer) as llm,
+    ):
+        alice = fake.add_user("alice", global_name="Alice")
+        guild = fake.add_guild("Home", members=[alice.id])
+        project = ComposeProject(
+            compose_exe,
+            tmp_path / "stack",
+            f"clara-{profiles[-1]}-{uuid.uuid4().hex[:6]}",
+            network_name,
+            stack_env(fake, llm, images),
+        )
+        try:
+            await project.run(
+                profiles,
+                "up",
+                "-d",
+                "--wait",
+                "--wait-timeout",
+                str(UP_TIMEOUT),
+                "--no-build",
+                "--pull",
+                "never",
+                timeout=UP_TIMEOUT + 60,
+            )
+            ps = await project.ps(profiles)
+            want = {"clara"} | ({"postgres", "redis"} if "postgres" in profiles else set())
+            assert set(ps) == want
+            for service, row in ps.items():
+                assert (row["State"], row["Health"]) == ("running", "healthy"), (service, row)
+
+            expected = await mention(fake, alice, [guild], "d1")
+            await answered_once(fake, expected)
+
+            log = await project.logs(profiles, "clara")
+            if "postgres" in profiles:
+                # The stack's servers, not embedded ones; the conversation is in
+                # the stack's PostgreSQL.
+                assert "embedded" not in log.lower(), log[-4000:]
+                pg_ip = await container_ip(client, ps["postgres"]["ID"])
+                engine = create_engine(f"postgresql://clara:clara@{pg_ip}:5432/clara")
+                try:
+                    async with engine.connect() as conn:
+                        tables = set(
+                            await conn.scalars(
+                                text("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+                            )
+                        )
+                finally:
+                    await engine.dispose()
+                assert "alembic_version" in tables and "consolidation_logs" in tables, tables
+            else:
+                assert "embedded Redis ready" in log, log[-4000:]
+                assert "initialising embedded PostgreSQL cluster" in log, log[-4000:]
+
+            await project.run(profiles, "stop", "--timeout", "60", timeout=180)
+            ps = await project.ps(profiles)
+            assert (ps["clara"]["State"], ps["clara"]["ExitCode"]) == ("exited", 0), ps
+            logs = await project.logs(profiles)
+            assert "Traceback" not in logs, logs[-6000:]
+            fake.assert_clean()
+        finally:
+            await project.down(profiles)

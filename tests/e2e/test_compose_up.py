@@ -17,6 +17,9 @@ listen on its gateway (``tests/support/compose.py``).
 - ``--profile discord`` (the embedded default) and ``--profile discord
   --profile postgres`` (the stack's PostgreSQL and Redis): the bot answers, and
   uses the servers the profile says it uses.
+- ``--profile discord --profile sandbox``: the bot finds the stack's sandbox
+  service, and code a model asks to run runs there, in a sibling container on
+  the host's dockerd that the service removes when it stops.
 
 Skipped with the reason when no dockerd, base image or Compose v2.24+ is here
 (``bash .ci/sandbox-setup.sh``, ``bash .ci/compose-setup.sh``).
@@ -28,7 +31,10 @@ import asyncio
 import contextlib
 import json
 import re
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,11 +43,15 @@ from sqlalchemy import text
 from clara_core.cortex.consolidation.records import JOB_CONSOLIDATION
 from storage.db import create_engine
 from tests.fakes.fake_discord import FakeDiscord, FakeUser
-from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
+from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply, ToolCall
 from tests.sandbox.conftest import TEST_IMAGE
 from tests.support.compose import ComposeProject, compose_or_skip, make_network, standin_images
 from tests.support.cortex import remember_one
-from tests.support.docker_images import clara_test_image, docker_client_or_skip
+from tests.support.docker_images import (
+    clara_test_image,
+    docker_client_or_skip,
+    sandbox_service_test_image,
+)
 
 # A cold build of Clara's image takes ~2.5 min here (shared with test_docker_image).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -329,3 +339,110 @@ async def test_compose_profile_discord_up_answers(
             fake.assert_clean()
         finally:
             await project.down(profiles)
+
+
+SANDBOX_KEY = "compose-test-sandbox-key-0123456789"
+
+
+def run_code(request: RecordedRequest) -> Reply:
+    """A chat turn asks to run Python; the turn after the tool's result quotes it."""
+    messages = request.body.get("messages", [])
+    if messages and messages[-1].get("role") == "tool":
+        return Reply(f"the sandbox said: {messages[-1].get('content')}")
+    return Reply(
+        tool_calls=[ToolCall("execute_python", {"code": "import os; print(6 * 7, os.getuid())"})]
+    )
+
+
+async def test_compose_profile_sandbox_runs_the_bots_code_in_a_sibling_container(
+    tmp_path, client, compose_exe, images, network
+):
+    """``docker-compose --profile discord --profile sandbox up``."""
+    from sandbox.docker import LABEL
+
+    network_name, gateway = network
+    profiles = ["discord", "sandbox"]
+    service_image = sandbox_service_test_image(client, TEST_IMAGE)
+    # The workspaces' path, the same on the host and in the service (compose's
+    # SANDBOX_HOST_DIR); under /tmp, not pytest's 0700 tmp_path.
+    host_dir = Path(tempfile.mkdtemp(prefix="clara-compose-sbx-", dir="/tmp"))
+    host_dir.chmod(0o711)
+    async with (
+        FakeDiscord(host=gateway, heartbeat_interval_ms=1000) as fake,
+        FakeLLM(host=gateway, api_keys={"k"}, default=run_code) as llm,
+    ):
+        alice = fake.add_user("alice", global_name="Alice")
+        guild = fake.add_guild("Home", members=[alice.id])
+        channel = guild.text_channels[0].id
+        env = stack_env(fake, llm, images)
+        env |= {
+            "CLARA_SANDBOX_SERVICE_IMAGE": service_image,
+            "SANDBOX_API_KEY": SANDBOX_KEY,
+            "DOCKER_SANDBOX_IMAGE": TEST_IMAGE,
+            "SANDBOX_HOST_DIR": str(host_dir),
+        }
+        project = ComposeProject(
+            compose_exe,
+            tmp_path / "stack",
+            f"clara-sandbox-{uuid.uuid4().hex[:6]}",
+            network_name,
+            env,
+        )
+        try:
+            await project.run(
+                profiles,
+                "up",
+                "-d",
+                "--wait",
+                "--wait-timeout",
+                str(UP_TIMEOUT),
+                "--no-build",
+                "--pull",
+                "never",
+                timeout=UP_TIMEOUT + 60,
+            )
+            ps = await project.ps(profiles)
+            assert set(ps) == {"clara", "sandbox"}
+            for service, row in ps.items():
+                assert (row["State"], row["Health"]) == ("running", "healthy"), (service, row)
+            log = await project.logs(profiles, "clara")
+            assert "remote http://sandbox:8765" in log, log[-4000:]
+
+            before = {
+                b.id
+                for b in await asyncio.to_thread(
+                    client.containers.list, all=True, filters={"label": LABEL}
+                )
+            }
+            await fake.send_message(channel, alice.id, f"<@{fake.bot.id}> what is 6*7? run it")
+            await fake.wait_until(
+                lambda: any("the sandbox said" in m.content for m in fake.bot_messages(channel)),
+                timeout=120,
+                what="the answer with the sandbox's output",
+            )
+            [reply] = [m.content for m in fake.bot_messages(channel) if "sandbox said" in m.content]
+            # The program's output, from a sandbox that is not root.
+            found = re.search(r"42 (\d+)", reply)
+            assert found and found.group(1) != "0", reply
+            # The code ran in a sibling container the service started on the host's dockerd.
+            boxes = await asyncio.to_thread(
+                client.containers.list, all=True, filters={"label": LABEL}
+            )
+            ours = [b for b in boxes if b.id not in before]
+            assert len(ours) == 1 and TEST_IMAGE in ours[0].image.tags, [b.name for b in boxes]
+
+            await project.run(profiles, "stop", "--timeout", "60", timeout=180)
+            ps = await project.ps(profiles)
+            for service in ("clara", "sandbox"):
+                assert (ps[service]["State"], ps[service]["ExitCode"]) == ("exited", 0), ps
+            # Stopping the service removed its sandboxes.
+            left = await asyncio.to_thread(
+                client.containers.list, all=True, filters={"label": LABEL}
+            )
+            assert not {b.id for b in left} & {b.id for b in ours}, [b.name for b in left]
+            logs = await project.logs(profiles)
+            assert "Traceback" not in logs, logs[-6000:]
+            fake.assert_clean()
+        finally:
+            await project.down(profiles)
+            shutil.rmtree(host_dir, ignore_errors=True)

@@ -30,7 +30,7 @@ from sandbox.base import SandboxUnavailable
 from sandbox.docker import LABEL
 from sandbox.manager import build_sandbox_manager
 from sandbox.remote import RemoteBackend
-from tests.support.docker_images import build_test_image, docker_client_or_skip
+from tests.support.docker_images import docker_client_or_skip, sandbox_service_test_image
 from tests.support.ports import free_port
 from tools.registry import ToolContext, ToolRegistry
 from tools.sandbox_tools import register_sandbox_tools
@@ -39,24 +39,6 @@ from .conftest import API_KEY, TEST_IMAGE, sandbox_root
 
 # A first build takes ~40 s here (apt + PyPI); leave room on a loaded CI machine.
 pytestmark = pytest.mark.timeout(600)
-
-REPO = Path(__file__).resolve().parents[2]
-DOCKERFILE = "sandbox/service/Dockerfile"
-IMAGE_REPO = "clara-sandbox-service"
-# What the Dockerfile COPYs: a change to any of them is a new image.
-BUILD_INPUTS = ["requirements.lock", "sandbox", "clara_core"]
-
-
-def _build_image(client: Any) -> str:
-    """The service image for the current sources, built unless already there."""
-    return build_test_image(
-        client,
-        dockerfile=DOCKERFILE,
-        repository=IMAGE_REPO,
-        inputs=BUILD_INPUTS,
-        base_image=TEST_IMAGE,
-    )
-
 
 def _docker_socket() -> str:
     host = os.environ.get("DOCKER_HOST", "")
@@ -70,7 +52,7 @@ def client() -> Any:
 
 @pytest.fixture(scope="module")
 def image(client: Any) -> str:
-    return _build_image(client)
+    return sandbox_service_test_image(client, TEST_IMAGE)
 
 
 @pytest.fixture

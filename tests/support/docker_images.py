@@ -49,6 +49,21 @@ def clara_test_image(client: Any, base_image: str) -> str:
     )
 
 
+# What the sandbox service's Dockerfile COPYs.
+SANDBOX_SERVICE_BUILD_INPUTS = ["requirements.lock", "sandbox", "clara_core"]
+
+
+def sandbox_service_test_image(client: Any, base_image: str) -> str:
+    """The sandbox service's image (sandbox/service/Dockerfile) for the current sources."""
+    return build_test_image(
+        client,
+        dockerfile="sandbox/service/Dockerfile",
+        repository="clara-sandbox-service",
+        inputs=SANDBOX_SERVICE_BUILD_INPUTS,
+        base_image=base_image,
+    )
+
+
 def docker_client_or_skip(base_image: str) -> Any:
     """The SDK's client, or the test skipped with the reason when there is no dockerd
     or no base image here (``bash .ci/sandbox-setup.sh`` makes both)."""

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
@@ -416,7 +417,7 @@ class Clara:
             memories=cortex_memories(self.memory) if self.memory is not None else None,
         )
         if self.ors is not None:
-            self.ors.start()
+            self.ors.start(timedelta(seconds=self.settings.ors_pass_interval_seconds))
 
     def start_backup_schedule(self) -> None:
         """With BACKUP_INTERVAL_HOURS > 0, the bot backs itself up (backup/schedule.py)."""

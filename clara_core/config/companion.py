@@ -16,6 +16,13 @@ class CompanionSettings(ClaraSettingsBase):
     ors_base_interval_minutes: int = Field(
         15, ge=1, description="Base minutes between ORS checks; adapts to context."
     )
+    ors_pass_interval_seconds: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="Seconds between two ORS passes over the users that are due "
+        "(each user's own next check is set by ORS_BASE_INTERVAL_MINUTES and context).",
+    )
     ors_min_speak_gap_hours: float = Field(
         2, ge=0, description="Least hours between two proactive messages to one user."
     )

@@ -9,8 +9,8 @@ process made it, and the fake answers an ORS decision with SPEAK.
 
 The race is real, not hoped for:
 
-- Each process runs an ORS pass every minute (``OrsRunner.start``'s tick; there is
-  no setting for it), at a phase set by when it started.  The test reads each
+- Each process runs an ORS pass every ORS_PASS_INTERVAL_SECONDS (15 s here; 60 by
+  default), at a phase set by when it started.  The test reads each
   process's phase from its log, makes Alice due (her next look moved to now, as
   the minute ORS_BASE_INTERVAL_MINUTES=1 would) at a moment from which both
   processes' next passes come a few seconds apart, and
@@ -25,9 +25,8 @@ ask and ``record_speak`` stops the second DM (the test fails on the two decision
 
 Quiet hours are off (ORS_QUIET_HOURS=off), so the wall-clock time of the run
 does not matter; the minimum gap between two proactive messages keeps its
-default (2 h), so no later pass may legitimately speak again.  The run takes about
-65 s: the first ORS pass comes a minute after start-up, and the test ends after
-the race rather than waiting a minute per further pass, which could only show
+default (2 h), so no later pass may legitimately speak again.  The test ends
+after the race rather than waiting for further passes, which could only show
 the gap at work, not the cross-process guards.
 """
 
@@ -53,8 +52,9 @@ from tests.support.clara_process import ClaraProcess, shard_env
 pytestmark = [pytest.mark.slow, pytest.mark.storage]
 
 KEYS = ("key-process-0", "key-process-1")
-#: ``OrsRunner.start``'s pass interval (app.py starts it with the default).
-TICK_S = 60.0
+#: ORS_PASS_INTERVAL_SECONDS for both processes: above HOLD_S's needs (the passes of
+#: the two processes are at most half a tick apart, under HOLD_S - MARGIN_S).
+TICK_S = 15.0
 #: The longest the fake holds one process's decision waiting for the other process's
 #: pass: below ModelDecider's timeout, after which the process would decide WAIT.
 HOLD_S = 20.0
@@ -161,6 +161,7 @@ def envs(tmp_path: Path, fake: FakeDiscord, llm: FakeLLM, database_url: str, red
                 redis_url=redis_url,
                 LOG_LEVEL="INFO",  # APScheduler's "Running job" lines are INFO
                 ORS_ENABLED="true",
+                ORS_PASS_INTERVAL_SECONDS=str(int(TICK_S)),
                 ORS_BASE_INTERVAL_MINUTES="1",  # the least the setting allows
                 ORS_QUIET_HOURS="off",  # whatever the time of day of the run
                 # No idle-conversation summary within the test: only decisions and

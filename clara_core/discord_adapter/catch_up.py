@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from .pacing import Priority, request_priority
+from .stop_words import StopRequest
 
 if TYPE_CHECKING:
     from storage.sessions import SessionStore
@@ -84,7 +85,7 @@ def unanswered(
     *,
     me: int,
     addressed: Callable[[discord.Message], bool],
-    is_stop: Callable[[discord.Message], bool],
+    stop_kind: Callable[[discord.Message], StopRequest],
 ) -> list[discord.Message]:
     """The messages addressed to Clara (``addressed(m)``) with no answer from her and
     no stop request after them, oldest first.  ``messages`` is one channel's."""
@@ -101,9 +102,11 @@ def unanswered(
     for m in ordered:
         if m.author.id == me or m.author.bot or not addressed(m):
             continue
-        if is_stop(m):
+        kind = stop_kind(m)
+        if kind is not StopRequest.NONE:
             waiting.clear()  # a stop cancels everything asked before it
-            continue
+            if kind is StopRequest.STOP:
+                continue  # "nevermind, ..." asks anew: answered like any other
         if m.id not in answered:
             waiting.append(m)
     return waiting
@@ -240,7 +243,7 @@ class CatchUp:
             history,
             me=me.id,
             addressed=lambda m: conversation.allowed(m) and conversation.triggered(m),
-            is_stop=lambda m: conversation.is_stop(conversation.addressed_text(m), m),
+            stop_kind=lambda m: conversation.stop_kind(conversation.addressed_text(m), m),
         )
         count = 0
         for message in missed:

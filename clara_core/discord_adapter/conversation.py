@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -49,21 +48,13 @@ from .channel_context import ChannelContext
 from .file_poster import DiscordFilePoster
 from .pacing import ChannelPacer, GlobalBudget, Priority
 from .queue import ChannelQueue, QueuedJob
+from .stop_words import StopRequest, stop_request
 from .streaming import StreamingReply, upload_limit
 from .voice_messages import SPOKEN_NOTE, VoiceMessages
 
 log = logging.getLogger(__name__)
 
 ADMIN_ROLE = "Clara-Admin"
-
-#: Whole messages that ask Clara to stop when addressed to her ("@Clara stop"),
-#: besides DISCORD_STOP_PHRASES.  Only the *whole* remaining text counts, so
-#: "@Clara stop using emojis" is still a question, not a cancel.
-STOP_WORDS = frozenset(
-    {"stop", "stop it", "nevermind", "never mind", "cancel", "abort", "halt", "forget it"}
-)
-
-_PUNCTUATION = re.compile(r"[^\w\s]+")
 
 
 class ReplyListener(Protocol):
@@ -81,35 +72,6 @@ class ReplyObserver(Protocol):
     def reply_started(self, message: discord.Message) -> ReplyListener | None: ...
     async def channel_stopped(self, channel_id: int) -> bool: ...
     async def close(self) -> None: ...
-
-
-def _words(text: str) -> list[str]:
-    return _PUNCTUATION.sub(" ", text.lower()).split()
-
-
-def is_stop_request(text: str, names: set[str], phrases: list[str]) -> bool:
-    """A stop word or configured stop phrase, with or without Clara's name.
-
-    Configured phrases keep their documented rule (the message is the phrase or
-    starts with it); the built-in stop words must be the whole message once
-    her name and punctuation are gone.
-    """
-    words = _words(text)
-    # "@Clara" typed as plain text (no real mention) leaves her name behind.
-    name_words = {w for n in names for w in _words(n)}
-    bare = list(words)
-    while bare and bare[0] in name_words:
-        bare.pop(0)
-    while bare and bare[-1] in name_words:
-        bare.pop()
-    for candidate in {" ".join(words), " ".join(bare)}:
-        if candidate in STOP_WORDS:
-            return True
-        for phrase in phrases:
-            p = " ".join(_words(phrase))
-            if p and (candidate == p or candidate.startswith(p + " ")):
-                return True
-    return False
 
 
 def late_note(message: discord.Message) -> str:
@@ -295,9 +257,9 @@ class ConversationHandler:
         assert me is not None
         return strip_mention(message.content, me.id)
 
-    def is_stop(self, text: str, message: discord.Message | None = None) -> bool:
-        """Whether ``text`` (an addressed message, her mention already removed) asks
-        Clara to stop.  Her name may be added ("clara stop", "stop, Clara!")."""
+    def stop_kind(self, text: str, message: discord.Message | None = None) -> StopRequest:
+        """What ``text`` (an addressed message, her mention already removed) asks of
+        the channel's work.  Her name may be added ("clara stop", "stop, Clara!")."""
         names = {"clara"}
         me = self.client.user
         if me is not None:
@@ -305,7 +267,7 @@ class ConversationHandler:
         member = message.guild.me if message is not None and message.guild is not None else None
         if member is not None:
             names.add(member.display_name.lower())  # her nickname in this server
-        return is_stop_request(text, names, self.settings.discord_stop_phrases)
+        return stop_request(text, names, self.settings.discord_stop_phrases)
 
     # -- events --------------------------------------------------------------
 
@@ -334,9 +296,14 @@ class ConversationHandler:
             return
         self.cache.put(message)
         text = self.addressed_text(message)
-        if self.is_stop(text, message):
+        kind = self.stop_kind(text, message)
+        if kind is StopRequest.STOP:
             await self._stop(message)
             return
+        if kind is StopRequest.STOP_THEN_ASK:
+            # Cancel what runs and what waits, then answer this one (the model sees
+            # the whole message, "nevermind" included).
+            await self._stop(message, say_nothing_to_stop=False)
         ahead = self.queue.submit(
             message.channel.id,
             QueuedJob(
@@ -362,7 +329,7 @@ class ConversationHandler:
     async def _announce_start(self, message: discord.Message) -> None:
         await self._notice(message, "-# Your turn — working on it now.")
 
-    async def _stop(self, message: discord.Message) -> None:
+    async def _stop(self, message: discord.Message, *, say_nothing_to_stop: bool = True) -> None:
         # Speech first: cancelling the answer may wait on its final (paced) edit.
         hushed = False
         for observer in self.reply_observers:
@@ -375,7 +342,7 @@ class ConversationHandler:
                     f"Cleared {result.cleared} queued request{'s' if result.cleared != 1 else ''}."
                 )
             await self._notice(message, " ".join(parts))
-        else:
+        elif say_nothing_to_stop:
             await self._notice(message, "-# Nothing to stop.")
 
     async def _history(self, message: discord.Message, bot_id: int) -> History:

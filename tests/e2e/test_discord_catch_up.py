@@ -46,8 +46,10 @@ async def test_what_was_said_while_clara_was_down_is_answered_once_at_start(engi
     ):
         alice = fake.add_user("alice", global_name="Alice")
         bob = fake.add_user("bob", global_name="Bob")
-        guild = fake.add_guild("Home", channels=("general", "other"), members=[alice.id, bob.id])
-        general, other = (c.id for c in guild.text_channels)
+        guild = fake.add_guild(
+            "Home", channels=("general", "other", "third"), members=[alice.id, bob.id]
+        )
+        general, other, third = (c.id for c in guild.text_channels)
         bot = fake.bot.id
         me = f"<@{bot}>"
 
@@ -69,6 +71,9 @@ async def test_what_was_said_while_clara_was_down_is_answered_once_at_start(engi
         await fake.send_message(other, bob.id, f"{me} please note tag-d")
         await fake.send_message(other, alice.id, f"{me} stop")
         await fake.send_message(other, alice.id, f"{me} please note tag-e")
+        # "nevermind, <a new request>": cancels what came before it, and is answered.
+        await fake.send_message(third, bob.id, f"{me} please note tag-h")
+        await fake.send_message(third, bob.id, f"{me} nevermind, please note tag-i instead")
         # A DM from someone she has talked with (her DM partners come from the
         # sessions in PostgreSQL: Discord has no "list my DMs" for bots).
         sessions = SessionStore(engine)
@@ -83,6 +88,7 @@ async def test_what_was_said_while_clara_was_down_is_answered_once_at_start(engi
                 expected = {
                     general: ["noted tag-b", notice, "noted tag-a", "noted tag-c"],
                     other: ["noted tag-e"],
+                    third: ["noted tag-i"],
                     dm.id: ["noted tag-f"],
                 }
                 with contextlib.suppress(TimeoutError):
@@ -115,7 +121,7 @@ async def test_what_was_said_while_clara_was_down_is_answered_once_at_start(engi
                 # The answers are replies to the very messages they answer.
                 for m in fake.bot_messages(general)[2:]:
                     assert m.referenced_message_id is not None
-                assert len(llm.requests) == 5
+                assert len(llm.requests) == 6
                 # The model knows which answers come late (and the live one does not).
                 late = {
                     TAG.findall(json.dumps(r.body["messages"][-1]))[-1]: "while you were offline"
@@ -127,6 +133,7 @@ async def test_what_was_said_while_clara_was_down_is_answered_once_at_start(engi
                     "tag-c": True,
                     "tag-e": True,
                     "tag-f": True,
+                    "tag-i": True,
                     "tag-g": False,
                 }
         fake.assert_clean()

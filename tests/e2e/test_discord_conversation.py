@@ -367,3 +367,55 @@ async def test_low_prefix_hands_the_tool_step_to_the_base_model():
         assert w.replies()[0].content == (
             "It's 10:30 in Lisbon.\n-# tier: low · cheap-model (tools: gpt-4o)"
         )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Clara, stop using emojis please", "never mind the weather, tell me a joke"],
+)
+async def test_a_sentence_that_starts_like_a_stop_phrase_is_answered_in_a_dm(text):
+    """In a DM every message is addressed to Clara: an instruction that begins with a
+    stop phrase ("clara stop" is one of the defaults) must reach the model, not be
+    swallowed as a stop with "Nothing to stop."."""
+    async with clara_on_discord() as w:
+        dm = w.discord.add_dm_channel(w.alice.id)
+        w.llm.enqueue(Reply("All right."))
+        await w.say(w.alice, text, channel_id=dm.id)
+        await w.discord.wait_until(
+            lambda: any(m.content == "All right." for m in w.replies(dm.id)),
+            timeout=15,
+            what="the answer",
+        )
+        assert not any("stop" in m.content.lower() for m in w.replies(dm.id))
+        assert len(w.llm.requests) == 1
+        assert text in str(w.llm.requests[0].messages[-1])
+
+
+async def test_nevermind_then_a_question_stops_and_answers_the_question():
+    """ "@Clara nevermind, what's 2+2?" while she streams, with Bob queued: the stream
+    ends, the queue is cleared and said so, and the new question is answered."""
+    async with clara_on_discord() as w:
+        w.llm.enqueue(Hang(["Let me think about this very carefully "]), Reply("It's 4."))
+        await w.mention(w.alice, "a hard question")
+        await w.discord.wait_until(lambda: w.replies(), timeout=15, what="first partial reply")
+        partial = w.replies()[0]
+        await w.mention(w.bob, "and mine?")  # queued behind alice
+        await w.discord.wait_until(
+            lambda: any("in line" in m.content for m in w.replies()),
+            timeout=10,
+            what="queue notice",
+        )
+        await w.mention(w.alice, "nevermind, what's 2+2?")
+        await w.llm.wait_for_disconnect(timeout=3)
+        await w.discord.wait_until(
+            lambda: any(m.content == "It's 4." for m in w.replies()),
+            timeout=15,
+            what="the answer to the new question",
+        )
+        confirm = next(m for m in w.replies() if m.content.startswith("Stopped."))
+        assert "Cleared 1 queued request." in confirm.content
+        assert "⏹ stopped" in w.discord.message_history(partial.id)[-1]
+        # The first answer and the new question ran; Bob's cleared request did not.
+        assert len(w.llm.requests) == 2
+        assert "what's 2+2?" in str(w.llm.requests[1].messages[-1])
+        assert not any("and mine?" in str(r.messages[-1]) for r in w.llm.requests)

@@ -90,9 +90,15 @@ class LLMService:
 
     # -- routing ------------------------------------------------------------
 
-    def routes(self, tier: Tier | None, *, with_tools: bool) -> list[Route]:
-        """Primary route first, then fallbacks. Tools never run on the low tier."""
-        if with_tools and tier == "low":
+    def routes(
+        self, tier: Tier | None, *, with_tools: bool, keep_tier: bool = False
+    ) -> list[Route]:
+        """Primary route first, then fallbacks. Tools never run on the low tier: a
+        request with tools goes to the base model, unless ``keep_tier`` (the low
+        model is only offered the tools to say it needs one; the turn hands that
+        step to the base model, pipeline/turn.py).  Either way it goes where tool
+        requests go (TOOL_BASE_URL / TOOL_API_KEY)."""
+        if with_tools and tier == "low" and not keep_tier:
             tier = None  # the provider's base model
         primary = self.settings.llm_provider
         names = [primary, *self.settings.llm_fallback_providers]
@@ -112,8 +118,10 @@ class LLMService:
             )
         return out
 
-    def primary_route(self, tier: Tier | None, *, with_tools: bool) -> Route:
-        return self.routes(tier, with_tools=with_tools)[0]
+    def primary_route(
+        self, tier: Tier | None, *, with_tools: bool, keep_tier: bool = False
+    ) -> Route:
+        return self.routes(tier, with_tools=with_tools, keep_tier=keep_tier)[0]
 
     def _provider(self, endpoint: Endpoint) -> ChatProvider:
         provider = self._providers.get(endpoint)
@@ -163,12 +171,17 @@ class LLMService:
     # -- calls --------------------------------------------------------------
 
     async def stream(
-        self, req: ChatRequest, *, tier: Tier | None, with_tools: bool | None = None
+        self,
+        req: ChatRequest,
+        *,
+        tier: Tier | None,
+        with_tools: bool | None = None,
+        keep_tier: bool = False,
     ) -> AsyncIterator[StreamEvent]:
         """Stream one model call with retries and fallback; ends with a ``Completion``."""
         with_tools = bool(req.tools) if with_tools is None else with_tools
         last: LLMError | None = None
-        for route in self.routes(tier, with_tools=with_tools):
+        for route in self.routes(tier, with_tools=with_tools, keep_tier=keep_tier):
             provider = self._provider(route.endpoint)
             attempt = 0
             while True:

@@ -127,16 +127,26 @@ class TurnRunner:
         # step: the tools are called as the base model decides, and the next step
         # (with the results) is the tier model's again.  A wasted cheap call per
         # tool step buys a low tier that is really low for everything else.  The
-        # hand-off needs the tier model to take tools where tool requests go
-        # (TOOL_BASE_URL may point elsewhere); if it can't, the whole turn runs on
-        # the tool model as before, so tools keep working.
+        # tier model's steps carry the tools, so they go where tool requests go
+        # (TOOL_BASE_URL / TOOL_API_KEY, when set: the chat endpoint may refuse
+        # tools), with the tier's own model.  Only a tier model that takes no
+        # tools (capabilities are data) leaves the whole turn to the tool model.
+        tier_tools_route = (
+            self.llm.primary_route(tier, with_tools=True, keep_tier=True)
+            if tool_route is not None
+            else None
+        )
         hand_off = (
             tool_route is not None
-            and tool_route.model != chat_route.model
-            and chat_route.capabilities.tools
-            and chat_route.endpoint == tool_route.endpoint
+            and tier_tools_route is not None
+            and tool_route.model != tier_tools_route.model
+            and tier_tools_route.capabilities.tools
         )
-        answering = chat_route if hand_off or tool_route is None else tool_route
+        if hand_off:
+            assert tier_tools_route is not None
+            answering = tier_tools_route
+        else:
+            answering = chat_route if tool_route is None else tool_route
         # Images a tool returned go to the model as image parts only when every model
         # that reads the results can see (capabilities are data); else their text line.
         tools_see = answering.capabilities.vision and (
@@ -184,7 +194,7 @@ class TurnRunner:
             )
             completion: llm.Completion | None = None
             async for item in self._call(
-                request, tier, with_tools=with_tools and not hand_off, said=said, show=True
+                request, tier, with_tools=with_tools, keep_tier=hand_off, said=said, show=True
             ):
                 if isinstance(item, llm.Completion):
                     completion = item
@@ -275,11 +285,14 @@ class TurnRunner:
         with_tools: bool,
         said: list[str],
         show: bool,
+        keep_tier: bool = False,
     ) -> AsyncIterator[TextDelta | llm.Completion]:
         """One streamed model call: its text as ``TextDelta``s (unless ``show`` is
         off), then its ``Completion``."""
         first = True
-        async for event in self.llm.stream(request, tier=tier, with_tools=with_tools):
+        async for event in self.llm.stream(
+            request, tier=tier, with_tools=with_tools, keep_tier=keep_tier
+        ):
             if isinstance(event, llm.TextDelta):
                 if not show:
                     continue

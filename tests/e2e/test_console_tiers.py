@@ -57,3 +57,39 @@ async def test_console_low_tier_answers_with_the_low_model(tmp_path):
                 proc.kill()
                 await proc.wait()
         assert proc.returncode == 0
+
+
+async def test_console_low_tier_with_a_tool_endpoint_still_answers_with_the_low_model(tmp_path):
+    """TOOL_BASE_URL / TOOL_API_KEY set (the spec's optional overrides): "!low"
+    must still answer with the low model, not silently with the base model."""
+    async with FakeLLM(api_keys={"k"}) as chat, FakeLLM(api_keys={"tk"}) as tools:
+        env = clara_env(
+            tmp_path,
+            LLM_PROVIDER="openai",
+            CUSTOM_OPENAI_API_KEY="k",
+            CUSTOM_OPENAI_BASE_URL=chat.openai_base_url,
+            CUSTOM_OPENAI_MODEL="base-model",
+            CUSTOM_OPENAI_MODEL_LOW="cheap-model",
+            TOOL_API_KEY="tk",
+            TOOL_BASE_URL=tools.openai_base_url,
+        )
+        term = await start_console(env, tmp_path)
+        proc = term.proc
+        try:
+            await term.expect("you> ")
+            tools.enqueue(Reply("Hi there."))
+            await term.type("!low hi")
+            await term.expect("clara> Hi there.")
+            assert "[low tier, asked: cheap-model]" in term.output
+            turn_calls = [r for r in tools.requests if "long-term memory" not in str(r.messages)]
+            assert [r.model for r in turn_calls] == ["cheap-model"]
+            # Every request that offers tools went to the tool endpoint.
+            assert not any(r.tools for r in chat.requests)
+            proc.stdin.close()
+            await asyncio.wait_for(proc.wait(), 30)
+            await term._reader
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0

@@ -248,11 +248,18 @@ async def test_low_tier_without_tools_registered_needs_no_hand_off(fake):
     assert without[-1].model == "cheap-model" and without[-1].text == "quick too"
 
 
-async def test_low_tier_with_a_separate_tool_endpoint_runs_on_the_tool_model(fake):
-    """TOOL_BASE_URL: the low model's endpoint may not take tools at all, so the
-    turn stays on the tool endpoint's base model (tools keep working)."""
+async def test_low_tier_with_a_separate_tool_endpoint_still_answers_with_the_low_model(fake):
+    """TOOL_BASE_URL / TOOL_API_KEY: requests that offer tools go to the tool
+    endpoint, the chat endpoint never sees one.  "!low" still answers with the
+    low model (there), and only the step that calls a tool runs on the base model:
+    the spec's tool-tier minimum, not a low tier that silently became the base."""
     async with FakeLLM(api_keys={"tool-key"}) as tool_fake:
-        tool_fake.enqueue(Reply("via the tool endpoint"))
+        tool_fake.enqueue(
+            Reply("quick and cheap"),  # !low hi: no tool wanted
+            Reply("Let me check.", tool_calls=[ToolCall("get_current_time", {}, id="c_low")]),
+            Reply("", tool_calls=[ToolCall("get_current_time", {}, id="c_base")]),
+            Reply("It's 10:30 in Lisbon."),
+        )
         settings = settings_for(
             fake,
             "openai",
@@ -262,12 +269,36 @@ async def test_low_tier_with_a_separate_tool_endpoint_runs_on_the_tool_model(fak
         )
         runner, service = build_runner(settings, _clock_tools())
         try:
-            events = await collect(runner, turn("!low hi"))
+            plain = await collect(runner, turn("!low hi"))
+            timed = await collect(runner, turn("!low what time is it?"))
         finally:
             await service.aclose()
-        assert fake.requests == []
-        assert [r.model for r in tool_fake.requests] == ["gpt-4o"]
-        assert events[0].model == "gpt-4o" and events[-1].model == "gpt-4o"
+        assert fake.requests == []  # tools offered: never to the chat endpoint
+        assert [r.model for r in tool_fake.requests] == [
+            "cheap-model",
+            "cheap-model",
+            "gpt-4o",
+            "cheap-model",
+        ]
+        assert all(r.tools for r in tool_fake.requests)
+        assert plain[0].model == "cheap-model" and plain[-1].model == "cheap-model"
+        assert plain[-1].text == "quick and cheap" and plain[-1].tool_model is None
+        assert timed[-1].model == "cheap-model" and timed[-1].tool_model == "gpt-4o"
+        assert timed[-1].text == "Let me check.\n\nIt's 10:30 in Lisbon."
+
+
+async def test_a_low_model_that_takes_no_tools_leaves_the_turn_to_the_tool_model(fake):
+    """Capabilities are data: a low model known to take no tools is never offered
+    them; the whole turn runs on the base model so the tools keep working."""
+    fake.enqueue(Reply("from the base model"))
+    settings = settings_for(fake, "openai", custom_openai_model_low="llava-13b")
+    runner, service = build_runner(settings, _clock_tools())
+    try:
+        events = await collect(runner, turn("!low hi"))
+    finally:
+        await service.aclose()
+    assert [r.model for r in fake.requests] == ["gpt-4o"]
+    assert events[-1].model == "gpt-4o"
 
 
 @pytest.mark.parametrize(

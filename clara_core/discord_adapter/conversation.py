@@ -142,7 +142,8 @@ def passes_gates(
     user: object,
 ) -> bool:
     """DISCORD_ALLOWED_SERVERS (which supersedes _CHANNELS), _CHANNELS (the channel or
-    its parent thread's channel) and _ROLES; outside a server everything passes.
+    its parent thread's channel) and _ROLES; outside a server everything passes here
+    (a DM's _ROLES check needs Discord: ConversationHandler.dm_allowed).
     One rule for mentions and for slash commands such as /clara say."""
     if guild_id is None:
         return True
@@ -159,6 +160,11 @@ def passes_gates(
         and isinstance(user, discord.Member)
         and not {r.id for r in user.roles} & set(s.discord_allowed_roles)
     )
+
+
+#: How long a DM's role check (DISCORD_ALLOWED_ROLES) is trusted: a role granted
+#: or taken away takes effect within this time.
+DM_ROLE_TTL_S = 300.0
 
 
 class ConversationHandler:
@@ -205,6 +211,8 @@ class ConversationHandler:
         self.cache = MessageCache()
         #: Messages received live; a read-back after a new session skips them (catch_up.py).
         self.seen = SeenMessages()
+        #: user id -> (may DM Clara, until): the DISCORD_ALLOWED_ROLES check of a DM.
+        self._dm_verdicts: dict[int, tuple[bool, float]] = {}
         #: Followers of every reply (voice channels speak them); see ReplyObserver.
         self.reply_observers: list[ReplyObserver] = []
         # Conversation history, queued on disk while PostgreSQL is down.
@@ -238,6 +246,46 @@ class ConversationHandler:
             parent_id=getattr(message.channel, "parent_id", None),
             user=message.author,
         )
+
+    async def dm_allowed(self, user: discord.abc.User) -> bool:
+        """DISCORD_ALLOWED_ROLES reaches DMs too: who lacks every allowed role in the
+        servers that have one may not use Clara in a DM either (else the role gate
+        is one DM away).  Checked in those servers (the cache, else one REST
+        lookup per server) and remembered for DM_ROLE_TTL_S.  Without allowed roles
+        a DM passes, as before; the server and channel lists are about where Clara
+        talks in servers and leave DMs alone."""
+        roles = set(self.settings.discord_allowed_roles)
+        if not roles:
+            return True
+        now = time.monotonic()
+        known = self._dm_verdicts.get(user.id)
+        if known is not None and known[1] > now:
+            return known[0]
+        verdict = False
+        for guild in self.client.guilds:
+            if not any(guild.get_role(r) for r in roles):
+                continue
+            member = guild.get_member(user.id)
+            if member is None:
+                try:
+                    member = await guild.fetch_member(user.id)
+                except discord.NotFound:
+                    continue
+                except discord.HTTPException as exc:
+                    # Not cached as a verdict: Discord's trouble, not the user's.
+                    log.warning("could not check %s's roles in %s: %s", user.id, guild.id, exc)
+                    return False
+            if roles & {r.id for r in member.roles}:
+                verdict = True
+                break
+        if len(self._dm_verdicts) > 10_000:
+            self._dm_verdicts.clear()
+        self._dm_verdicts[user.id] = (verdict, now + DM_ROLE_TTL_S)
+        if not verdict:
+            log.info(
+                "DM from %s ignored: none of DISCORD_ALLOWED_ROLES in a shared server", user.id
+            )
+        return verdict
 
     def triggered(self, message: discord.Message) -> bool:
         me = self.client.user
@@ -290,6 +338,8 @@ class ConversationHandler:
             return
         self.seen.add(message.id)
         if not self.allowed(message):
+            return
+        if message.guild is None and not await self.dm_allowed(message.author):
             return
         self.channel_context.observe(message)
         if message.author.bot or not self.triggered(message):

@@ -32,6 +32,39 @@ async def test_allowed_roles_gate_who_is_answered():
         assert len(w.llm.requests) == 1 and "hello!" in str(w.llm.requests[0].messages[-1])
 
 
+async def test_allowed_roles_reach_dms_too():
+    """The role gate is not one DM away: in a DM, only someone holding an allowed
+    role in a server Clara shares is answered (the roles looked up in Discord)."""
+    async with clara_on_discord() as w:
+        friends = w.discord.add_role(w.guild_id, "friends")
+        carol = w.discord.add_user("carol", global_name="Carol")
+        w.discord.add_member(w.guild_id, carol.id, roles=[friends.id])
+        _reconfigure(w, discord_allowed_roles=[friends.id])
+        alice_dm = w.discord.add_dm_channel(w.alice.id)
+        carol_dm = w.discord.add_dm_channel(carol.id)
+        w.llm.enqueue(Reply("Hi Carol, in private."))
+        await w.say(w.alice, "let me in?", channel_id=alice_dm.id)  # alice lacks the role
+        await w.say(carol, "hello!", channel_id=carol_dm.id)
+        await w.discord.wait_until(
+            lambda: any(m.content == "Hi Carol, in private." for m in w.replies(carol_dm.id)),
+            timeout=15,
+            what="Carol's answer",
+        )
+        await w.say(w.alice, "still nothing?", channel_id=alice_dm.id)
+        await asyncio.sleep(0.5)
+        assert len(w.llm.requests) == 1 and "hello!" in str(w.llm.requests[0].messages[-1])
+        assert w.replies(alice_dm.id) == []
+        # Without allowed roles, a DM passes as before.
+        _reconfigure(w, discord_allowed_roles=[])
+        w.llm.enqueue(Reply("Hi Alice."))
+        await w.say(w.alice, "and now?", channel_id=alice_dm.id)
+        await w.discord.wait_until(
+            lambda: any(m.content == "Hi Alice." for m in w.replies(alice_dm.id)),
+            timeout=15,
+            what="Alice's answer",
+        )
+
+
 async def test_allowed_servers_supersede_channels():
     async with clara_on_discord() as w:
         _reconfigure(w, discord_allowed_servers=[1], discord_allowed_channels=[w.channel_id])

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .llm_json import as_number, json_items, strict_object
 from .ports import JsonAnswer, TextModel
-from .rejection import quick_reject
+from .rejection import is_short_answer, quick_reject
 from .retrieval import EPISODE_KEY, TURN_SOURCE
 from .types import Memory, MemoryType
 
@@ -30,13 +30,15 @@ PROMPT = """Known facts about the user:
 {known}
 
 The exchange:
-User ({speaker}): {user_text}
+{question}User ({speaker}): {user_text}
 Clara: {reply}
 
 List the facts from the USER's message worth remembering for weeks: who they are, people
 and pets in their life, preferences, plans, important events, and corrections of earlier
 facts. Skip small talk, questions, and anything Clara said. Write each fact in the third
-person about the user ("Their sister is called Ana"), self-contained.
+person about the user ("Their sister is called Ana"), self-contained. When the user's
+message answers Clara's question, the fact is what the answer says about the user
+("Are you vegetarian?" "no": "They are not vegetarian").
 
 Return {{"facts": [...]}} where each fact is
 {{"content": str, "type": "identity" | "semantic" | "episodic",
@@ -155,15 +157,17 @@ class MemoryExtractor:
         speaker: str | None = None,
         project_id: str | None = None,
         still_wanted: Callable[[], bool] = lambda: True,
+        asked: str | None = None,
     ) -> list[str]:
         """Extract and store; returns the ids stored.  Failures are logged, never raised:
-        memory upkeep must not break a conversation that already got its answer."""
-        if quick_reject(user_text):
+        memory upkeep must not break a conversation that already got its answer.
+        ``asked``: Clara's question this message may answer (a bare "no" is then read)."""
+        if quick_reject(user_text) and not (asked and is_short_answer(user_text)):
             return []
         episodes = self.manager.retrieval.episodes
         known = await self.manager.get_identity(user_id)
         try:
-            facts = await self.extract(known, user_text, reply, speaker=speaker)
+            facts = await self.extract(known, user_text, reply, speaker=speaker, asked=asked)
         except Exception as exc:
             log.warning("memory extraction failed for this turn: %s", exc)
             if not episodes:
@@ -217,11 +221,18 @@ class MemoryExtractor:
         return [r.memory_id for r in results if r.memory_id]
 
     async def extract(
-        self, known: dict[str, Any], user_text: str, reply: str, *, speaker: str | None = None
+        self,
+        known: dict[str, Any],
+        user_text: str,
+        reply: str,
+        *,
+        speaker: str | None = None,
+        asked: str | None = None,
     ) -> list[ExtractedFact]:
         """Ask the model for the turn's facts (errors propagate)."""
         prompt = PROMPT.format(
             known="\n".join(f"- {k}: {v}" for k, v in known.items()) or "(none yet)",
+            question=f"Clara (before): {asked[-500:]}\n" if asked else "",
             speaker=speaker or "user",
             user_text=user_text[:4000],
             reply=reply[:2000],

@@ -34,3 +34,18 @@ def quick_reject(message: str) -> bool:
     if len(text) > MAX_CHECKED:
         return False
     return bool(_ONLY_SYMBOLS.match(text) or _REJECT.match(text))
+
+
+# A bare answer ("no", "yes!", "nope, clara"): nothing to remember on its own, but
+# the answer to a question Clara just asked ("Are you vegetarian?" "no") is.
+_ANSWER = re.compile(
+    rf"^(?:yes|yeah|yep|yup|yes\s+please|no|nope|nah|no\s+thanks|not\s+really|sure|of\s+course"
+    rf"|definitely|absolutely|never|always|sometimes){_ADDRESS}{_TRAIL}$",
+    re.IGNORECASE,
+)
+
+
+def is_short_answer(message: str) -> bool:
+    """True for a bare yes/no kind of answer (see quick_reject's exception for it)."""
+    text = message.strip()
+    return len(text) <= MAX_CHECKED and bool(_ANSWER.match(text))

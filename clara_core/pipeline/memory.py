@@ -112,6 +112,7 @@ def remember_after_turn(manager: MemoryManager, extractor: MemoryExtractor) -> A
             speaker=ctx.speaker,
             project_id=project_id,
             still_wanted=still_wanted,
+            asked=ctx.asked,
         )
 
     return after

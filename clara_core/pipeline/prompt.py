@@ -34,6 +34,8 @@ class TurnContext:
     tool_context: ToolContext
     user_text: str
     speaker: str | None = None
+    #: Clara's previous message when it asked something: a bare "no" answers it.
+    asked: str | None = None
 
 
 class PromptContributor(Protocol):

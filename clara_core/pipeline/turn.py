@@ -162,7 +162,9 @@ class TurnRunner:
             else None,
         )
 
-        turn_ctx = TurnContext(turn.context, text, turn.speaker)
+        turn_ctx = TurnContext(
+            turn.context, text, turn.speaker, asked=_question_asked(turn.history)
+        )
         system = await self.prompt.build(turn_ctx)
         if turn.context_notes:
             system += "\n\n## Earlier conversation\n" + "\n\n".join(turn.context_notes)
@@ -310,3 +312,15 @@ class TurnRunner:
                 group.create_task(self.tools.call(c, ctx), name=f"tool:{c.name}") for c in calls
             ]
         return [t.result() for t in tasks]
+
+
+def _question_asked(history: list[llm.Message]) -> str | None:
+    """Clara's last message when it ends with a question (its tail, up to 500
+    characters): what a bare "yes" or "no" after it answers."""
+    for message in reversed(history):
+        if message.role != "assistant":
+            continue
+        said = " ".join(p.text for p in message.content if isinstance(p, llm.TextPart)).strip()
+        said = said.rstrip(" \t\n*_~)\"'")
+        return said[-500:] if said.endswith("?") else None
+    return None

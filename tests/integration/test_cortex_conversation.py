@@ -10,6 +10,7 @@ import pytest
 from clara_core.cortex.extraction import TURN_SOURCE, MemoryExtractor
 from clara_core.cortex.retrieval import EPISODE_KEY, RetrievalConfig
 from clara_core.cortex.types import MemoryStatus
+from clara_core.llm import types as llm
 from clara_core.llm.types import Usage
 from clara_core.pipeline.events import Done
 from clara_core.pipeline.memory import ServiceTextModel, memory_section, remember_after_turn
@@ -71,6 +72,20 @@ EXTRACTIONS = {
 }
 
 
+VEGETARIAN = {
+    "facts": [
+        {
+            "content": "They are not vegetarian",
+            "type": "semantic",
+            "key": None,
+            "value": None,
+            "corrects": None,
+            "emotion": 0.1,
+        }
+    ]
+}
+
+
 def _is_extraction(request) -> bool:
     return "long-term memory" in json.dumps(request.body.get("messages", []))
 
@@ -78,6 +93,8 @@ def _is_extraction(request) -> bool:
 def _answer(request):
     if _is_extraction(request):
         prompt = request.body["messages"][-1]["content"]
+        if "Clara (before): Happy to help! Are you vegetarian?\nUser (user): no\n" in prompt:
+            return Reply(text=json.dumps(VEGETARIAN))
         for said, facts in EXTRACTIONS.items():
             if f": {said}\n" in prompt:
                 return Reply(text="```json\n" + json.dumps(facts) + "\n```")
@@ -207,3 +224,32 @@ async def test_without_episodes_only_facts_are_stored(redis, engine, tmp_path):
         finally:
             await service.aclose()
             await cortex.close()
+
+
+async def test_a_bare_no_is_remembered_when_it_answers_claras_question(redis, engine, tmp_path):
+    """ "Are you vegetarian?" "no": the answer means something only with the question,
+    so the question goes to the extraction; a bare "no" after no question is small
+    talk and is not read at all."""
+    async with (
+        FakeLLM(api_keys={KEY}, default=_answer) as fake,
+        memory_manager(redis=redis, engine=engine, outbox_dir=tmp_path / "outbox") as cortex,
+    ):
+        runner, service = build_runner(settings_for(fake, "openai"))
+        try:
+            model = ServiceTextModel(service)
+            runner.add_after_turn(remember_after_turn(cortex, MemoryExtractor(cortex, model)))
+            asked = [
+                llm.Message.text("user", "what should I cook tonight?"),
+                llm.Message.text("assistant", "Happy to help! Are you vegetarian?"),
+            ]
+            context = ToolContext(user_id="alice")
+            for history in ([], asked):
+                async for _ in runner.run(TurnInput(text="no", context=context, history=history)):
+                    pass
+                await runner.drain()
+            extractions = [r for r in fake.requests if _is_extraction(r)]
+            assert len(extractions) == 1  # the answer to the question only
+            stored = [m.content for m in await cortex.warm.get_memories("alice")]
+            assert "They are not vegetarian" in stored
+        finally:
+            await service.aclose()

@@ -2,17 +2,22 @@
 
 The names (S3_*, BACKUP_RETENTION_DAYS, RESPAWN_PROTECTION_HOURS, FORCE_BACKUP,
 DB_RETRY_*) are the seed's backup service's, so an existing deployment keeps
-its environment.  Unlike the seed, no bucket means "keep them in BACKUP_DIR",
-not "upload to a default bucket": nothing leaves the machine unless asked.
+its environment.  Unlike the seed, no S3 setting at all means "keep them in
+BACKUP_DIR", not "upload to a default bucket": nothing leaves the machine unless
+asked.  S3 credentials without S3_BUCKET are asking: the seed's default bucket
+(clara-backups) is used, never a silent local folder.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from .base import ClaraSettingsBase
+
+#: The seed's S3_BUCKET default, used when credentials are set without a bucket.
+SPEC_DEFAULT_BUCKET = "clara-backups"
 
 
 class BackupSettings(ClaraSettingsBase):
@@ -20,7 +25,8 @@ class BackupSettings(ClaraSettingsBase):
         None,
         description=(
             "S3 bucket for backups (objects under backups/clara/); unset keeps them in "
-            "BACKUP_DIR on this machine."
+            "BACKUP_DIR on this machine, unless S3_ACCESS_KEY/S3_SECRET_KEY are set: then "
+            "clara-backups."
         ),
     )
     s3_endpoint_url: str | None = Field(
@@ -82,3 +88,11 @@ class BackupSettings(ClaraSettingsBase):
             "ones, for an external server newer than 18."
         ),
     )
+
+    @model_validator(mode="after")
+    def _s3_credentials_mean_s3(self) -> BackupSettings:
+        # Keys given, bucket forgotten: the operator asked for S3, and finding the
+        # backups on the very machine they were meant to survive is the worst outcome.
+        if self.s3_bucket is None and (self.s3_access_key or self.s3_secret_key):
+            self.s3_bucket = SPEC_DEFAULT_BUCKET
+        return self

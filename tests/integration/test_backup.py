@@ -585,3 +585,26 @@ async def test_a_run_lists_the_store_once_and_retention_still_applies(database_u
     assert store.listings == 1
     assert [e.name for e in result.deleted] == [old]
     assert sorted(p.name for p in directory.iterdir()) == sorted([young, result.entry.name])
+
+
+async def test_cli_s3_keys_without_a_bucket_upload_to_the_specs_default_bucket(
+    database_url, tmp_path, fake_s3: FakeS3
+):
+    """S3 keys set, S3_BUCKET forgotten: the spec's default bucket (clara-backups),
+    not a silent local folder on the very machine the backup should survive."""
+    await _seed(database_url)
+    bucket = fake_s3.create_bucket("clara-backups")
+    s3 = fake_s3.settings(bucket)
+    env = _cli_env(
+        tmp_path,
+        database_url,
+        S3_ENDPOINT_URL=s3["S3_ENDPOINT_URL"],
+        S3_ACCESS_KEY=s3["S3_ACCESS_KEY"],
+        S3_SECRET_KEY=s3["S3_SECRET_KEY"],
+    )
+    made = run_clara("backup", "run", env=env, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "s3://clara-backups/" in made.stdout, made.stdout
+    [key] = fake_s3.keys(bucket)
+    assert key.startswith("backups/clara/clara_") and key.endswith(".dump")
+    assert not any((tmp_path / "backups").glob("*.dump"))

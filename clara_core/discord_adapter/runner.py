@@ -58,6 +58,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What Clara needs in a server: read and answer (threads too, files, embeds,
+#: reactions for progress), and join voice channels to speak.
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    read_message_history=True,
+    attach_files=True,
+    embed_links=True,
+    add_reactions=True,
+    connect=True,
+    speak=True,
+)
+
+
+def invite_url(client_id: int) -> str:
+    """The OAuth2 link that adds Clara (bot + slash commands) with INVITE_PERMISSIONS."""
+    return discord.utils.oauth_url(
+        client_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
+    )
+
 
 #: discord.py waits this long after the last GUILD_CREATE before ``on_ready``.  Its
 #: default (2 s) only delays the "connected" signal: messages are parsed and
@@ -446,7 +467,8 @@ class ClaraDiscordClient(discord.AutoShardedClient):
 
     async def on_ready(self) -> None:
         assert self.user is not None
-        if self.ready_since is None:
+        first = self.ready_since is None
+        if first:
             self.ready_since = time.monotonic()
         log.info(
             "connected to Discord as %s (id %s) in %d server(s)",
@@ -454,6 +476,14 @@ class ClaraDiscordClient(discord.AutoShardedClient):
             self.user.id,
             len(self.guilds),
         )
+        if first:
+            # DISCORD_CLIENT_ID (spec: "for invite link generation"), else the
+            # application Discord named in READY: the link to add Clara to a server.
+            client_id = (
+                self.settings.discord_client_id if self.settings is not None else None
+            ) or self.application_id
+            if client_id:
+                log.info("invite link: %s", invite_url(client_id))
         if self.conversation is not None or not self._await_pipeline:
             self._start_log_mirror()
         if self._on_connected is not None:

@@ -72,6 +72,11 @@ async def test_daemon_answers_stores_and_reports(tmp_path):
             await discord_fake.wait_until(
                 lambda: "connected to Discord" in log.read_text(), timeout=30
             )
+            # The link to add her to a server (DISCORD_CLIENT_ID unset: READY's application).
+            assert (
+                "invite link: https://discord.com/oauth2/authorize?client_id="
+                f"{discord_fake.application_id}&scope=bot+applications.commands&permissions="
+            ) in log.read_text()
             llm.enqueue(Reply("Hello from the real process!"))
             await discord_fake.send_message(
                 channel.id, alice.id, f"<@{discord_fake.bot.id}> hi there"

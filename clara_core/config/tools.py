@@ -17,7 +17,8 @@ _DOCKER_MEM_RE = re.compile(r"^\d+[bkmg]?$", re.IGNORECASE)
 class ToolSettings(ClaraSettingsBase):
     sandbox_mode: Literal["auto", "local", "remote", "bwrap"] = Field(
         "auto",
-        description="Code sandbox: local (Docker), remote (sandbox service), bwrap (bubblewrap) or auto.",
+        description="Code sandbox: local (Docker; 'docker' works too), remote (sandbox service), "
+        "bwrap (bubblewrap) or auto.",
     )
     docker_sandbox_image: str = Field("python:3.12-slim", description="Image for Docker sandboxes.")
     docker_sandbox_timeout: int = Field(
@@ -184,7 +185,16 @@ class ToolSettings(ClaraSettingsBase):
     @field_validator("sandbox_mode", mode="before")
     @classmethod
     def _lower_mode(cls, v: object) -> object:
-        return v.strip().lower() if isinstance(v, str) else v
+        if not isinstance(v, str):
+            return v
+        v = v.strip().lower()
+        if v == "docker":
+            return "local"  # the later spec's name for the local Docker backend
+        if v in ("incus", "incus-vm"):
+            raise ValueError(
+                f"'{v}' sandboxes are not supported here: use docker (local), remote, bwrap or auto"
+            )
+        return v
 
     @field_validator("github_write_roles")
     @classmethod

@@ -170,3 +170,12 @@ def test_local_embedder_dims_checked_at_load(monkeypatch):
     # Other sizes are the OpenAI embedder's business.
     monkeypatch.setenv("CORTEX_EMBEDDING_PROVIDER", "openai")
     assert load_settings(env_file=None).cortex_embedding_dims == 256
+
+
+def test_sandbox_mode_takes_the_later_specs_names(monkeypatch):
+    monkeypatch.setenv("SANDBOX_MODE", "Docker")  # later spec: docker, incus, incus-vm, auto
+    assert load_settings(env_file=None).sandbox_mode == "local"
+    monkeypatch.setenv("SANDBOX_MODE", "incus")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=None)
+    assert "SANDBOX_MODE" in str(info.value) and "not supported" in str(info.value)

@@ -137,3 +137,22 @@ async def test_tool_progress_is_one_status_line_edited_in_place():
         assert any("-# ⚙️ running slow_lookup…" in r for r in revisions)
         assert len(w.replies()) == 1  # progress edited in place, not new messages
         assert "-#" not in reply.content
+
+
+async def test_discord_max_messages_bounds_the_reply_chain():
+    """DISCORD_MAX_MESSAGES=3 and a chain of five: the model sees the three nearest."""
+    async with clara_on_discord() as w:
+        _reconfigure(w, discord_max_messages=3)
+        parent = None
+        for n in range(1, 6):
+            parent = await w.say(
+                w.bob, f"link {n}", reference_message_id=parent.id if parent else None
+            )
+        w.llm.enqueue(Reply("Read the nearest three."))
+        await w.mention(w.alice, "what did they say?", reference_message_id=parent.id)
+        await w.wait_reply_text("Read the nearest three.")
+        # The chain as turns: the three nearest, then the question (the older two
+        # may still appear in the system prompt's recent channel messages, which
+        # DISCORD_CHANNEL_HISTORY_LIMIT bounds).
+        turns = [m["content"] for m in w.llm.requests[0].messages if m["role"] != "system"]
+        assert turns == ["Bob: link 3", "Bob: link 4", "Bob: link 5", "Alice: what did they say?"]

@@ -169,18 +169,7 @@ async def test_compose_profile_scale_up_runs_two_shards_and_a_worker(
         try:
             # What an operator types, with -d/--wait so the test goes on once every
             # service is up (healthy where it has a healthcheck).
-            await project.run(
-                profiles,
-                "up",
-                "-d",
-                "--wait",
-                "--wait-timeout",
-                str(UP_TIMEOUT),
-                "--no-build",
-                "--pull",
-                "never",
-                timeout=UP_TIMEOUT + 60,
-            )
+            await project.up(profiles, wait_s=UP_TIMEOUT)
             ps = await project.ps(profiles)
             assert set(ps) == {
                 "clara-shard-0",
@@ -240,13 +229,7 @@ async def test_compose_profile_scale_up_runs_two_shards_and_a_worker(
             assert "worker ready" in worker_log, worker_log[-4000:]
 
             # `stop`: SIGTERM, and every Clara process ends cleanly.
-            await project.run(profiles, "stop", "--timeout", "60", timeout=180)
-            ps = await project.ps(profiles)
-            for service in ("clara-shard-0", "clara-shard-1", "clara-worker"):
-                assert ps[service]["State"] == "exited", (service, ps[service])
-                assert ps[service]["ExitCode"] == 0, (service, ps[service])
-            logs = await project.logs(profiles)
-            assert "Traceback" not in logs, logs[-6000:]
+            await project.stop_cleanly(profiles, ["clara-shard-0", "clara-shard-1", "clara-worker"])
             fake.assert_clean()
         finally:
             await project.down(profiles)
@@ -289,18 +272,7 @@ async def test_compose_profile_discord_up_answers(
             stack_env(fake, llm, images),
         )
         try:
-            await project.run(
-                profiles,
-                "up",
-                "-d",
-                "--wait",
-                "--wait-timeout",
-                str(UP_TIMEOUT),
-                "--no-build",
-                "--pull",
-                "never",
-                timeout=UP_TIMEOUT + 60,
-            )
+            await project.up(profiles, wait_s=UP_TIMEOUT)
             ps = await project.ps(profiles)
             want = {"clara"} | ({"postgres", "redis"} if "postgres" in profiles else set())
             assert set(ps) == want
@@ -331,11 +303,7 @@ async def test_compose_profile_discord_up_answers(
                 assert "embedded Redis ready" in log, log[-4000:]
                 assert "initialising embedded PostgreSQL cluster" in log, log[-4000:]
 
-            await project.run(profiles, "stop", "--timeout", "60", timeout=180)
-            ps = await project.ps(profiles)
-            assert (ps["clara"]["State"], ps["clara"]["ExitCode"]) == ("exited", 0), ps
-            logs = await project.logs(profiles)
-            assert "Traceback" not in logs, logs[-6000:]
+            await project.stop_cleanly(profiles, ["clara"])
             fake.assert_clean()
         finally:
             await project.down(profiles)
@@ -389,18 +357,7 @@ async def test_compose_profile_sandbox_runs_the_bots_code_in_a_sibling_container
             env,
         )
         try:
-            await project.run(
-                profiles,
-                "up",
-                "-d",
-                "--wait",
-                "--wait-timeout",
-                str(UP_TIMEOUT),
-                "--no-build",
-                "--pull",
-                "never",
-                timeout=UP_TIMEOUT + 60,
-            )
+            await project.up(profiles, wait_s=UP_TIMEOUT)
             ps = await project.ps(profiles)
             assert set(ps) == {"clara", "sandbox"}
             for service, row in ps.items():
@@ -431,17 +388,12 @@ async def test_compose_profile_sandbox_runs_the_bots_code_in_a_sibling_container
             ours = [b for b in boxes if b.id not in before]
             assert len(ours) == 1 and TEST_IMAGE in ours[0].image.tags, [b.name for b in boxes]
 
-            await project.run(profiles, "stop", "--timeout", "60", timeout=180)
-            ps = await project.ps(profiles)
-            for service in ("clara", "sandbox"):
-                assert (ps[service]["State"], ps[service]["ExitCode"]) == ("exited", 0), ps
+            await project.stop_cleanly(profiles, ["clara", "sandbox"])
             # Stopping the service removed its sandboxes.
             left = await asyncio.to_thread(
                 client.containers.list, all=True, filters={"label": LABEL}
             )
             assert not {b.id for b in left} & {b.id for b in ours}, [b.name for b in left]
-            logs = await project.logs(profiles)
-            assert "Traceback" not in logs, logs[-6000:]
             fake.assert_clean()
         finally:
             await project.down(profiles)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.fakes.fake_llm import FakeLLM, Reply, ToolCall
 from tests.support.clara_process import clara_env
-from tests.support.console import start_console
+from tests.support.console import console_session
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +21,7 @@ async def test_console_low_tier_answers_with_the_low_model(tmp_path):
             CUSTOM_OPENAI_MODEL="base-model",
             CUSTOM_OPENAI_MODEL_LOW="cheap-model",
         )
-        term = await start_console(env, tmp_path)
-        proc = term.proc
-        try:
-            await term.expect("you> ")
+        async with console_session(env, tmp_path) as term:
             fake.enqueue(Reply("Hi there."))
             await term.type("!low hi")
             await term.expect("clara> Hi there.")
@@ -49,14 +44,6 @@ async def test_console_low_tier_answers_with_the_low_model(tmp_path):
                 "cheap-model",
             ]
             assert "get_current_time done" in term.output
-            proc.stdin.close()
-            await asyncio.wait_for(proc.wait(), 30)
-            await term._reader
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        assert proc.returncode == 0
 
 
 async def test_console_low_tier_with_a_tool_endpoint_still_answers_with_the_low_model(tmp_path):
@@ -73,10 +60,7 @@ async def test_console_low_tier_with_a_tool_endpoint_still_answers_with_the_low_
             TOOL_API_KEY="tk",
             TOOL_BASE_URL=tools.openai_base_url,
         )
-        term = await start_console(env, tmp_path)
-        proc = term.proc
-        try:
-            await term.expect("you> ")
+        async with console_session(env, tmp_path) as term:
             tools.enqueue(Reply("Hi there."))
             await term.type("!low hi")
             await term.expect("clara> Hi there.")
@@ -85,11 +69,3 @@ async def test_console_low_tier_with_a_tool_endpoint_still_answers_with_the_low_
             assert [r.model for r in turn_calls] == ["cheap-model"]
             # Every request that offers tools went to the tool endpoint.
             assert not any(r.tools for r in chat.requests)
-            proc.stdin.close()
-            await asyncio.wait_for(proc.wait(), 30)
-            await term._reader
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        assert proc.returncode == 0

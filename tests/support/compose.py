@@ -162,6 +162,37 @@ class ComposeProject:
             )
         return result
 
+    async def up(self, profiles: Iterable[str], *, wait_s: float) -> None:
+        """``up``, as an operator types it, with -d/--wait so the test goes on once
+        every service is up (healthy where it has a healthcheck); the images are the
+        ones the .env names, never built or pulled."""
+        await self.run(
+            profiles,
+            "up",
+            "-d",
+            "--wait",
+            "--wait-timeout",
+            str(int(wait_s)),
+            "--no-build",
+            "--pull",
+            "never",
+            timeout=wait_s + 60,
+        )
+
+    async def stop_cleanly(self, profiles: Iterable[str], services: Iterable[str]) -> None:
+        """``stop`` (SIGTERM, compose's grace period): each of ``services`` exited 0,
+        and no traceback anywhere in the stack's logs."""
+        profiles = list(profiles)
+        await self.run(profiles, "stop", "--timeout", "60", timeout=180)
+        ps = await self.ps(profiles)
+        for service in services:
+            assert (ps[service]["State"], ps[service]["ExitCode"]) == ("exited", 0), (
+                service,
+                ps[service],
+            )
+        logs = await self.logs(profiles)
+        assert "Traceback" not in logs, logs[-6000:]
+
     async def ps(self, profiles: Iterable[str]) -> dict[str, dict[str, Any]]:
         """``docker-compose ps --all --format json``: service -> its container's row."""
         out = (await self.run(profiles, "ps", "--all", "--format", "json")).stdout

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tests.support.clara_process import ENTRY
@@ -61,3 +63,22 @@ async def spawn_console(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Pr
 async def start_console(env: dict[str, str], cwd: Path) -> Terminal:
     """The real console process, its output read as it writes."""
     return Terminal(await spawn_console(env, cwd))
+
+
+@contextlib.asynccontextmanager
+async def console_session(env: dict[str, str], cwd: Path) -> AsyncIterator[Terminal]:
+    """A console at its first prompt; on leaving, stdin closed as a person ends it
+    (Ctrl-D) and the process must exit 0 (killed if the block failed first)."""
+    term = await start_console(env, cwd)
+    proc = term.proc
+    try:
+        await term.expect("you> ")
+        yield term
+        proc.stdin.close()
+        await asyncio.wait_for(proc.wait(), 30)
+        await term._reader
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, term.output

@@ -2,7 +2,8 @@
 
 BENCH_DASH_CHANNELS conversations (default 100) run real Clara turns (the
 TurnRunner and the openai SDK, as bench/pipeline.py does) against the fake LLM
-in another process (BENCH_DASH_LLM: instant or stream40), BENCH_DASH_RATE
+in another process (BENCH_DASH_LLM: instant or stream40; BENCH_DASH_REFRESH: the
+pages' refresh period, default 1 s), BENCH_DASH_RATE
 turns/s in all (default 20).  Each finished
 turn is recorded the way the Discord adapter records it.  The monitor has an
 hour of history in its charts (3,600 turns) and the mood of 20 channels from
@@ -11,8 +12,9 @@ counted as Clara's CPU):
 
 1. Page load: GET / (server-rendered, the whole snapshot embedded) p50/p95,
    and the first event of /events after connecting, with the conversations on.
-2. Live update latency: record() → the snapshot holding that turn parsed by
-   each of BENCH_DASH_PAGES open pages (default 5), p50/p95.
+2. Live update latency: record() → the update (a delta) holding that turn parsed
+   by each of BENCH_DASH_PAGES open pages (default 5), p50/p95, and the size of
+   those updates.
 3. CPU per turn of this process, in three windows of BENCH_DASH_SECONDS/2:
    no monitor, monitor + open pages, no monitor again.  The monitor's cost per
    turn is the difference; the goal is < 2 % of Clara's own.  On a shared
@@ -44,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # also when run directly: python bench/dashboard.py
 
 from bench.common import summary  # noqa: E402
-from clara_core.monitor import Activity, Monitor  # noqa: E402
+from clara_core.monitor import REFRESH_S, Activity, Monitor  # noqa: E402
 
 CHANNELS = int(os.environ.get("BENCH_DASH_CHANNELS", "100"))
 RATE = float(os.environ.get("BENCH_DASH_RATE", "20"))
@@ -54,6 +56,8 @@ SECONDS = float(os.environ.get("BENCH_DASH_SECONDS", "20"))
 #: has, so the monitor's share is at its largest) or "stream40" (40 chunks at
 #: 40 tokens/s: closer to a real answer).
 LLM_MODE = os.environ.get("BENCH_DASH_LLM", "instant")
+#: The pages' refresh period (DISCORD_MONITOR_REFRESH_SECONDS), seconds.
+REFRESH = float(os.environ.get("BENCH_DASH_REFRESH", str(REFRESH_S)))
 LOADS = 50
 #: Rounds of the isolated measurement (4.), each two windows of BENCH_DASH_SECONDS/2.
 ROUNDS = int(os.environ.get("BENCH_DASH_ROUNDS", "3"))
@@ -94,6 +98,7 @@ async def _pages(port: int, pages: int, seconds: float, quiet: bool = False) -> 
     loads: list[float] = []
     firsts: list[float] = []
     latencies: list[float] = []
+    sizes: list[float] = []  # bytes of each update after the first event
     async with aiohttp.ClientSession() as http:
         for _ in range(0 if quiet else LOADS):
             t0 = time.perf_counter()
@@ -120,13 +125,18 @@ async def _pages(port: int, pages: int, seconds: float, quiet: bool = False) -> 
                     if first:
                         firsts.append(time.perf_counter() - t0)
                         first = False
+                    else:
+                        sizes.append(len(raw))
+                    # The first event's rows are objects; a delta's are arrays of
+                    # its "fields" (monitor.ROW_FIELDS).
+                    at = snap["fields"].index("at") if "fields" in snap else "at"
                     for row in snap["recent"]:
-                        if row["at"] > seen:
-                            latencies.append(now - row["at"])
-                    seen = max([seen] + [r["at"] for r in snap["recent"]])
+                        if row[at] > seen:
+                            latencies.append(now - row[at])
+                    seen = max([seen] + [r[at] for r in snap["recent"]])
 
         await asyncio.gather(*(page() for _ in range(pages)))
-    return {"loads": loads, "firsts": firsts, "latencies": latencies}
+    return {"loads": loads, "firsts": firsts, "latencies": latencies, "sizes": sizes}
 
 
 async def _open_pages(monitor: Monitor, seconds: float, quiet: bool) -> asyncio.subprocess.Process:
@@ -310,7 +320,7 @@ async def run() -> None:
     cpu_a, turns_a = await talk.window(phase)
 
     # 2. The monitor on, fed every turn, with PAGES pages open (another process).
-    monitor = Monitor(host="127.0.0.1", port=0, state=_state, probe=_probe)
+    monitor = Monitor(host="127.0.0.1", port=0, state=_state, probe=_probe, refresh_s=REFRESH)
     now = time.time()
     for i in range(3600):  # an hour of chart already there
         monitor.turns.append((now - 3600 + i, random.uniform(0.5, 4), random.random() > 0.02))
@@ -336,7 +346,7 @@ async def run() -> None:
     for _ in range(ROUNDS):
         cpu, turns = await _replay(None, phase)
         alone_cpu, alone_turns = alone_cpu + cpu, alone_turns + turns
-        monitor = Monitor(host="127.0.0.1", port=0, state=_state, probe=_probe)
+        monitor = Monitor(host="127.0.0.1", port=0, state=_state, probe=_probe, refresh_s=REFRESH)
         now = time.time()
         for i in range(3600):  # an hour of chart already there, as in 2.
             monitor.turns.append((now - 3600 + i, random.uniform(0.5, 4), random.random() > 0.02))
@@ -362,12 +372,14 @@ async def run() -> None:
     watched = cpu_b / max(turns_b, 1)
     print(
         f"dashboard: {CHANNELS} conversations running real turns (fake LLM, {LLM_MODE}), "
-        f"{RATE:g} turns/s in all, {PAGES} pages open"
+        f"{RATE:g} turns/s in all, {PAGES} pages open, refresh {REFRESH:g} s"
     )
     print(f"  page load GET / ({LOADS}x): {summary(result['loads'], 'ms', 1000)}")
     if result["firsts"]:
         print(f"  first event after opening /events: {summary(result['firsts'], 'ms', 1000)}")
         print(f"  live update (record → page): {summary(result['latencies'], 'ms', 1000)}")
+    if result["sizes"]:
+        print(f"  update size per page (after the first event): {summary(result['sizes'], ' B')}")
     print(
         f"  Clara CPU per turn, no monitor: {alone * 1000:.3f} ms "
         f"({turns_a + turns_c} turns; windows {cpu_a / max(turns_a, 1) * 1000:.3f} / "

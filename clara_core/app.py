@@ -668,6 +668,7 @@ class Clara:
             probe=probe,
             token=s.discord_monitor_token.get_secret_value() if s.discord_monitor_token else None,
             show_content=s.clara_monitor_show_content,
+            refresh_s=s.discord_monitor_refresh_seconds,
             actions={
                 "mcp-restart": restart_mcp,
                 "drain-outbox": drain_outbox,

@@ -5,7 +5,8 @@ GET /health -> 200 {"status": "ok", ...} while Clara is connected to Discord and
                says which part is down); Docker's HEALTHCHECK uses it, so it never
                needs the token,
 GET /status -> JSON snapshot (uptime, connection, queue, recent turns, MCP, mood, ...),
-GET /events -> the same snapshot as server-sent events (the live page's feed),
+GET /events -> the live page's feed (server-sent events): the same snapshot once,
+               then deltas (what changed: facts, new turns, new chart points),
 GET /       -> the dashboard page (clara_core/dashboard/), /static/ its local files,
 POST /actions/<name> -> an operator action (token and CSRF header checked).
 It listens on 127.0.0.1 by default: it shows who talked to Clara, which is
@@ -22,6 +23,7 @@ import itertools
 import json
 import logging
 import math
+import operator
 import secrets
 import time
 from collections import deque
@@ -45,8 +47,14 @@ SERIES_WINDOW_S = 3600.0
 #: read by a person: a second is as live as anyone can read, and each update has a
 #: fixed cost (the snapshot's JSON, a write per page), which at 4 a second made the
 #: monitor cost 5-15 % of Clara's own CPU per turn (docs/benchmarks.md).  A turn
-#: after a quiet second is still shown at once.
+#: after a quiet second is still shown at once.  An update is a delta (what
+#: changed since the page's last one), so its cost follows the turns, not the
+#: size of the page.
 REFRESH_S = 1.0
+#: record() only appends; the turns are folded into the rows, chart points and
+#: tool counts in batches (at each update, or when this many wait): one warm loop
+#: instead of a cold call's worth of work per turn (see record()).
+FOLD_AT = 256
 #: GET / and /status reuse a snapshot this young (a burst of requests builds one);
 #: the live pages' feeder always builds its own.
 SNAPSHOT_REUSE_S = 0.25
@@ -72,7 +80,7 @@ MOOD_POINTS = 400
 MOOD_CHANNELS = 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the monitor reads a turn's fields once a second, cold
 class Activity:
     at: float
     channel: str
@@ -93,7 +101,14 @@ class Activity:
     failed_tools: tuple[str, ...] = ()
 
 
-_ACTIVITY_FIELDS = fields(Activity)
+#: A turn's row on the page: these fields, in this order.  The deltas carry rows
+#: as arrays in this order (with the names once per delta): the fields read by one
+#: C call and encoded without their keys, where a dict per row cost ~4 µs to build
+#: and as much again to encode (the snapshot and /status have them as objects).
+ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Activity))
+_row_of = operator.attrgetter(*ROW_FIELDS)
+_USER = ROW_FIELDS.index("user")
+_SECONDS = ROW_FIELDS.index("seconds")
 
 #: An operator action: takes the request's parameters, returns what happened.
 Action = Callable[[dict[str, str]], Awaitable[str]]
@@ -112,8 +127,10 @@ _KEEPALIVE = b": keep-alive\n\n"
 
 class PageFeed:
     """One open live page: the updates waiting for its /events stream (None ends it).
-    ``turns_seen``/``mood_seen`` say which chart points it has, ``key`` which
-    snapshot: pages at the same point get the same bytes, built once.
+    What the page has, so the next update sends only the rest: ``facts`` (the
+    facts dict it was last sent, whole or as deltas), ``turns_seen`` (the turns
+    recorded up to then: the recent rows and chart points) and ``mood_seen`` (the
+    newest mood point).  Pages at the same point get the same bytes, built once.
 
     A page that stops reading (a frozen tab, a client whose TCP window is full)
     leaves its stream's writes waiting; what the feeder pushes meanwhile queues
@@ -121,13 +138,13 @@ class PageFeed:
     queue emptied and ``abort`` called, which cuts the connection at once (see
     dashboard.web), so neither this queue nor the socket's buffers outlive it."""
 
-    __slots__ = ("abort", "backlog", "key", "mood_seen", "queue", "turns_seen", "waiting")
+    __slots__ = ("abort", "backlog", "facts", "mood_seen", "queue", "turns_seen", "waiting")
 
     def __init__(
         self,
         turns_seen: int,
         mood_seen: float,
-        key: Any,
+        facts: dict[str, Any],
         *,
         backlog: int = PAGE_BACKLOG,
         abort: Callable[[], None] | None = None,
@@ -135,7 +152,7 @@ class PageFeed:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.turns_seen = turns_seen
         self.mood_seen = mood_seen
-        self.key = key
+        self.facts = facts
         self.backlog = backlog
         self.abort = abort
         #: Bytes queued and not yet taken by the stream: what this page holds of Clara's memory.
@@ -221,13 +238,33 @@ def user_tag(name: str) -> str:
 class Snapshot(NamedTuple):
     """What the pages are shown: ``facts`` (the dict /status and the page render),
     ``head`` (its JSON without the uptime and the closing brace, as bytes: the
-    events add those and their chart points), ``uptime`` (JSON) and ``key`` (equal
-    for two snapshots that show a page nothing new)."""
+    first event adds those and the chart points) and ``uptime`` (JSON); ``base``
+    is ``facts`` without the recent turns and the uptime (what later deltas are
+    reckoned against) and ``turns`` the turns recorded when it was built."""
 
     facts: dict[str, Any]
     head: bytes
     uptime: bytes
-    key: tuple[int, str]
+    base: dict[str, Any]
+    turns: int
+
+
+_MISSING = object()
+
+
+def _changed(seen: dict[str, Any], facts: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The facts a page that has ``seen`` lacks: (keys new or changed -> value, keys gone).
+    Top-level keys are replaced whole: a fact is small (a queue, a list of MCP
+    servers), and a page that merges key by key cannot get a nested merge wrong."""
+    changed = {}
+    for key, value in facts.items():
+        old = seen.get(key, _MISSING)
+        # ``is`` first: the probe's answer and the actions are the same objects
+        # from one update to the next, and the mood is the largest fact.
+        if old is not value and old != value:
+            changed[key] = value
+    gone = [key for key in seen if key not in facts]
+    return changed, gone
 
 
 class Monitor:
@@ -251,10 +288,12 @@ class Monitor:
     ) -> None:
         self.host = host
         self.port = port
-        # Cheap, synchronous facts (no I/O): connection, queue, MCP, ORS, ...
+        # Cheap, synchronous facts (no I/O): connection, queue, MCP, ORS, ...  New
+        # objects on each call, never a live structure changed in place: each page
+        # keeps the facts it was last sent, to be sent only what differs from them.
         self.state = state or (lambda: {})
         # Facts that need I/O (the mood of the channels given), asked once per mood
-        # sample while pages are open (see _build) and now and then otherwise.
+        # sample while pages are open (see _facts) and now and then otherwise.
         self.probe = probe
         # Raises (with a redacted reason) when PostgreSQL or Redis does not answer.
         self.storage_check = storage_check
@@ -262,8 +301,10 @@ class Monitor:
         self.show_content = show_content
         # POST /actions/<name> (restart an MCP server, drain the outbox, ...).
         self.actions: dict[str, Action] = dict(actions or {})
+        self._action_names = sorted(self.actions)
         # Put in the page, asked back on every action: see dashboard.web.action.
         self.csrf = secrets.token_urlsafe(32)
+        self.history = history
         self.interval_s = interval_s
         self.mood_sample_s = mood_sample_s
         self.mood_background_s = mood_background_s
@@ -272,27 +313,24 @@ class Monitor:
         self._sampler: asyncio.Task[None] | None = None
         self._feeder: asyncio.Task[None] | None = None
         self.started_at = time.time()
-        # The recent turns: [activity, its row for the page, the row's JSON].  The
-        # row and its JSON are made when a snapshot first shows the turn (once per
-        # turn), so record() stays a few appends and costs nothing more while no
-        # page is open.
+        # Turns recorded and not yet folded into what follows (see record()).
+        self._pending: list[Activity] = []
+        # The recent turns: [activity, its row (a tuple), the row as an object].
+        # Each is made when a delta or a snapshot first shows the turn (once).
         self._rows: deque[list[Any]] = deque(maxlen=history)
-        # (version, rows, their JSON array): the recent turns as the last snapshot
-        # showed them, joined again only after a turn was recorded.
-        self._recent: tuple[int, list[dict[str, Any]], bytes] | None = None
-        # The probe's last answer, its JSON and when it was asked (monotonic):
-        # asked once per mood sample (or interval, if longer), however often turns
-        # make the snapshot change, and encoded once per answer.
-        self._probed: tuple[float, dict[str, Any], str] | None = None
+        # The probe's last answer and when it was asked (monotonic): asked once
+        # per mood sample (or interval, if longer), however often turns make the
+        # pages change.
+        self._probed: tuple[float, dict[str, Any]] | None = None
         # (at, seconds, ok) of every turn in the last hour: the latency/error charts.
-        self.turns: deque[tuple[float, float, bool]] = deque(maxlen=20_000)
-        # Turns appended to ``turns`` so far: a page that has N of them is sent the
+        self._turns: deque[tuple[float, float, bool]] = deque(maxlen=20_000)
+        # Turns folded into ``_turns`` so far: a page that has N of them is sent the
         # rest, exactly (times can repeat; counts cannot).
         self._turns_added = 0
         # (at, tool name, ok) of every tool call in the last hour, and the running
         # counts of the same calls (tool name -> [calls, errors]): kept up to date
         # as calls come in and fall out of the hour, never recounted.
-        self.tool_calls: deque[tuple[float, str, bool]] = deque()
+        self._tool_calls: deque[tuple[float, str, bool]] = deque()
         self._tool_counts: dict[str, list[int]] = {}
         # channel id -> deque of (at, levels): the mood charts.
         self.moods: dict[str, deque[tuple[float, dict[str, float]]]] = {}
@@ -300,26 +338,68 @@ class Monitor:
         # (version, when, snapshot): see live().
         self._cached: tuple[int, float, Snapshot] | None = None
         self._lock = asyncio.Lock()
-        self._version = 0
+        # The version the pages' last update covered: the feeder's "anything new?".
+        self._fed_version = 0
         # The open live pages, fed by one task (_feed_pages) that builds each update
         # once for all of them; woken by record() while a page is open.
         self._pages: set[PageFeed] = set()
         self._wake = asyncio.Event()
+        # True while the feeder waits for a turn (pages open, nothing new): only
+        # then does record() wake it; under a flow of turns it sleeps the refresh
+        # period out and finds them.
+        self._listening = False
         self._runner: web.AppRunner | None = None
         # Set at stop(): open event streams end, so shutdown does not wait for them.
         self.closing = asyncio.Event()
 
     # -- what the app tells the monitor -------------------------------------------
     def record(self, activity: Activity) -> None:
-        """A finished turn.  O(1) and no encoding: this runs on every turn."""
-        self._rows.append([activity, None, None])
-        self.turns.append((activity.at, _rounded(activity.seconds, 1000), activity.ok))
-        self._turns_added += 1
-        if activity.tools:
-            self._count_tools(activity)
-        self._version += 1
-        if self._pages and not self._wake.is_set():
-            self._wake.set()  # the pages' feeder shows it (at once, or with the next update)
+        """A finished turn.  An append and no more: this runs on every turn, right
+        after the event loop was idle, when every line of Python runs cold (the
+        whole of the old record(), a few appends and a rounding, cost ~9 µs that
+        way against ~1.5 µs back to back).  The turns are folded in batches."""
+        pending = self._pending
+        pending.append(activity)
+        if self._listening or len(pending) >= FOLD_AT:
+            self._recorded()
+
+    def _recorded(self) -> None:
+        if len(self._pending) >= FOLD_AT:  # no page reads them: bounded all the same
+            self._fold()
+        if self._listening:
+            self._wake.set()  # the feeder waits for a turn: show it at once
+
+    def _fold(self) -> None:
+        """The turns recorded since the last fold, into the recent rows, the chart
+        points and the tool counts (in record order).  While a page is open each
+        turn's row is made here too, while the turn is in the CPU's cache: the
+        next update sends them."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        rows, turns, shown = self._rows, self._turns, bool(self._pages)
+        for activity in pending:
+            entry = [activity, None, None]
+            if shown:
+                self._row(entry)
+            rows.append(entry)
+            turns.append((activity.at, _rounded(activity.seconds, 1000), activity.ok))
+            if activity.tools:
+                self._count_tools(activity)
+        self._turns_added += len(pending)
+
+    @property
+    def turns(self) -> deque[tuple[float, float, bool]]:
+        """(at, seconds, ok) of every turn in the last hour (the charts' points)."""
+        self._fold()
+        return self._turns
+
+    @property
+    def tool_calls(self) -> deque[tuple[float, str, bool]]:
+        """(at, tool name, ok) of every tool call in the last hour."""
+        self._fold()
+        return self._tool_calls
 
     def _count_tools(self, activity: Activity) -> None:
         failed = list(activity.failed_tools)
@@ -328,9 +408,9 @@ class Monitor:
             ok = name not in failed
             if not ok:
                 failed.remove(name)
-            if len(self.tool_calls) >= TOOL_CALLS_MAX:
+            if len(self._tool_calls) >= TOOL_CALLS_MAX:
                 self._forget_tool_call()
-            self.tool_calls.append((activity.at, name, ok))
+            self._tool_calls.append((activity.at, name, ok))
             entry = counts.get(name)
             if entry is None:
                 entry = counts[name] = [0, 0]
@@ -338,7 +418,7 @@ class Monitor:
             entry[1] += 0 if ok else 1
 
     def _forget_tool_call(self) -> None:
-        _, name, ok = self.tool_calls.popleft()
+        _, name, ok = self._tool_calls.popleft()
         entry = self._tool_counts[name]
         entry[0] -= 1
         entry[1] -= 0 if ok else 1
@@ -348,20 +428,42 @@ class Monitor:
     @property
     def version(self) -> int:
         """Counts the turns recorded."""
-        return self._version
+        return self._turns_added + len(self._pending)
 
     # -- snapshots ----------------------------------------------------------------
-    def _shown(self, a: Activity) -> dict[str, Any]:
-        # Shallow (asdict deep-copies every field): this runs once per turn.
-        row = {f.name: getattr(a, f.name) for f in _ACTIVITY_FIELDS}
-        if not self.show_content:
-            row["user"] = user_tag(a.user)
+    def _row(self, entry: list[Any]) -> tuple[Any, ...]:
+        """The turn's row (ROW_FIELDS' values), made once, when first shown.  Its
+        seconds are rounded as the chart's point has them: a page makes the new
+        turns' chart points from their rows (see _delta)."""
+        row = entry[1]
+        if row is None:
+            activity = entry[0]
+            values = list(_row_of(activity))
+            values[_SECONDS] = _rounded(activity.seconds, 1000)
+            if not self.show_content:
+                values[_USER] = user_tag(activity.user)
+            row = entry[1] = tuple(values)
         return row
+
+    def _new_rows(self, count: int) -> list[tuple[Any, ...]]:
+        """The rows of the last ``count`` turns (at most the history), newest first."""
+        return [self._row(entry) for entry in itertools.islice(reversed(self._rows), count)]
+
+    def _recent(self) -> list[dict[str, Any]]:
+        """The recent turns as the snapshot shows them (objects), newest first."""
+        out = []
+        for entry in reversed(self._rows):
+            shown = entry[2]
+            if shown is None:
+                shown = entry[2] = dict(zip(ROW_FIELDS, self._row(entry), strict=True))
+            out.append(shown)
+        return out
 
     def tool_stats(self) -> dict[str, dict[str, int]]:
         """Tool name -> {"calls", "errors"} over the last hour, busiest first."""
+        self._fold()
         cutoff = time.time() - SERIES_WINDOW_S
-        while self.tool_calls and self.tool_calls[0][0] < cutoff:
+        while self._tool_calls and self._tool_calls[0][0] < cutoff:
             self._forget_tool_call()
         ranked = sorted(self._tool_counts.items(), key=lambda kv: (-kv[1][0], kv[0]))
         return {name: {"calls": calls, "errors": errors} for name, (calls, errors) in ranked}
@@ -373,73 +475,59 @@ class Monitor:
         return (await self.live()).facts
 
     async def live(self) -> Snapshot:
-        """The snapshot (with its JSON and change key), cached."""
+        """The snapshot (with its JSON), cached."""
         async with self._lock:
             if self._cached is not None:
                 age = time.monotonic() - self._cached[1]
                 if age < SNAPSHOT_REUSE_S or (
-                    self._cached[0] == self._version and age < self.interval_s / 2
+                    self._cached[0] == self.version and age < self.interval_s / 2
                 ):
                     return self._cached[2]
             return await self._build()
 
-    async def _build(self) -> Snapshot:
-        """A fresh snapshot (the caller holds ``_lock``), cached for live().
-
-        Built once a second while pages are open, so only what changed is encoded:
-        each turn's row once (when first shown), the probe's answer once per
-        answer, the rest (state(), a few hundred bytes) each time; the parts are
-        then joined as bytes, never parsed or encoded again."""
-        now = time.monotonic()
-        version = self._version
+    async def _facts(self) -> dict[str, Any]:
+        """The facts of the moment (the caller holds ``_lock``): the actions, state(),
+        the tool counts and the probe's last answer (asked again once per mood
+        sample).  A new dict each time: what a page was sent stays as it was."""
+        self._fold()
         facts: dict[str, Any] = {
-            "actions": sorted(self.actions),
+            "actions": self._action_names,
             **self.state(),
             "tool_stats": self.tool_stats(),
         }
-        text = json.dumps(facts)
         if self.probe is not None:
+            now = time.monotonic()
             if self._probed is None or now - self._probed[0] >= max(
                 self.interval_s, self.mood_sample_s
             ):
-                extra = await self._probe()
-                self._probed = (now, extra, json.dumps(extra))
-            _, extra, extra_text = self._probed
-            if extra.keys() & facts.keys():  # the probe overrides a fact: encode them together
-                facts.update(extra)
-                text = json.dumps(facts)
-            elif extra:  # two JSON objects made one: '{"a": 1' + ', ' + '"b": 2}'
-                facts.update(extra)
-                text = f"{text[:-1]}, {extra_text[1:]}"
-        rows, recent = self._recent_rows(version)
-        uptime = _rounded(time.time() - self.started_at, 10)
+                self._probed = (now, await self._probe())
+            facts.update(self._probed[1])  # the probe's answer overrides a fact of the same name
+        return facts
+
+    def _uptime(self) -> float:
+        return _rounded(time.time() - self.started_at, 10)
+
+    async def _build(self) -> Snapshot:
+        """A whole snapshot (the caller holds ``_lock``), cached for live(): for a
+        page opening, GET / and /status; the open pages get deltas (_update_pages)."""
+        now = time.monotonic()
+        version = self.version
+        facts = await self._facts()
+        rows = self._recent()
+        text = json.dumps(facts)
+        uptime = self._uptime()
         snap = Snapshot(
             facts={**facts, "recent": rows, "uptime_s": uptime},
-            head=b"".join((text[:-1].encode(), b', "recent": ', recent)),
+            head=b"".join((text[:-1].encode(), b', "recent": ', json.dumps(rows).encode())),
             uptime=repr(uptime).encode(),
-            # What a page has seen: the turns (version) and the facts.  The uptime
-            # is left out: it alone is no reason to send an update.
-            key=(version, text),
+            base=facts,
+            turns=self._turns_added,
         )
         self._cached = (version, now, snap)
         return snap
 
-    def _recent_rows(self, version: int) -> tuple[list[dict[str, Any]], bytes]:
-        """The recent turns, newest first, and their JSON array (joined once per version)."""
-        if self._recent is not None and self._recent[0] == version:
-            return self._recent[1], self._recent[2]
-        rows, texts = [], []
-        for entry in reversed(self._rows):
-            if entry[1] is None:  # first shown: made once for every later snapshot
-                entry[1] = self._shown(entry[0])
-                entry[2] = json.dumps(entry[1]).encode()
-            rows.append(entry[1])
-            texts.append(entry[2])
-        recent = b"[" + b", ".join(texts) + b"]"
-        self._recent = (version, rows, recent)
-        return rows, recent
-
     def _recent_channels(self) -> list[int]:
+        self._fold()
         return list(dict.fromkeys(e[0].channel_id for e in self._rows if e[0].channel_id))
 
     async def _probe(self) -> dict[str, Any]:
@@ -477,8 +565,9 @@ class Monitor:
 
     def _expire_series(self) -> None:
         cutoff = time.time() - SERIES_WINDOW_S
-        while self.turns and self.turns[0][0] < cutoff:
-            self.turns.popleft()
+        turns = self.turns
+        while turns and turns[0][0] < cutoff:
+            turns.popleft()
         for points in self.moods.values():
             while points and points[0][0] < cutoff:
                 points.popleft()
@@ -487,7 +576,7 @@ class Monitor:
         """The chart points after the times given (0: the last hour)."""
         self._expire_series()
         return {
-            "turns": _after(self.turns, since_turn),
+            "turns": _after(self._turns, since_turn),
             "mood": {
                 c: _after(p, since_mood)
                 for c, p in self.moods.items()
@@ -495,20 +584,46 @@ class Monitor:
             },
         }
 
-    def _series_for(self, turns_seen: int, mood_seen: float) -> dict[str, Any]:
+    def _series_for(self, turns_seen: int, mood_seen: float, rows: int = 0) -> dict[str, Any]:
         """The chart points a page that has ``turns_seen`` turns and the mood up to
-        ``mood_seen`` lacks: a page gets the whole hour once, then only what is new."""
+        ``mood_seen`` lacks, but those of the newest ``rows`` turns (their rows
+        carry them): a page gets the whole hour once, then only what is new."""
         self._expire_series()
-        new = min(self._turns_added - turns_seen, len(self.turns))
+        new = min(self._turns_added - turns_seen, len(self._turns))
         # Read from the end: islice from the start would walk the whole hour (thousands
         # of points) to reach the few new ones, on every update.
-        turns = list(itertools.islice(reversed(self.turns), new))[::-1] if new else []
+        turns = list(itertools.islice(reversed(self._turns), rows, new))[::-1] if new > rows else []
         mood = {}
         if self._mood_newest > mood_seen:
             mood = {
                 c: _after(p, mood_seen) for c, p in self.moods.items() if p and p[-1][0] > mood_seen
             }
         return {"turns": turns, "mood": mood}
+
+    def _delta(self, feed: PageFeed, facts: dict[str, Any], uptime: float) -> dict[str, Any] | None:
+        """What ``feed``'s page lacks, as one ``delta`` event's data (None: nothing).
+        The page's contract (static/dashboard.js): the keys of ``set`` replace its
+        facts, those in ``unset`` are removed; ``recent`` (the new turns, newest
+        first, each an array of the ``fields`` named) goes before its rows, which
+        are cut to ``keep``; the chart gets the points of ``series_append`` (the
+        mood's, and the turns' that ``recent`` lacks: more turns than the history
+        came), then [at, seconds, ok] of each row of ``recent``, oldest first (the
+        same values: not sent twice).  Applied to the page's last state, it gives
+        the snapshot and series /status shows (tests/unit/test_monitor_dashboard.py)."""
+        changed, gone = _changed(feed.facts, facts)
+        new = self._turns_added - feed.turns_seen
+        if not changed and not gone and not new and self._mood_newest <= feed.mood_seen:
+            return None
+        rows = self._new_rows(new) if new else []
+        return {
+            "uptime_s": uptime,
+            "set": changed,
+            "unset": gone,
+            "fields": ROW_FIELDS,
+            "recent": rows,
+            "keep": self.history,
+            "series_append": self._series_for(feed.turns_seen, feed.mood_seen, len(rows)),
+        }
 
     # -- live pages ---------------------------------------------------------------
     async def open_page(self, abort: Callable[[], None] | None = None) -> tuple[PageFeed, bytes]:
@@ -519,9 +634,9 @@ class Monitor:
             snap = await self._build()
             series = self.series()
             feed = PageFeed(
-                self._turns_added,
+                snap.turns,
                 self._mood_newest,
-                snap.key,
+                snap.base,
                 backlog=self.page_backlog,
                 abort=abort,
             )
@@ -545,25 +660,36 @@ class Monitor:
 
     async def _feed_pages(self) -> None:
         """The one task that updates every open page: on a new turn (at once after a
-        quiet second, else refresh_s after the last update) and every interval_s
-        (connection, queue, mood...), one snapshot and one encoding for all pages
-        that are at the same point; a comment line now and then while nothing changes."""
+        quiet refresh period, else refresh_s after the last update) and every
+        interval_s (connection, queue, mood...), one delta and one encoding for
+        all pages at the same point; a comment line now and then while nothing
+        changes.  Under a steady flow of turns it wakes once per update: after an
+        update it sleeps the refresh period out, then sends what came meanwhile."""
         loop = asyncio.get_running_loop()
-        last_sent = last_write = -math.inf
+        last_sent = last_update = last_write = -math.inf
         while not self.closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval_s if self._pages else None):
-                    await self._wake.wait()
-            if self.closing.is_set() or not self._pages:
+            if not self._pages:
                 self._wake.clear()
+                await self._wake.wait()  # a page opens (or stop())
                 continue
             wait = last_sent + self.refresh_s - loop.time()
             if wait > 0:  # turns arrive faster than anyone can read: one update for them all
                 # A plain sleep (stop() cancels this task): no task or event per update.
                 await asyncio.sleep(wait)
-                if self.closing.is_set():
-                    break
-            self._wake.clear()  # what is recorded from here on wakes the next round
+                continue
+            if self.version == self._fed_version:  # no new turn: wait for one, or the tick
+                tick = last_update + self.interval_s - loop.time()
+                if tick > 0:
+                    self._wake.clear()
+                    self._listening = True  # record() wakes it from here on
+                    try:
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(tick):
+                                await self._wake.wait()
+                    finally:
+                        self._listening = False
+                    continue
+            last_update = loop.time()
             try:
                 updated = await self._update_pages()
             except Exception:  # a bad fact (a state() that raised) costs one update, not the feed
@@ -578,24 +704,34 @@ class Monitor:
                 last_write = loop.time()
 
     async def _update_pages(self) -> bool:
-        """Send what changed to every page; True if anything was sent."""
+        """Send every page what it lacks (a delta); True if anything was sent."""
         sent = False
         async with self._lock:
-            snap = await self._build()
-            key = snap.key
+            self._fed_version = self.version
+            facts = await self._facts()
+            uptime = self._uptime()
             turns, mood = self._turns_added, self._mood_newest
-            shared: dict[tuple[int, float], bytes] = {}
+            # Pages with the same facts (the same dict: the last update's) and chart
+            # points get the same bytes.
+            shared: dict[tuple[int, int, float], bytes | None] = {}
             for feed in list(self._pages):
-                point = (feed.turns_seen, feed.mood_seen)
-                if feed.key == key and point == (turns, mood):
-                    continue  # nothing new for this page
-                data = shared.get(point)
-                if data is None:
-                    data = shared[point] = _event(
-                        snap.head, snap.uptime, b"series_append", self._series_for(*point)
+                point = (id(feed.facts), feed.turns_seen, feed.mood_seen)
+                if point in shared:
+                    data = shared[point]
+                else:
+                    delta = self._delta(feed, facts, uptime)
+                    data = shared[point] = (
+                        None
+                        if delta is None
+                        else b"".join(
+                            (b"event: delta\ndata: ", json.dumps(delta).encode(), b"\n\n")
+                        )
                     )
+                if data is None:  # nothing new for this page
+                    feed.facts = facts  # the same facts: later pages share its updates
+                    continue
                 if feed.push(data):
-                    feed.key, feed.turns_seen, feed.mood_seen = key, turns, mood
+                    feed.facts, feed.turns_seen, feed.mood_seen = facts, turns, mood
                     sent = True
                 else:
                     self._drop_page(feed)

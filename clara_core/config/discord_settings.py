@@ -42,7 +42,8 @@ class DiscordSettings(ClaraSettingsBase):
     )
     discord_allowed_roles: SnowflakeList = Field(
         default_factory=list,
-        description="Comma list of role ids allowed to talk to Clara (empty: everyone).",
+        description="Comma list of role ids allowed to talk to Clara (empty: everyone); in DMs "
+        "too: only people holding one in a server Clara shares.",
     )
     discord_max_messages: int = Field(
         25, ge=1, le=200, description="Most messages followed back through a reply chain."
@@ -96,6 +97,14 @@ class DiscordSettings(ClaraSettingsBase):
     clara_monitor_show_content: bool = Field(
         False,
         description="Show user names on the dashboard (otherwise short hashes stand in for them).",
+    )
+    discord_monitor_refresh_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="The live dashboard's pages get at most one update this often (a turn after a "
+        "quiet period is shown at once); longer costs Clara less CPU per turn under load "
+        "(docs/benchmarks.md).",
     )
     discord_api_base: str = Field(
         "https://discord.com/api/v10",

@@ -1,10 +1,11 @@
 """The dashboard's HTTP side: routes, the token check, the page and its event stream.
 
 The page is rendered on the server (jinja2) with the snapshot of the moment, so it
-shows something useful before any script runs; /events then pushes a fresh snapshot
-(server-sent events) every tick or when a turn is recorded (at most one update a
-second: see monitor.REFRESH_S), and the page's
-script (static/dashboard.js) redraws in place.  Charts are uPlot, served from
+shows something useful before any script runs; /events then pushes the snapshot
+once and deltas after it (server-sent events: what changed, checked every tick and
+when a turn is recorded, at most one update per refresh period: see
+monitor.REFRESH_S), and the page's script (static/dashboard.js) applies them and
+redraws in place.  Charts are uPlot, served from
 static/ (no CDN: the page works on a machine without internet).
 """
 

@@ -57,8 +57,13 @@ class Page:
                     raise AssertionError(f"{method}: {msg['error']}")
                 return msg.get("result", {})
 
-    async def eval(self, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+    async def eval(self, expression: str, *, await_promise: bool = False) -> Any:
+        result = await self.call(
+            "Runtime.evaluate",
+            expression=expression,
+            returnByValue=True,
+            awaitPromise=await_promise,
+        )
         if "exceptionDetails" in result:
             raise AssertionError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -120,6 +125,30 @@ async def chromium(tmp_path: Path) -> AsyncIterator[Page]:
             os.killpg(proc.pid, signal.SIGTERM)  # the browser and the helpers it started
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 10)
+
+
+async def _page_matches_status(page: Page, timeout: float = 20) -> None:
+    """The page's state (dashboard.js: the first snapshot with every delta applied)
+    equals a /status fetched at the same moment, the uptime aside."""
+    shown: dict[str, Any] = {}
+    status: dict[str, Any] = {}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        shown, status, turns = await page.eval(
+            "(async () => { const r = await fetch('/status');"
+            " const d = window.claraDashboard;"
+            " return [d.state(), await r.json(), d.points().turns]; })()",
+            await_promise=True,
+        )
+        series = status.pop("series")
+        if {**shown, "uptime_s": None} == {**status, "uptime_s": None} and (
+            turns == series["turns"]
+        ):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(
+        f"the page's state never matched /status:\npage   {shown}\nstatus {status}"
+    )
 
 
 async def test_dashboard_shows_clara_live_in_a_real_browser(tmp_path):
@@ -187,6 +216,10 @@ async def test_dashboard_shows_clara_live_in_a_real_browser(tmp_path):
                     "[...document.querySelector('#recent tr').children].map(td => td.innerText)"
                 )
                 assert cells[3] == "base" and re.fullmatch(r"\d+\.\d\ds", cells[5]), cells
+                # The page got the turn as a delta; what it built from the snapshot
+                # and the deltas since is what /status shows (facts, recent turns,
+                # chart points), sampled until both are of the same moment.
+                await _page_matches_status(page)
                 # One shard, open; no reply streaming any more.
                 shard = await page.wait_for(
                     "document.querySelector('#shards tr')?.innerText", what="the shard row"

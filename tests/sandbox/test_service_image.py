@@ -40,6 +40,7 @@ from .conftest import API_KEY, TEST_IMAGE, sandbox_root
 # A first build takes ~40 s here (apt + PyPI); leave room on a loaded CI machine.
 pytestmark = pytest.mark.timeout(600)
 
+
 def _docker_socket() -> str:
     host = os.environ.get("DOCKER_HOST", "")
     return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"

@@ -4,10 +4,13 @@ token rules, hidden user names, the page and its local static files."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from clara_core.config import load_settings
 from clara_core.errors import ConfigError
 from clara_core.monitor import (
+    FOLD_AT,
     MOOD_CHANNELS,
     MOOD_POINTS,
     REFRESH_S,
@@ -34,8 +38,62 @@ async def _started(**kwargs) -> Monitor:
     return monitor
 
 
-async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[dict]:
-    """Each `snapshot` event's data from a text/event-stream body."""
+class PageState(dict):
+    """What a live page holds after an event (static/dashboard.js's contract): the
+    facts and the recent turns, rebuilt from the first ``snapshot`` and every
+    ``delta`` since; plus that event's chart points (``series`` or
+    ``series_append``) as the page got them.  ``kind`` and ``data``: the event
+    itself; ``turns``/``mood``: every chart point the page has."""
+
+    kind: str
+    data: dict
+    new_turns: list  # the chart points this event added
+    turns: list
+    mood: dict
+
+
+class Page:
+    """A live page's side of /events, as the browser's script applies it."""
+
+    def __init__(self) -> None:
+        self.state: dict = {}
+        self.turns: list = []
+        self.mood: dict = {}
+
+    def apply(self, kind: str, data: dict) -> PageState:
+        if kind == "snapshot":
+            self.state = {k: v for k, v in data.items() if k not in ("series", "series_append")}
+            self.turns, self.mood = [], {}
+            points = data.get("series") or data.get("series_append") or {}
+        else:
+            assert kind == "delta", kind
+            self.state.update(data["set"])
+            for key in data["unset"]:
+                del self.state[key]
+            added = [dict(zip(data["fields"], row, strict=True)) for row in data["recent"]]
+            self.state["recent"] = (added + self.state["recent"])[: data["keep"]]
+            self.state["uptime_s"] = data["uptime_s"]
+            # The rows' own chart points come after those sent (oldest first).
+            own = [[a["at"], a["seconds"], a["ok"]] for a in reversed(added)]
+            points = {**data["series_append"]}
+            points["turns"] = points.get("turns", []) + own
+        new_turns = points.get("turns", [])
+        self.turns = self.turns + new_turns
+        for channel, more in points.get("mood", {}).items():
+            self.mood[channel] = self.mood.get(channel, []) + more
+        out = PageState(json.loads(json.dumps(self.state)))  # a copy the next event leaves alone
+        for key in ("series", "series_append"):
+            if key in data:
+                out[key] = data[key]
+        out.kind, out.data, out.new_turns = kind, data, new_turns
+        out.turns, out.mood = list(self.turns), dict(self.mood)
+        return out
+
+
+async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[PageState]:
+    """The page's state after each ``snapshot`` or ``delta`` event of a
+    text/event-stream body."""
+    page = Page()
     event, data = None, []
     async for raw in resp.content:
         line = raw.decode().rstrip("\n")
@@ -44,8 +102,8 @@ async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[dict]:
         elif line.startswith("data:"):
             data.append(line.split(":", 1)[1].strip())
         elif line == "" and data:
-            if event == "snapshot":
-                yield json.loads("\n".join(data))
+            if event in ("snapshot", "delta"):
+                yield page.apply(event, json.loads("\n".join(data)))
             event, data = None, []
 
 
@@ -72,7 +130,7 @@ async def test_event_stream_pushes_a_new_turn_at_once():
             took = time.monotonic() - t0
         assert took < 2.0, f"the turn took {took:.2f}s to reach the page"
         assert [r["channel"] for r in second["recent"]] == ["#general"]
-        assert [t[1:] for t in second["series_append"]["turns"]] == [[1.25, True]]
+        assert [t[1:] for t in second.new_turns] == [[1.25, True]]
     finally:
         await monitor.stop()
 
@@ -92,7 +150,7 @@ async def test_event_stream_sends_the_hour_once_then_only_new_points():
             monitor.record(later)
             second = await asyncio.wait_for(anext(stream), 5)
         assert "series" not in second
-        assert second["series_append"]["turns"] == [[later.at, 1.25, True]]
+        assert second.new_turns == [[later.at, 1.25, True]]
         assert len(second["recent"]) == 2
     finally:
         await monitor.stop()
@@ -579,7 +637,7 @@ async def test_pages_at_the_same_point_get_the_same_update_and_no_point_twice():
                 first = _turn(user="first")
                 monitor.record(first)
                 a_first = await asyncio.wait_for(anext(a), 5)
-                assert a_first["series_append"]["turns"] == [[first.at, 1.25, True]]
+                assert a_first.new_turns == [[first.at, 1.25, True]]
                 async with http.get(url) as b_resp:
                     b = _events(b_resp)
                     b_open = await asyncio.wait_for(anext(b), 5)
@@ -588,7 +646,7 @@ async def test_pages_at_the_same_point_get_the_same_update_and_no_point_twice():
                     monitor.record(second)
                     a_next = await asyncio.wait_for(anext(a), 5)
                     b_next = await asyncio.wait_for(anext(b), 5)
-        assert a_next["series_append"]["turns"] == [[second.at, 1.25, True]]
+        assert a_next.new_turns == [[second.at, 1.25, True]]
         assert a_next == b_next  # the same update, built once
         assert [r["user"] for r in b_next["recent"]] == [user_tag("second"), user_tag("first")]
     finally:
@@ -696,3 +754,211 @@ async def test_the_events_carry_the_same_snapshot_as_status(overlap: bool):
         assert first["recent"][0]["channel"] == '#"quoted"\n'
     finally:
         await monitor.stop()
+
+
+class Events:
+    """A page's events read in the background, so a test can wait for the next one
+    with a timeout (cancelling a read of the stream itself would close it)."""
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self.queue: asyncio.Queue[PageState] = asyncio.Queue()
+        self.task = asyncio.create_task(self._read(resp))
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> None:
+        async for state in _events(resp):
+            self.queue.put_nowait(state)
+
+    async def next(self, timeout: float) -> PageState:
+        if self.task.done():
+            self.task.result()  # raises what ended the stream
+            raise AssertionError("the event stream ended")
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+    def close(self) -> None:
+        self.task.cancel()
+
+
+async def _status(http: aiohttp.ClientSession, monitor: Monitor) -> dict:
+    async with http.get(f"http://127.0.0.1:{monitor.port}/status") as resp:
+        return await resp.json()
+
+
+async def _until_page_shows_status(
+    events: Events,
+    http: aiohttp.ClientSession,
+    monitor: Monitor,
+    shows: Callable[[PageState], bool],
+) -> PageState:
+    """Reads the page's events until it ``shows`` what the test changed and what it
+    holds is /status's snapshot (the uptime aside), its chart points /status's
+    series; fails with the difference."""
+    page: PageState | None = None
+    status: dict = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            page = await events.next(0.3)
+        if page is None or not shows(page):
+            continue
+        status = await _status(http, monitor)
+        series = status.pop("series")
+        shown = {k: v for k, v in page.items() if k not in ("series", "series_append")}
+        if (
+            {**shown, "uptime_s": None} == {**status, "uptime_s": None}
+            and page.turns == series["turns"]
+            and page.mood == series["mood"]
+        ):
+            return page
+    raise AssertionError(
+        f"the page never showed /status's snapshot:\npage   {page}\nstatus {status}"
+    )
+
+
+def _mood_is(page: dict, level: float) -> bool:
+    return bool(page.get("mood")) and all(m == {"dopamine": level} for m in page["mood"].values())
+
+
+async def test_deltas_applied_as_the_page_does_give_the_snapshot_status_shows():
+    # The page gets the whole snapshot once, then only deltas.  Applied in order,
+    # they must rebuild exactly what /status shows: facts that change, appear and
+    # go, the probe's answer and its error, the tool counts, the recent turns past
+    # the history's length, the chart points.
+    facts: dict = {"discord_connected": True, "provider": "openai", "in_flight": 1}
+    answer: dict = {"level": 0.5, "fail": False}
+
+    async def probe(channels: list[int]) -> dict:
+        if answer["fail"]:
+            raise RuntimeError("redis went away")
+        return {"mood": {str(c): {"dopamine": answer["level"]} for c in channels}}
+
+    monitor = await _started(
+        state=lambda: copy.deepcopy(facts),  # as the app's state(): new objects each call
+        probe=probe,
+        history=5,
+        interval_s=0.1,
+        refresh_s=0.05,
+        mood_sample_s=0.1,
+        mood_background_s=3600,
+    )
+    monitor.record(_turn(user="before the page"))
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{monitor.port}/events") as resp,
+        ):
+            events = Events(resp)
+            first = await events.next(5)
+            assert first.kind == "snapshot"
+            steps = [
+                # a fact changes, one appears, a nested one appears
+                (
+                    lambda: facts.update(in_flight=2, latency_ms=41, busy_channels={"7": 1}),
+                    lambda page: page.get("in_flight") == 2,
+                ),
+                # a nested fact changes, one fact goes
+                (
+                    lambda: (facts["busy_channels"].update({"8": 2}), facts.pop("in_flight")),
+                    lambda page: "in_flight" not in page,
+                ),
+                # the mood changes
+                (lambda: answer.update(level=0.75), lambda page: _mood_is(page, 0.75)),
+                # the probe fails: its error appears, the mood goes
+                (lambda: answer.update(fail=True), lambda page: "probe_error" in page),
+                # it answers again: the error goes, the mood is back
+                (
+                    lambda: answer.update(fail=False, level=0.25),
+                    lambda page: "probe_error" not in page and _mood_is(page, 0.25),
+                ),
+                # nothing changes but the turns
+                (lambda: None, lambda page: True),
+            ]
+            for i, (change, changed) in enumerate(steps):
+                change()
+                for j in range(i + 1):  # more turns than the history holds, in all
+                    tools = ("web_search",) if j % 2 else ("lookup", "web_search")
+                    monitor.record(
+                        Activity(
+                            time.time(),
+                            f"#c{i}",
+                            f"u{i}-{j}",
+                            "gpt-test",
+                            0.5 + j,
+                            j % 3 != 0,
+                            channel_id=40 + j,
+                            tier="base",
+                            ttft_s=0.1,
+                            tools=tools,
+                            failed_tools=tools[:1] if j % 2 else (),
+                        )
+                    )
+                newest = user_tag(f"u{i}-{i}")
+                page = await _until_page_shows_status(
+                    events,
+                    http,
+                    monitor,
+                    lambda page, changed=changed, newest=newest: (
+                        page["recent"][0]["user"] == newest and changed(page)
+                    ),
+                )
+                assert page.kind == "delta", f"step {i}: the page needed a whole snapshot"
+                assert len(page["recent"]) == min(5, 1 + sum(range(1, i + 2)))
+            events.close()
+        assert "in_flight" not in page and page["busy_channels"] == {"7": 1, "8": 2}
+        assert _mood_is(page, 0.25)
+        assert "probe_error" not in page
+        assert page["tool_stats"]["web_search"]["calls"] == sum(range(1, 7))
+    finally:
+        await monitor.stop()
+
+
+async def test_an_update_sends_only_what_changed():
+    # The cost of an update follows what changed, not the size of the page: a new
+    # turn and a changed fact are sent, not the rows and facts the page has.
+    facts = {"discord_connected": True, "provider": "openai", "in_flight": 0}
+    monitor = await _started(state=lambda: dict(facts), interval_s=0.1, refresh_s=0.05)
+    for i in range(50):
+        monitor.record(_turn(user=f"old{i}", channel="#" + "x" * 200))
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{monitor.port}/events") as resp,
+        ):
+            events = Events(resp)
+            first = await events.next(5)
+            assert first.kind == "snapshot" and len(first["recent"]) == 50
+            # Ticks with nothing new send nothing.
+            with pytest.raises(TimeoutError):
+                await events.next(0.5)
+            facts["in_flight"] = 1
+            new = _turn(user="new", channel="#" + "y" * 200)
+            monitor.record(new)
+            update = await events.next(5)
+            events.close()
+        assert update.kind == "delta"
+        assert update.data["set"] == {"in_flight": 1} and update.data["unset"] == []
+        assert [r[update.data["fields"].index("user")] for r in update.data["recent"]] == [
+            user_tag("new")
+        ]
+        # The chart point is the row's own at/seconds/ok: not sent twice.
+        assert update.data["series_append"]["turns"] == []
+        assert update.new_turns == [[new.at, 1.25, True]]
+        row = json.dumps(update.data["recent"][0])
+        assert len(json.dumps(update.data)) < len(row) + 400, update.data
+        # What the page holds: the new row first, the history's length kept.
+        assert len(update["recent"]) == 50 and update["recent"][0]["channel"] == "#" + "y" * 200
+        assert update["in_flight"] == 1 and update["provider"] == "openai"
+    finally:
+        await monitor.stop()
+
+
+def test_record_only_appends_and_the_turns_are_folded_in_batches():
+    # record() runs on every turn: it appends, and the rows, chart points and tool
+    # counts are made in batches, bounded however long no page opens.
+    monitor = Monitor(host="127.0.0.1", port=0)
+    total = 3 * FOLD_AT + 7
+    for i in range(total):
+        monitor.record(_turn(user=f"u{i}") if i % 2 else replace(_turn(), tools=("lookup",)))
+        assert len(monitor._pending) < FOLD_AT
+    assert monitor._pending, "every record() folded: it does the per-turn work at once"
+    assert len(monitor.turns) == total and monitor.version == total
+    assert monitor.tool_stats() == {"lookup": {"calls": (total + 1) // 2, "errors": 0}}

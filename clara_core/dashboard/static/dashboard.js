@@ -1,5 +1,6 @@
-// Clara's monitor page: applies each snapshot from /events (server-sent events)
-// in place, and draws the charts with the vendored uPlot.  No page reloads.
+// Clara's monitor page: keeps the snapshot from /events (server-sent events) up
+// to date with the deltas that follow it, redraws in place, and draws the charts
+// with the vendored uPlot.  No page reloads.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -71,7 +72,13 @@
     }
     return [xs, ys];
   }
-  window.claraDashboard = { failedPerMinute };
+  // For the browser test: the page's state (to compare with /status) and its
+  // chart points.
+  window.claraDashboard = {
+    failedPerMinute,
+    state: () => state,
+    points: () => ({ turns, moods }),
+  };
 
   function drawCharts() {
     if (typeof uPlot === "undefined") return;
@@ -108,7 +115,38 @@
     }
   }
 
-  function apply(s) {
+  // What the page shows: the last whole snapshot with every delta since applied
+  // (the chart points are kept apart, in turns/moods).
+  let state = {};
+
+  // A whole snapshot (the page's own at load, the first event of each connection).
+  function applySnapshot(s) {
+    state = Object.assign({}, s);
+    delete state.series;
+    delete state.series_append;
+    merge(s.series, s.series_append);
+    render(state);
+  }
+
+  // A delta (monitor.Monitor._delta): "set" replaces facts, "unset" removes them,
+  // "recent" holds the new turns (newest first, each an array of the "fields"
+  // named) to put before the rows, cut to "keep"; "series_append" the new chart
+  // points the rows do not carry.
+  function applyDelta(d) {
+    Object.assign(state, d.set || {});
+    for (const k of d.unset || []) delete state[k];
+    const added = (d.recent || []).map((r) => Object.fromEntries(d.fields.map((f, i) => [f, r[i]])));
+    state.recent = added.concat(state.recent || []).slice(0, d.keep);
+    state.uptime_s = d.uptime_s;
+    // The new turns' chart points: those the rows lack, then the rows' own
+    // (oldest first), which the server does not send twice.
+    const points = added.slice().reverse().map((a) => [a.at, a.seconds, a.ok]);
+    const append = d.series_append || {};
+    merge(null, { turns: (append.turns || []).concat(points), mood: append.mood });
+    render(state);
+  }
+
+  function render(s) {
     const connected = !!s.discord_connected;
     const c = $("connection");
     c.textContent = connected ? "connected" : "disconnected";
@@ -139,7 +177,6 @@
       [a.ttft_s === null || a.ttft_s === undefined ? "–" : a.ttft_s.toFixed(2) + "s"], [a.seconds.toFixed(1) + "s"],
       [(a.tools || []).join(", ")], [a.ok ? "ok" : "failed", a.ok ? "ok" : "bad"]]);
     rows($("tools"), Object.entries(s.tool_stats || {}), ([name, t]) => [[name], [t.calls], [t.errors, t.errors ? "bad" : ""]]);
-    merge(s.series, s.series_append);
     drawCharts();
   }
 
@@ -176,11 +213,12 @@
     }
   });
 
-  apply(JSON.parse($("initial").textContent));
+  applySnapshot(JSON.parse($("initial").textContent));
   // EventSource reconnects by itself when Clara restarts; the badge says so.
   const source = new EventSource("/events");
   const live = $("live");
   source.addEventListener("open", () => { live.textContent = "live"; live.className = "badge on"; });
   source.addEventListener("error", () => { live.textContent = "reconnecting…"; live.className = "badge off"; });
-  source.addEventListener("snapshot", (e) => apply(JSON.parse(e.data)));
+  source.addEventListener("snapshot", (e) => applySnapshot(JSON.parse(e.data)));
+  source.addEventListener("delta", (e) => applyDelta(JSON.parse(e.data)));
 })();

@@ -130,6 +130,10 @@ async def _receive(broker: RedisStreamBroker, at_once: int, stop: asyncio.Event)
                 await asyncio.wait_for(stop.wait(), delay)
 
 
+#: The longest a stopping worker waits for its tasks, then for its connections.
+STOP_WAIT_S = 10.0
+
+
 async def _beacon(broker: Any, path: Path) -> None:
     """Until cancelled: every BEACON_EVERY_S, when the queue's Redis answers, write
     the time to ``path``.  The container's healthcheck reads it: a worker is healthy
@@ -140,7 +144,10 @@ async def _beacon(broker: Any, path: Path) -> None:
         except Exception as exc:
             log.debug("worker: health beacon: the queue's Redis does not answer: %r", exc)
         else:
-            await asyncio.to_thread(_write_beacon, path)
+            try:
+                await asyncio.to_thread(_write_beacon, path)
+            except OSError as exc:  # a full or read-only disk: unhealthy, said once a beat
+                log.warning("worker: could not write the health beacon %s: %s", path, exc)
         await asyncio.sleep(BEACON_EVERY_S)
 
 
@@ -230,21 +237,30 @@ async def run_worker(settings: Settings) -> int:
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({receiver, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
-        receiver.cancel()
-        keeper.cancel()
-        beacon.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await receiver
-        for task in (keeper, beacon):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = {receiver, keeper, beacon}
+        for task in tasks:
+            task.cancel()
+        # Bounded: a stop must end the process (compose SIGKILLs after its grace
+        # period anyway, and a held job goes to another worker either way); say
+        # what did not stop instead of hanging on it.
+        _, pending = await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+        if pending:
+            log.warning(
+                "worker: %s did not stop within %.0f s of the stop; exiting anyway",
+                ", ".join(sorted(t.get_name() for t in pending)),
+                STOP_WAIT_S,
+            )
         with contextlib.suppress(OSError):
             await asyncio.to_thread(beacon_path.unlink, missing_ok=True)
         log.info("worker stopped")
         return 0
     finally:
         if broker is not None:
-            with contextlib.suppress(Exception):
-                await broker.shutdown()
+            try:
+                await asyncio.wait_for(broker.shutdown(), STOP_WAIT_S)
+            except TimeoutError:
+                log.warning("worker: closing the queue's connections took over %.0f s", STOP_WAIT_S)
+            except Exception as exc:
+                log.debug("worker: closing the queue: %r", exc)
         await llm.aclose()
         await session.close()

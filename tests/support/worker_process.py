@@ -123,6 +123,11 @@ class WorkerProcess:
             rest = await asyncio.wait_for(self.proc.stderr.read(), 30)
             await asyncio.wait_for(self.proc.wait(), 30)
         except TimeoutError:
+            alive = self.proc.returncode is None
             self.proc.kill()
-            raise
+            raise AssertionError(
+                f"the worker did not end within 30 s of SIGTERM (process "
+                f"{'still running' if alive else 'ended, its stderr still open'}); "
+                f"its log so far:\n{self.log[-4000:]}"
+            ) from None
         self.lines.append(rest.decode())

@@ -86,6 +86,8 @@ class StreamingReply:
         self.text = ""
         self.status: str | None = None
         self.footer: str | None = None
+        #: The complete answer is on screen (finish() ran): abort() leaves it alone.
+        self.finished = False
         self.messages: list[discord.Message] = []
         self._dirty = asyncio.Event()
         self._closed = False
@@ -257,6 +259,16 @@ class StreamingReply:
         """Render the complete answer, ``files`` attached.  Never loses text: edits
         are retried, and when editing doesn't work the answer is posted afresh (as a
         file when long)."""
+        await self._finish(final_text, footer=footer, files=files)
+        self.finished = True  # not when cancelled midway: then abort() marks it
+
+    async def _finish(
+        self,
+        final_text: str,
+        *,
+        footer: str | None = None,
+        files: Sequence[ToolAttachment] = (),
+    ) -> None:
         await self._stop_updates()
         self.text, self.status = final_text, None
         as_file = len(self._render(final=True)) > MAX_MESSAGES
@@ -373,7 +385,11 @@ class StreamingReply:
         del self.messages[1:]
 
     async def abort(self, note: str) -> None:
-        """Stop streaming and leave what was written, marked with ``note``."""
+        """Stop streaming and leave what was written, marked with ``note``.  A reply
+        already finished is left as it is: what was cancelled came after the answer
+        (storing the turn, say), and the answer itself was not stopped."""
+        if self.finished:
+            return
         await self._stop_updates()
         self.status, self.footer = None, note
         if self.messages or self.text:

@@ -419,3 +419,26 @@ async def test_nevermind_then_a_question_stops_and_answers_the_question():
         assert len(w.llm.requests) == 2
         assert "what's 2+2?" in str(w.llm.requests[1].messages[-1])
         assert not any("and mine?" in str(r.messages[-1]) for r in w.llm.requests)
+
+
+async def test_a_cancel_after_the_answer_is_finished_leaves_the_answer_alone():
+    """A turn cancelled after its answer is complete (a shutdown or a stop while the
+    turn is still being stored): the answer was not stopped and must not say so."""
+    from clara_core.discord_adapter.streaming import StreamingReply
+
+    async with clara_on_discord() as w:
+        said = await w.say(w.bob, "not addressed to Clara")
+        channel = w.client.get_channel(w.channel_id)
+        message = await channel.fetch_message(said.id)
+        reply = StreamingReply(message, w.client.conversation.pacer)
+        reply.start()
+        reply.append("Hello")
+        await reply.finish("Hello there.")
+        await reply.abort("⏹ stopped")
+        assert [m.content for m in w.replies()] == ["Hello there."]
+        # Cancelled before its end, a reply is still marked.
+        unfinished = StreamingReply(message, w.client.conversation.pacer)
+        unfinished.start()
+        unfinished.append("Half an ans")
+        await unfinished.abort("⏹ stopped")
+        assert any(m.content.endswith("⏹ stopped") for m in w.replies())

@@ -45,6 +45,7 @@ from storage.db import create_engine
 from tests.fakes.fake_discord import FakeDiscord, FakeUser
 from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply, ToolCall
 from tests.sandbox.conftest import TEST_IMAGE
+from tests.support.clara_process import fakes_env
 from tests.support.compose import ComposeProject, compose_or_skip, make_network, standin_images
 from tests.support.cortex import remember_one
 from tests.support.docker_images import (
@@ -119,15 +120,7 @@ async def answered_once(fake: FakeDiscord, expected: dict[int, list[str]]) -> No
 
 def stack_env(fake: FakeDiscord, llm: FakeLLM, images: dict[str, str]) -> dict[str, str]:
     """The project's .env, as an operator writes it (the images aside)."""
-    return {
-        **images,
-        "DISCORD_BOT_TOKEN": fake.token,
-        "DISCORD_API_BASE": fake.api_base,
-        "DISCORD_GATEWAY_URL": fake.gateway_url,
-        "LLM_PROVIDER": "openai",
-        "CUSTOM_OPENAI_API_KEY": "k",
-        "CUSTOM_OPENAI_BASE_URL": llm.openai_base_url,
-    }
+    return {**images, **fakes_env(fake, llm)}
 
 
 async def test_compose_profile_scale_up_runs_two_shards_and_a_worker(

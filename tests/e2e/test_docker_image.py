@@ -24,6 +24,7 @@ import pytest
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_llm import FakeLLM, RecordedRequest, Reply
 from tests.sandbox.conftest import TEST_IMAGE
+from tests.support.clara_process import fakes_env
 from tests.support.docker_images import clara_test_image, docker_client_or_skip
 from tests.support.ports import free_port
 
@@ -119,12 +120,7 @@ async def test_the_image_runs_clara_on_its_embedded_default(client, image):
         guild = fake.add_guild("Home", members=[alice.id])
         channel = guild.text_channels[0].id
         env = {
-            "DISCORD_BOT_TOKEN": fake.token,
-            "DISCORD_API_BASE": fake.api_base,
-            "DISCORD_GATEWAY_URL": fake.gateway_url,
-            "LLM_PROVIDER": "openai",
-            "CUSTOM_OPENAI_API_KEY": "k",
-            "CUSTOM_OPENAI_BASE_URL": llm.openai_base_url,
+            **fakes_env(fake, llm),
             # Host network: the monitor (and so the HEALTHCHECK) on a free port.
             "DISCORD_MONITOR_PORT": str(free_port()),
         }

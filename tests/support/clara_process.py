@@ -32,6 +32,19 @@ def clara_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def fakes_env(discord: FakeDiscord, llm: FakeLLM, api_key: str = "k") -> dict[str, str]:
+    """The settings that point Clara at the fake Discord and the fake LLM (OpenAI
+    wire), as an operator's .env names the real ones."""
+    return {
+        "DISCORD_BOT_TOKEN": discord.token,
+        "DISCORD_API_BASE": discord.api_base,
+        "DISCORD_GATEWAY_URL": discord.gateway_url,
+        "LLM_PROVIDER": "openai",
+        "CUSTOM_OPENAI_API_KEY": api_key,
+        "CUSTOM_OPENAI_BASE_URL": llm.openai_base_url,
+    }
+
+
 def shard_env(
     root: Path,
     *,
@@ -49,17 +62,12 @@ def shard_env(
     the monitor on a free port (several processes on one host)."""
     return clara_env(
         root,
-        DISCORD_BOT_TOKEN=discord.token,
-        DISCORD_API_BASE=discord.api_base,
-        DISCORD_GATEWAY_URL=discord.gateway_url,
+        **fakes_env(discord, llm, api_key),
         DISCORD_SHARD_COUNT=str(count),
         DISCORD_SHARD_IDS=str(shard),
         DISCORD_MONITOR_PORT="0",
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
-        LLM_PROVIDER="openai",
-        CUSTOM_OPENAI_API_KEY=api_key,
-        CUSTOM_OPENAI_BASE_URL=llm.openai_base_url,
         **overrides,
     )
 
